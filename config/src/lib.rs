@@ -1,0 +1,2 @@
+//! Config types (being written).
+#![deny(unsafe_code)]

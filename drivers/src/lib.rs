@@ -1,0 +1,1 @@
+//! Port drivers (being written).

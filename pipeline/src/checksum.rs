@@ -1,0 +1,1 @@
+//! TODO(pipeline helper): checksum

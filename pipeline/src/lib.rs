@@ -1,0 +1,25 @@
+//! Switchyard's packet logic, kept free of sockets, threads and syscalls so every
+//! stage can be tested and benchmarked in memory.
+//!
+//! Frames flow through stages as whole batches (VPP-style vectors): the driver
+//! fills a [`frame::FrameStore`] plus one [`frame::PacketMeta`] per frame, each
+//! stage walks the batch and refines the metas' [`frame::Verdict`], and the
+//! worker turns the verdicts into per-port transmit batches.
+#![deny(unsafe_code)]
+
+pub mod checksum;
+pub mod counters;
+pub mod drop_reason;
+pub mod frame;
+pub mod l2;
+pub mod mac;
+pub mod mac_table;
+pub mod wire;
+
+pub use counters::PortCounters;
+pub use drop_reason::{DropCounters, DropReason};
+pub use frame::{DomainId, FrameStore, PacketMeta, PortId, Timestamp, Verdict, MAX_BURST};
+// Contract for the pipeline helper: re-export these once written.
+// pub use l2::{L2Config, L2Stats, L2Switch};
+// pub use mac::MacAddr;
+// pub use mac_table::MacTable;
