@@ -1,1 +1,140 @@
-//! Port drivers (being written).
+//! Switchyard's port drivers behind one small burst interface.
+//!
+//! A worker owns one [`FramePool`] (for AF_XDP: one UMEM shared by all of the
+//! worker's sockets) and a set of [`Port`]s drawing frames from it. Frames move
+//! between ports as handles (descriptors), never as copies, except where one frame
+//! must leave through several ports (flooding). Every frame is always owned by
+//! exactly one place: the pool's free list, a port's rings, or a batch in the
+//! worker; [`FramePool::free_count`] plus [`Port::frames_held`] over all ports
+//! must equal [`FramePool::total`] whenever no batch is in flight.
+//!
+//! Drivers: [`afxdp`] (Linux AF_XDP sockets via xsk-rs) and [`memory`] (plain
+//! vectors, for tests and benchmarks of everything above the driver).
+
+pub mod afxdp;
+pub mod batch;
+pub mod memory;
+pub mod sys;
+
+pub use batch::BatchFrames;
+
+use thiserror::Error;
+
+/// Frame memory shared by the ports of one worker.
+pub trait FramePool {
+    /// A handle naming one frame of this pool; cheap to copy, moved between rings.
+    type Handle: Copy + std::fmt::Debug;
+
+    /// Takes a free frame, if any; its contents are undefined and its length 0.
+    fn alloc(&mut self) -> Option<Self::Handle>;
+    /// Returns a frame to the free list.
+    fn free(&mut self, handle: Self::Handle);
+    /// Bytes of a frame, up to its length.
+    fn data(&self, handle: &Self::Handle) -> &[u8];
+    /// Mutable bytes of a frame, up to its length.
+    fn data_mut(&mut self, handle: &mut Self::Handle) -> &mut [u8];
+    /// Copies frame `src` into frame `dst` (which must come from [`alloc`](Self::alloc)).
+    fn copy_into(&mut self, src: &Self::Handle, dst: &mut Self::Handle);
+    /// Number of frames the pool was created with.
+    fn total(&self) -> usize;
+    /// Number of frames on the free list now.
+    fn free_count(&self) -> usize;
+}
+
+/// Result of handing a batch to a port for transmission.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxResult {
+    /// Frames the port accepted (now owned by the port until completion).
+    pub accepted: usize,
+    /// Bytes in the accepted frames.
+    pub accepted_bytes: usize,
+    /// Frames the ring had no room for; the port returned them to the pool.
+    pub ring_full: usize,
+}
+
+/// One port: a source and sink of frame bursts drawing on the worker's pool.
+pub trait Port {
+    /// The frame pool this port's frames come from.
+    type Pool: FramePool;
+
+    /// Receives up to `max` frames, appending their handles to `out`.
+    fn rx_burst(
+        &mut self,
+        pool: &mut Self::Pool,
+        out: &mut Vec<<Self::Pool as FramePool>::Handle>,
+        max: usize,
+    ) -> usize;
+
+    /// Queues `frames` for transmission and drains the vector. Frames that do not
+    /// fit are returned to the pool and reported in [`TxResult::ring_full`].
+    fn tx_burst(
+        &mut self,
+        pool: &mut Self::Pool,
+        frames: &mut Vec<<Self::Pool as FramePool>::Handle>,
+    ) -> TxResult;
+
+    /// Kicks the kernel (one syscall per port per loop turn at most), collects
+    /// completed transmissions into the pool and tops up receive buffers.
+    fn service(&mut self, pool: &mut Self::Pool) -> Result<(), PortError>;
+
+    /// Frames this port currently holds (fill ring, receive ring, transmit ring
+    /// awaiting completion), for the frame-accounting invariant.
+    fn frames_held(&self) -> usize;
+
+    /// True while transmitted frames have not yet completed.
+    fn tx_pending(&self) -> bool;
+
+    /// Returns every frame the port holds to the pool, for a clean shutdown.
+    /// Only frames the kernel has handed back can be returned; what stays in the
+    /// kernel's rings is reported by [`frames_held`](Self::frames_held).
+    fn release(&mut self, pool: &mut Self::Pool);
+}
+
+/// Errors a driver reports. Each says what failed and, where it helps, what to do.
+#[derive(Debug, Error)]
+pub enum PortError {
+    /// The interface named in the config does not exist.
+    #[error("interface {0:?} does not exist")]
+    NoSuchInterface(String),
+    /// Creating or binding the AF_XDP socket failed.
+    #[error("cannot open an AF_XDP socket on {interface} queue {queue} in {mode} mode: {source}")]
+    Socket {
+        /// Interface name.
+        interface: String,
+        /// Queue id.
+        queue: u32,
+        /// XDP attach mode tried.
+        mode: &'static str,
+        /// What the kernel said.
+        source: std::io::Error,
+    },
+    /// Creating the UMEM failed.
+    #[error("cannot create the UMEM ({frames} frames): {source}{hint}")]
+    Umem {
+        /// Frames requested.
+        frames: u32,
+        /// What the kernel said.
+        source: std::io::Error,
+        /// A hint for the operator (e.g. RLIMIT_MEMLOCK).
+        hint: &'static str,
+    },
+    /// Dealing with an XDP program already attached failed.
+    #[error("XDP program on {interface}: {message}")]
+    XdpProgram {
+        /// Interface name.
+        interface: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The transmit kick failed with an error other than a transient one.
+    #[error("transmit kick on {interface} failed: {source}")]
+    Kick {
+        /// Interface name.
+        interface: String,
+        /// What the kernel said.
+        source: std::io::Error,
+    },
+    /// A configuration value the driver cannot honour.
+    #[error("invalid driver setting: {0}")]
+    Invalid(String),
+}

@@ -1,0 +1,26 @@
+//! AF_XDP ports (xsk-rs over libxdp): one UMEM per worker shared by all of its
+//! sockets (XDP_SHARED_UMEM), so a frame received on one port is transmitted on
+//! another by moving its descriptor, with no copy inside the switch.
+//!
+//! Each (interface, queue) bound from the shared UMEM gets its own fill and
+//! completion rings; a transmitted frame's completion comes back on the transmit
+//! port's completion ring, so the worker keeps one free list for the whole UMEM
+//! ([`UmemPool`]) and every port refills its fill ring from it.
+
+mod pool;
+mod port;
+pub mod xdp_program;
+
+pub use pool::UmemPool;
+pub use port::{AttachMode, XdpPort, XdpPortConfig};
+
+/// How to attach the XDP program that steers frames into our sockets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XdpModeChoice {
+    /// Native (driver) mode, falling back to generic mode if the driver refuses.
+    Auto,
+    /// Native (driver) mode only.
+    Native,
+    /// Generic (SKB) mode only.
+    Generic,
+}

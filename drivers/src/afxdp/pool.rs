@@ -1,0 +1,124 @@
+//! The worker's UMEM and its free list.
+
+use crate::{FramePool, PortError};
+use std::io::Write;
+use std::num::NonZeroU32;
+use xsk_rs::config::{QueueSize, UmemConfig};
+use xsk_rs::{FrameDesc, Umem};
+
+/// One UMEM plus the descriptors of the frames nobody else holds.
+#[derive(Debug)]
+pub struct UmemPool {
+    umem: Umem,
+    free: Vec<FrameDesc>,
+    total: usize,
+}
+
+impl UmemPool {
+    /// Creates a UMEM of `frames` 4 KiB frames whose per-socket fill and
+    /// completion rings have `fill_size` and `comp_size` entries.
+    pub fn new(frames: u32, fill_size: u32, comp_size: u32) -> Result<Self, PortError> {
+        let invalid = |what: &str| PortError::Invalid(format!("{what} must be a power of two"));
+        let config = UmemConfig::builder()
+            .fill_queue_size(QueueSize::new(fill_size).map_err(|_| invalid("fill ring size"))?)
+            .comp_queue_size(QueueSize::new(comp_size).map_err(|_| invalid("completion ring size"))?)
+            .build()
+            .map_err(|e| PortError::Invalid(e.to_string()))?;
+        let count = NonZeroU32::new(frames).ok_or_else(|| PortError::Invalid("umem_frames must be > 0".into()))?;
+        let (umem, descs) = Umem::new(config, count, false).map_err(|e| {
+            let source = std::error::Error::source(&e)
+                .and_then(|s| s.downcast_ref::<std::io::Error>())
+                .map(|io| std::io::Error::new(io.kind(), io.to_string()))
+                .unwrap_or_else(|| std::io::Error::other(e.to_string()));
+            let hint = if source.raw_os_error() == Some(libc::ENOMEM)
+                || source.raw_os_error() == Some(libc::EPERM)
+            {
+                " (locked memory: RLIMIT_MEMLOCK is small on many systems; root or CAP_IPC_LOCK is exempt)"
+            } else {
+                ""
+            };
+            PortError::Umem { frames, source, hint }
+        })?;
+        let total = descs.len();
+        Ok(UmemPool { umem, free: descs, total })
+    }
+
+    /// The UMEM, for binding sockets to it.
+    pub fn umem(&self) -> &Umem {
+        &self.umem
+    }
+
+    /// Takes up to `n` free descriptors off the free list into `out` (for the fill ring).
+    pub(crate) fn take_free(&mut self, n: usize, out: &mut Vec<FrameDesc>) {
+        let start = self.free.len().saturating_sub(n);
+        out.extend(self.free.drain(start..));
+    }
+
+    /// Checks the free list holds no frame twice (a double free). Linear in the
+    /// number of frames: for shutdown and tests, not the hot path.
+    pub fn free_list_is_unique(&self) -> bool {
+        let mut addrs: Vec<usize> = self.free.iter().map(|d| d.addr()).collect();
+        addrs.sort_unstable();
+        addrs.windows(2).all(|w| w[0] != w[1])
+    }
+}
+
+impl FramePool for UmemPool {
+    type Handle = FrameDesc;
+
+    fn alloc(&mut self) -> Option<FrameDesc> {
+        let mut desc = self.free.pop()?;
+        // SAFETY: `desc` came off our free list, so it names a frame of this UMEM
+        // that no ring and no batch holds; nothing else accesses it.
+        #[allow(unsafe_code)]
+        unsafe { self.umem.data_mut(&mut desc) }.cursor().set_pos(0);
+        Some(desc)
+    }
+
+    fn free(&mut self, handle: FrameDesc) {
+        self.free.push(handle);
+    }
+
+    fn data(&self, handle: &FrameDesc) -> &[u8] {
+        // SAFETY: handles given to the pool's users come from this UMEM (our free
+        // list or our sockets' rings) and are held by the worker, not by a ring, so
+        // the kernel does not write the frame while it is read.
+        #[allow(unsafe_code)]
+        unsafe { self.umem.data(handle) }.contents()
+    }
+
+    fn data_mut(&mut self, handle: &mut FrameDesc) -> &mut [u8] {
+        // SAFETY: as in `data`; in addition `&mut self` and `&mut handle` keep this
+        // the only access to the frame, and the slice re-borrowed below points into
+        // the UMEM mapping, which lives as long as `self.umem`.
+        #[allow(unsafe_code)]
+        unsafe {
+            let mut data = self.umem.data_mut(handle);
+            let bytes = data.contents_mut();
+            std::slice::from_raw_parts_mut(bytes.as_mut_ptr(), bytes.len())
+        }
+    }
+
+    fn copy_into(&mut self, src: &FrameDesc, dst: &mut FrameDesc) {
+        // SAFETY: `src` and `dst` are distinct frames of this UMEM held by the
+        // worker (dst fresh from `alloc`), so reading one while writing the other
+        // does not alias and the kernel touches neither.
+        #[allow(unsafe_code)]
+        unsafe {
+            let bytes = self.umem.data(src).contents();
+            let mut data = self.umem.data_mut(dst);
+            let mut cursor = data.cursor();
+            cursor.set_pos(0);
+            // A frame always fits in another frame of the same UMEM.
+            let _ = cursor.write_all(bytes);
+        }
+    }
+
+    fn total(&self) -> usize {
+        self.total
+    }
+
+    fn free_count(&self) -> usize {
+        self.free.len()
+    }
+}

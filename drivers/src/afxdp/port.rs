@@ -1,0 +1,328 @@
+//! One AF_XDP socket bound to an (interface, queue) from the worker's UMEM.
+
+use super::pool::UmemPool;
+use super::xdp_program;
+use super::XdpModeChoice;
+use crate::{FramePool, Port, PortError, TxResult};
+use std::time::{Duration, Instant};
+use tracing::{debug, info, warn};
+use xsk_rs::config::{BindFlags, Interface, QueueSize, SocketConfig, XdpFlags};
+use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, TxQueue};
+
+/// The XDP mode a port ended up attached in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachMode {
+    /// Driver (native) XDP.
+    Native,
+    /// Generic (SKB) XDP.
+    Generic,
+}
+
+impl AttachMode {
+    /// Name for logs and stats.
+    pub fn name(self) -> &'static str {
+        match self {
+            AttachMode::Native => "native",
+            AttachMode::Generic => "generic",
+        }
+    }
+
+    fn xdp_flags(self) -> XdpFlags {
+        match self {
+            AttachMode::Native => XdpFlags::XDP_FLAGS_DRV_MODE,
+            AttachMode::Generic => XdpFlags::XDP_FLAGS_SKB_MODE,
+        }
+    }
+}
+
+/// What is needed to open one AF_XDP port.
+#[derive(Clone, Debug)]
+pub struct XdpPortConfig {
+    /// Interface to bind.
+    pub interface: String,
+    /// Queue id on the interface.
+    pub queue: u32,
+    /// Attach mode wanted.
+    pub mode: XdpModeChoice,
+    /// RX and TX ring entries.
+    pub ring_size: u32,
+    /// Frames kept in the fill ring (at most the UMEM's fill ring size).
+    pub fill_target: u32,
+    /// How long to keep retrying a bind the kernel answers with EBUSY (a socket on
+    /// the same queue released moments ago).
+    pub busy_retry: Duration,
+}
+
+/// An AF_XDP socket with its rings and the bookkeeping of frames it holds.
+pub struct XdpPort {
+    interface: String,
+    ifindex: u32,
+    mode: AttachMode,
+    tx: TxQueue,
+    rx: RxQueue,
+    fill: FillQueue,
+    completion: CompQueue,
+    /// Frames given to the fill ring and not yet received back.
+    fill_held: usize,
+    /// Frames given to the TX ring and not yet completed.
+    tx_held: usize,
+    fill_target: usize,
+    scratch: Vec<FrameDesc>,
+    kick_failures: u64,
+}
+
+impl std::fmt::Debug for XdpPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XdpPort")
+            .field("interface", &self.interface)
+            .field("mode", &self.mode)
+            .field("fill_held", &self.fill_held)
+            .field("tx_held", &self.tx_held)
+            .finish()
+    }
+}
+
+impl XdpPort {
+    /// Binds a socket on `config.interface` from `pool`'s UMEM, attaching the XDP
+    /// program in the wanted mode (native first under `Auto`), after detaching a
+    /// stale Switchyard/libxdp program a crashed run may have left.
+    pub fn open(pool: &mut UmemPool, config: &XdpPortConfig) -> Result<Self, PortError> {
+        let ifindex = crate::sys::interface_index(&config.interface)
+            .ok_or_else(|| PortError::NoSuchInterface(config.interface.clone()))?;
+        xdp_program::detach_stale(&config.interface, ifindex)?;
+
+        let modes: &[AttachMode] = match config.mode {
+            XdpModeChoice::Auto => &[AttachMode::Native, AttachMode::Generic],
+            XdpModeChoice::Native => &[AttachMode::Native],
+            XdpModeChoice::Generic => &[AttachMode::Generic],
+        };
+        let mut last_error = None;
+        for &mode in modes {
+            match Self::bind(pool, config, mode) {
+                Ok((tx, rx, fill, completion)) => {
+                    info!(interface = %config.interface, queue = config.queue, mode = mode.name(), "AF_XDP port attached");
+                    let ring = config.ring_size as usize;
+                    let mut port = XdpPort {
+                        interface: config.interface.clone(),
+                        ifindex,
+                        mode,
+                        tx,
+                        rx,
+                        fill,
+                        completion,
+                        fill_held: 0,
+                        tx_held: 0,
+                        fill_target: config.fill_target as usize,
+                        scratch: Vec::with_capacity(ring.max(config.fill_target as usize)),
+                        kick_failures: 0,
+                    };
+                    port.refill(pool);
+                    return Ok(port);
+                }
+                Err(error) => {
+                    if modes.len() > 1 {
+                        warn!(interface = %config.interface, mode = mode.name(), %error, "XDP attach failed; trying the next mode");
+                    }
+                    // A failed native attach can leave a half-set-up program behind.
+                    let _ = xdp_program::detach_stale(&config.interface, ifindex);
+                    last_error = Some(error);
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| PortError::Invalid("no XDP mode to try".into())))
+    }
+
+    fn bind(
+        pool: &UmemPool,
+        config: &XdpPortConfig,
+        mode: AttachMode,
+    ) -> Result<(TxQueue, RxQueue, FillQueue, CompQueue), PortError> {
+        let socket_error = |source: std::io::Error| PortError::Socket {
+            interface: config.interface.clone(),
+            queue: config.queue,
+            mode: mode.name(),
+            source,
+        };
+        let ring = QueueSize::new(config.ring_size)
+            .map_err(|_| PortError::Invalid("ring_size must be a power of two".into()))?;
+        let socket_config = SocketConfig::builder()
+            .rx_queue_size(ring)
+            .tx_queue_size(ring)
+            .xdp_flags(mode.xdp_flags())
+            .bind_flags(BindFlags::XDP_USE_NEED_WAKEUP)
+            .build();
+        let name: Interface = config
+            .interface
+            .parse()
+            .map_err(|_| PortError::Invalid(format!("bad interface name {:?}", config.interface)))?;
+        let deadline = Instant::now() + config.busy_retry;
+        loop {
+            // SAFETY: each (interface, queue) is bound once per UMEM by Switchyard
+            // (the config rejects two ports on one interface), so the fill and
+            // completion rings are always handed to us and no program is shared
+            // between sockets of one pair.
+            #[allow(unsafe_code)]
+            let result = unsafe { xsk_rs::Socket::new(socket_config, pool.umem(), &name, config.queue) };
+            match result {
+                Ok((tx, rx, Some((fill, completion)))) => return Ok((tx, rx, fill, completion)),
+                Ok((_, _, None)) => {
+                    return Err(socket_error(std::io::Error::other(
+                        "the queue is already bound from this UMEM (no fill/completion rings)",
+                    )))
+                }
+                Err(e) => {
+                    let io = std::error::Error::source(&e)
+                        .and_then(|s| s.downcast_ref::<std::io::Error>())
+                        .map(|io| std::io::Error::from_raw_os_error(io.raw_os_error().unwrap_or(libc::EIO)))
+                        .unwrap_or_else(|| std::io::Error::other(e.to_string()));
+                    if io.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline {
+                        debug!(interface = %config.interface, "queue busy (released moments ago?); retrying");
+                        std::thread::sleep(Duration::from_millis(50));
+                        continue;
+                    }
+                    return Err(socket_error(io));
+                }
+            }
+        }
+    }
+
+    /// The interface this port is bound to.
+    pub fn interface(&self) -> &str {
+        &self.interface
+    }
+
+    /// The XDP mode in use.
+    pub fn mode(&self) -> AttachMode {
+        self.mode
+    }
+
+    /// Transmit kicks the kernel refused with a non-transient error.
+    pub fn kick_failures(&self) -> u64 {
+        self.kick_failures
+    }
+
+    /// Kernel-side socket statistics (drops for a full RX ring or empty fill ring).
+    pub fn kernel_stats(&self) -> Option<xsk_rs::socket::XdpStatistics> {
+        self.rx.fd().xdp_statistics().ok()
+    }
+
+    /// Detaches the XDP program from the interface; call after the socket is
+    /// dropped so the interface is left as it was found.
+    pub fn detach_program(interface: &str) -> Result<(), PortError> {
+        match crate::sys::interface_index(interface) {
+            Some(ifindex) => xdp_program::detach_stale(interface, ifindex),
+            None => Ok(()),
+        }
+    }
+
+    /// Tops the fill ring up to its target from the pool's free list.
+    fn refill(&mut self, pool: &mut UmemPool) {
+        let want = self.fill_target.saturating_sub(self.fill_held);
+        if want < 16.min(self.fill_target) {
+            return;
+        }
+        let room = self.fill.nb_free(want as u32) as usize;
+        let n = want.min(room).min(pool.free_count());
+        if n == 0 {
+            return;
+        }
+        self.scratch.clear();
+        pool.take_free(n, &mut self.scratch);
+        // SAFETY: the descriptors came off the pool's free list: frames of this
+        // UMEM held by nobody; `n` slots are free, so `produce` takes all of them.
+        #[allow(unsafe_code)]
+        let produced = unsafe { self.fill.produce(&self.scratch) };
+        if produced == self.scratch.len() {
+            self.fill_held += produced;
+        } else {
+            for desc in self.scratch.drain(..) {
+                pool.free(desc);
+            }
+        }
+        self.scratch.clear();
+    }
+}
+
+impl Port for XdpPort {
+    type Pool = UmemPool;
+
+    fn rx_burst(&mut self, _pool: &mut UmemPool, out: &mut Vec<FrameDesc>, max: usize) -> usize {
+        let start = out.len();
+        out.resize(start + max, FrameDesc::default());
+        // SAFETY: the descriptors written are frames of our UMEM the kernel hands
+        // back; from here on the worker owns them.
+        #[allow(unsafe_code)]
+        let received = unsafe { self.rx.consume(&mut out[start..]) };
+        out.truncate(start + received);
+        self.fill_held -= received.min(self.fill_held);
+        received
+    }
+
+    fn tx_burst(&mut self, pool: &mut UmemPool, frames: &mut Vec<FrameDesc>) -> TxResult {
+        let mut result = TxResult::default();
+        if frames.is_empty() {
+            return result;
+        }
+        let room = self.tx.nb_free(frames.len() as u32) as usize;
+        let n = frames.len().min(room);
+        if n > 0 {
+            // SAFETY: the frames belong to our UMEM and are owned by the worker;
+            // `n` slots are free so all `n` are taken; from here the kernel owns
+            // them until they come back on a completion ring.
+            #[allow(unsafe_code)]
+            let produced = unsafe { self.tx.produce(&frames[..n]) };
+            if produced == n {
+                result.accepted = n;
+                result.accepted_bytes = frames[..n].iter().map(|d| d.lengths().data()).sum();
+                self.tx_held += n;
+            }
+        }
+        for desc in frames.drain(result.accepted..) {
+            pool.free(desc);
+            result.ring_full += 1;
+        }
+        frames.clear();
+        result
+    }
+
+    fn service(&mut self, pool: &mut UmemPool) -> Result<(), PortError> {
+        let mut outcome = Ok(());
+        if self.tx_held > 0 && self.tx.needs_wakeup() {
+            // In copy mode the kick itself transmits (a bounded batch per call).
+            if let Err(source) = self.tx.wakeup() {
+                self.kick_failures += 1;
+                outcome = Err(PortError::Kick { interface: self.interface.clone(), source });
+            }
+        }
+        if self.tx_held > 0 {
+            self.scratch.clear();
+            self.scratch.resize(self.tx_held, FrameDesc::default());
+            // SAFETY: completed descriptors are frames of our UMEM the kernel is done with.
+            #[allow(unsafe_code)]
+            let done = unsafe { self.completion.consume(&mut self.scratch) };
+            for desc in self.scratch.drain(..done) {
+                pool.free(desc);
+            }
+            self.scratch.clear();
+            self.tx_held -= done.min(self.tx_held);
+        }
+        self.refill(pool);
+        outcome
+    }
+
+    fn frames_held(&self) -> usize {
+        self.fill_held + self.tx_held
+    }
+
+    fn tx_pending(&self) -> bool {
+        self.tx_held > 0
+    }
+
+    fn release(&mut self, pool: &mut UmemPool) {
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while self.tx_held > 0 && Instant::now() < deadline {
+            let _ = self.service(pool);
+        }
+        let _ = self.ifindex;
+    }
+}

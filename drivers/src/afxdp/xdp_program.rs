@@ -1,0 +1,118 @@
+//! Finding and removing the XDP program libxdp attaches for AF_XDP sockets.
+//!
+//! A crashed run leaves its program attached; the next start would silently reuse
+//! it or fail with EBUSY when the mode differs. So before binding we detach any
+//! AF_XDP program (libxdp's `xsk_def_prog`, possibly behind its `xdp_dispatcher`)
+//! found on the interface, and after closing our sockets we do the same so the
+//! interface is left as we found it. Any other XDP program belongs to someone
+//! else: we refuse to touch the interface rather than remove it.
+
+use crate::PortError;
+use libxdp_sys as sys;
+
+/// Kernel UAPI flag values (linux/if_link.h) selecting the attach mode to detach.
+const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
+/// See [`XDP_FLAGS_SKB_MODE`].
+const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
+/// Program names libxdp uses for AF_XDP redirection.
+const AF_XDP_PROGRAM_NAMES: &[&str] = &["xsk_def_prog", "xdp_dispatcher"];
+
+/// Programs attached to one interface, by mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AttachedPrograms {
+    /// Program id attached in driver (native) mode, 0 if none.
+    pub native: u32,
+    /// Program id attached in generic (SKB) mode, 0 if none.
+    pub generic: u32,
+}
+
+/// Which XDP programs are attached to `ifindex`.
+pub fn attached(ifindex: u32) -> Result<AttachedPrograms, std::io::Error> {
+    let mut opts = sys::bpf_xdp_query_opts {
+        sz: std::mem::size_of::<sys::bpf_xdp_query_opts>(),
+        prog_id: 0,
+        drv_prog_id: 0,
+        hw_prog_id: 0,
+        skb_prog_id: 0,
+        attach_mode: 0,
+        feature_flags: 0,
+        xdp_zc_max_segs: 0,
+    };
+    // SAFETY: `opts` is a properly sized, initialised struct that outlives the
+    // call; libbpf only writes into it.
+    #[allow(unsafe_code)]
+    let err = unsafe { sys::bpf_xdp_query(ifindex as i32, 0, &mut opts) };
+    if err < 0 {
+        return Err(std::io::Error::from_raw_os_error(-err));
+    }
+    Ok(AttachedPrograms { native: opts.drv_prog_id, generic: opts.skb_prog_id })
+}
+
+/// Name of a loaded BPF program (its first 15 bytes, as the kernel keeps it).
+fn program_name(id: u32) -> Option<String> {
+    // SAFETY: plain syscall wrapper; a negative return is an error code.
+    #[allow(unsafe_code)]
+    let fd = unsafe { sys::bpf_prog_get_fd_by_id(id) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: bpf_prog_info is plain old data; all-zero is the documented
+    // starting state for bpf_prog_get_info_by_fd.
+    #[allow(unsafe_code)]
+    let mut info: sys::bpf_prog_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<sys::bpf_prog_info>() as u32;
+    // SAFETY: `info` and `len` are valid for writes and sized as `len` says; `fd`
+    // is the descriptor just opened, closed right after.
+    #[allow(unsafe_code)]
+    let err = unsafe {
+        let err = sys::bpf_prog_get_info_by_fd(fd, &mut info, &mut len);
+        libc::close(fd);
+        err
+    };
+    if err < 0 {
+        return None;
+    }
+    let bytes: Vec<u8> = info.name.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Detaches AF_XDP programs (ours or any libxdp user's) from the interface in
+/// both modes; errors if a foreign XDP program is attached.
+pub fn detach_stale(interface: &str, ifindex: u32) -> Result<(), PortError> {
+    let programs = attached(ifindex).map_err(|e| PortError::XdpProgram {
+        interface: interface.to_string(),
+        message: format!("cannot query attached programs: {e}"),
+    })?;
+    for (id, flags, mode) in [
+        (programs.native, XDP_FLAGS_DRV_MODE, "native"),
+        (programs.generic, XDP_FLAGS_SKB_MODE, "generic"),
+    ] {
+        if id == 0 {
+            continue;
+        }
+        let name = program_name(id).unwrap_or_default();
+        if !AF_XDP_PROGRAM_NAMES.contains(&name.as_str()) {
+            return Err(PortError::XdpProgram {
+                interface: interface.to_string(),
+                message: format!(
+                    "a foreign XDP program {name:?} (id {id}) is attached in {mode} mode; \
+                     refusing to replace it (detach it with `ip link set dev {interface} xdp off`)"
+                ),
+            });
+        }
+        tracing::info!(interface, program = %name, id, mode, "detaching AF_XDP program");
+        // SAFETY: plain syscall wrapper; null opts means "whatever is attached".
+        #[allow(unsafe_code)]
+        let err = unsafe { sys::bpf_xdp_detach(ifindex as i32, flags, std::ptr::null()) };
+        if err < 0 {
+            return Err(PortError::XdpProgram {
+                interface: interface.to_string(),
+                message: format!(
+                    "cannot detach {name:?} ({mode} mode): {}",
+                    std::io::Error::from_raw_os_error(-err)
+                ),
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! Small system queries the daemon needs before touching interfaces: interface
+//! lookup and the capabilities AF_XDP requires. Read-only; no side effects.
+
+use std::ffi::CString;
+
+/// Index of a network interface, or `None` if it does not exist.
+pub fn interface_index(name: &str) -> Option<u32> {
+    let c_name = CString::new(name).ok()?;
+    // SAFETY: `c_name` is a valid NUL-terminated string that outlives the call;
+    // if_nametoindex only reads it.
+    #[allow(unsafe_code)]
+    let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
+    (index != 0).then_some(index)
+}
+
+/// Linux capabilities AF_XDP needs, by bit number (see capabilities(7)).
+const NEEDED_CAPS: &[(u32, &str)] = &[(12, "CAP_NET_ADMIN"), (13, "CAP_NET_RAW")];
+/// Either of these lets us load the XDP program.
+const BPF_CAPS: &[(u32, &str)] = &[(39, "CAP_BPF"), (21, "CAP_SYS_ADMIN")];
+
+/// Names of capabilities the process lacks for AF_XDP (empty when all are there).
+/// Reads the effective set from /proc/self/status.
+pub fn missing_capabilities() -> Vec<&'static str> {
+    let effective = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("CapEff:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .unwrap_or(0);
+    let has = |bit: u32| effective & (1u64 << bit) != 0;
+    let mut missing: Vec<&'static str> =
+        NEEDED_CAPS.iter().filter(|(bit, _)| !has(*bit)).map(|(_, name)| *name).collect();
+    if !BPF_CAPS.iter().any(|(bit, _)| has(*bit)) {
+        missing.push("CAP_BPF (or CAP_SYS_ADMIN)");
+    }
+    missing
+}
+
+/// Number of receive queues an interface has (from sysfs), at least 1.
+pub fn rx_queue_count(name: &str) -> u32 {
+    std::fs::read_dir(format!("/sys/class/net/{name}/queues"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                .count() as u32
+        })
+        .unwrap_or(1)
+        .max(1)
+}
