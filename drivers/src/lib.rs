@@ -39,6 +39,9 @@ pub trait FramePool {
     fn total(&self) -> usize;
     /// Number of frames on the free list now.
     fn free_count(&self) -> usize;
+    /// True when no frame sits on the free list twice (a double free). Linear in
+    /// the pool size: for shutdown audits and tests, never the hot path.
+    fn free_list_is_unique(&self) -> bool;
 }
 
 /// Result of handing a batch to a port for transmission.

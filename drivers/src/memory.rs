@@ -84,6 +84,11 @@ impl FramePool for MemPool {
     fn free_count(&self) -> usize {
         self.free.len()
     }
+
+    fn free_list_is_unique(&self) -> bool {
+        let mut seen = vec![false; self.lens.len()];
+        self.free.iter().all(|h| !std::mem::replace(&mut seen[*h as usize], true))
+    }
 }
 
 /// An in-memory port: `inbound` frames are received, transmitted frames land in

@@ -1,1 +1,59 @@
-fn main() {}
+//! `switchyard`: a userspace packet switch with AF_XDP poll-mode I/O.
+
+mod backoff;
+mod daemon;
+mod stats;
+mod worker;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Command line of the switchyard binary.
+#[derive(Parser)]
+#[command(name = "switchyard", version, about = "Userspace packet switch with AF_XDP poll-mode I/O")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the switch described by a config file until SIGINT/SIGTERM.
+    Run {
+        /// The node config (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Write counters as JSON here when ready, every stats interval and on exit.
+        #[arg(long)]
+        stats_file: Option<PathBuf>,
+    },
+    /// Validate a config file without touching the system.
+    Check {
+        /// The node config (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Run { config, stats_file } => daemon::run(&config, stats_file.as_deref()),
+        Command::Check { config } => daemon::check(&config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("switchyard: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -54,13 +54,6 @@ impl UmemPool {
         out.extend(self.free.drain(start..));
     }
 
-    /// Checks the free list holds no frame twice (a double free). Linear in the
-    /// number of frames: for shutdown and tests, not the hot path.
-    pub fn free_list_is_unique(&self) -> bool {
-        let mut addrs: Vec<usize> = self.free.iter().map(|d| d.addr()).collect();
-        addrs.sort_unstable();
-        addrs.windows(2).all(|w| w[0] != w[1])
-    }
 }
 
 impl FramePool for UmemPool {
@@ -120,5 +113,11 @@ impl FramePool for UmemPool {
 
     fn free_count(&self) -> usize {
         self.free.len()
+    }
+
+    fn free_list_is_unique(&self) -> bool {
+        let mut addrs: Vec<usize> = self.free.iter().map(|d| d.addr()).collect();
+        addrs.sort_unstable();
+        addrs.windows(2).all(|w| w[0] != w[1])
     }
 }
