@@ -1,0 +1,295 @@
+//! The validated node configuration, as the daemon consumes it.
+//!
+//! These types are produced by [`crate::parse_str`] / [`crate::load`] after
+//! every check has passed. They derive `Serialize` (so the control socket can
+//! show the running config) but not `Deserialize`: the only way in from text
+//! is the validating parser.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Ipv4Cidr, Location};
+
+/// A whole node file: the switch itself, its way out, its networks and the
+/// ports statically attached to them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeConfig {
+    /// Where this config came from (file name as given), so run-time errors
+    /// can be reported as `origin:line:column: ...` via
+    /// [`crate::ConfigError::single`].
+    pub origin: String,
+    /// `[switch]`: workers, tables and AF_XDP ring sizing.
+    pub switch: SwitchConfig,
+    /// `[uplink]`: the node's way out, if it has one.
+    pub uplink: Option<UplinkConfig>,
+    /// `[[network]]`: L2 domains, in file order.
+    pub networks: Vec<NetworkConfig>,
+    /// `[[port]]`: statically configured ports, in file order.
+    pub ports: Vec<PortConfig>,
+}
+
+impl NodeConfig {
+    /// The network called `name`, if defined.
+    pub fn network(&self, name: &str) -> Option<&NetworkConfig> {
+        self.networks.iter().find(|n| n.name == name)
+    }
+
+    /// The port called `name`, if defined.
+    pub fn port(&self, name: &str) -> Option<&PortConfig> {
+        self.ports.iter().find(|p| p.name == name)
+    }
+
+    /// Runs every semantic check on a config built in code (tests, control
+    /// socket changes) rather than parsed from a file.
+    ///
+    /// Issues point at the `location` of the network or port involved, since
+    /// per-value positions are only known while parsing.
+    pub fn validate(&self) -> Result<(), crate::ConfigError> {
+        let mut report = crate::report::Report::default();
+        crate::validate::validate(self, &mut report);
+        report.into_result(&self.origin)
+    }
+}
+
+/// `[switch]`: how the dataplane itself runs. Every field has a default, so
+/// the section may be left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SwitchConfig {
+    /// CPU cores to pin one poll worker each to. Non-empty, no duplicates,
+    /// each below 1024 (`CPU_SETSIZE`, the limit of `sched_setaffinity`).
+    pub workers: Vec<usize>,
+    /// Unix socket for `switchyard ctl` and the CNI plugin. Absolute, at most
+    /// 107 bytes (the `sun_path` limit).
+    pub control_socket: PathBuf,
+    /// Capacity of the MAC learning table, 1..=16_777_216 entries.
+    pub mac_table_size: usize,
+    /// Seconds after which an unseen MAC is forgotten; at least 1.
+    pub mac_aging_secs: u64,
+    /// Default XDP attach mode for AF_XDP ports.
+    pub xdp_mode: XdpMode,
+    /// Seconds between periodic stats log lines; 0 turns them off.
+    pub stats_interval_secs: u64,
+    /// Frames taken per rx burst and processed as one batch, 1..=256 and not
+    /// more than `ring_size`.
+    pub burst_size: usize,
+    /// Entries in each AF_XDP ring (rx, tx, fill, completion). A power of
+    /// two (the kernel requires it), 64..=16384.
+    pub ring_size: u32,
+    /// Frames in each worker's UMEM, shared by all of that worker's sockets.
+    /// A power of two, at least `2 * ring_size` (the fill ring is kept full
+    /// while as many frames again sit in rx/tx rings and batches; with less,
+    /// rx starves as soon as tx backs up) and at most 1_048_576 (4 GiB of
+    /// 4 KiB frames per worker, a guard against typos).
+    pub umem_frames: u32,
+}
+
+impl SwitchConfig {
+    /// Default `workers`: a single worker on core 0.
+    pub const DEFAULT_WORKERS: [usize; 1] = [0];
+    /// Default `control_socket`.
+    pub const DEFAULT_CONTROL_SOCKET: &'static str = "/run/switchyard/ctl.sock";
+    /// Default `mac_table_size`.
+    pub const DEFAULT_MAC_TABLE_SIZE: usize = 65_536;
+    /// Largest accepted `mac_table_size` (2^24).
+    pub const MAX_MAC_TABLE_SIZE: usize = 16_777_216;
+    /// Default `mac_aging_secs`, the same as the Linux bridge's.
+    pub const DEFAULT_MAC_AGING_SECS: u64 = 300;
+    /// Default `stats_interval_secs`.
+    pub const DEFAULT_STATS_INTERVAL_SECS: u64 = 10;
+    /// Default `burst_size`.
+    pub const DEFAULT_BURST_SIZE: usize = 64;
+    /// Largest accepted `burst_size` (the pipeline's batch capacity).
+    pub const MAX_BURST_SIZE: usize = 256;
+    /// Default `ring_size`, libxdp's default ring size.
+    pub const DEFAULT_RING_SIZE: u32 = 2048;
+    /// Smallest accepted `ring_size`.
+    pub const MIN_RING_SIZE: u32 = 64;
+    /// Largest accepted `ring_size`.
+    pub const MAX_RING_SIZE: u32 = 16_384;
+    /// Default `umem_frames` (64 MiB of 4 KiB frames per worker).
+    pub const DEFAULT_UMEM_FRAMES: u32 = 16_384;
+    /// Largest accepted `umem_frames`.
+    pub const MAX_UMEM_FRAMES: u32 = 1 << 20;
+    /// Number of CPUs `sched_setaffinity`'s `cpu_set_t` can name.
+    pub const MAX_CPUS: usize = 1024;
+}
+
+impl Default for SwitchConfig {
+    /// The values used for every field left out of `[switch]`.
+    fn default() -> Self {
+        Self {
+            workers: Self::DEFAULT_WORKERS.to_vec(),
+            control_socket: PathBuf::from(Self::DEFAULT_CONTROL_SOCKET),
+            mac_table_size: Self::DEFAULT_MAC_TABLE_SIZE,
+            mac_aging_secs: Self::DEFAULT_MAC_AGING_SECS,
+            xdp_mode: XdpMode::Auto,
+            stats_interval_secs: Self::DEFAULT_STATS_INTERVAL_SECS,
+            burst_size: Self::DEFAULT_BURST_SIZE,
+            ring_size: Self::DEFAULT_RING_SIZE,
+            umem_frames: Self::DEFAULT_UMEM_FRAMES,
+        }
+    }
+}
+
+/// How the XDP program is attached to an interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpMode {
+    /// Try native (driver) mode, fall back to generic if the driver lacks
+    /// XDP support. The default: fast where possible, works everywhere.
+    #[default]
+    Auto,
+    /// Native (driver) mode only; fail rather than silently run slow.
+    Native,
+    /// Generic (skb) mode: works on any interface, at kernel-stack speed.
+    Generic,
+}
+
+impl XdpMode {
+    /// The spelling used in the config file.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            XdpMode::Auto => "auto",
+            XdpMode::Native => "native",
+            XdpMode::Generic => "generic",
+        }
+    }
+}
+
+impl fmt::Display for XdpMode {
+    /// Formats as the config spelling (`auto`, `native`, `generic`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for XdpMode {
+    type Err = String;
+
+    /// Parses the config spelling; the error says which values are allowed.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(XdpMode::Auto),
+            "native" => Ok(XdpMode::Native),
+            "generic" => Ok(XdpMode::Generic),
+            _ => Err(format!(
+                "unknown XDP mode \"{s}\"; expected \"auto\", \"native\" or \"generic\""
+            )),
+        }
+    }
+}
+
+/// `[uplink]`: the interface traffic leaves the node through (NAT, VXLAN).
+/// Accepted and checked now; used by later issues.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UplinkConfig {
+    /// Linux interface name, e.g. `eth1`.
+    pub interface: String,
+    /// The node's address on the uplink with its prefix, e.g.
+    /// `192.0.2.10/24` (host bits expected).
+    pub address: Option<Ipv4Cidr>,
+    /// Next hop for traffic leaving the node; inside `address`'s prefix.
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// `[[network]]`: one L2 domain, optionally with an L3 gateway, like a Docker
+/// bridge network. Without `subnet` it is plain L2.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkConfig {
+    /// Unique name ports and `ctl attach` refer to; `[A-Za-z0-9_.-]{1,32}`.
+    pub name: String,
+    /// The network's prefix; host bits must be zero, prefix at most /30.
+    pub subnet: Option<Ipv4Cidr>,
+    /// The switch's own address in `subnet` (containers' default route).
+    /// Requires `subnet`; not its network or broadcast address.
+    pub gateway: Option<Ipv4Addr>,
+    /// SNAT traffic leaving through the uplink to the uplink address.
+    /// Requires `subnet`, `gateway` and an `[uplink]`.
+    pub masquerade: bool,
+    /// Drop traffic to other networks unless an ACL allows it.
+    pub isolated: bool,
+    /// VXLAN network identifier to stretch the network across nodes,
+    /// 1..=16_777_215, unique per node.
+    pub vni: Option<u32>,
+    /// Where the `[[network]]` table starts, for run-time error reports.
+    pub location: Location,
+}
+
+/// `[[port]]`: a port attached at start-up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortConfig {
+    /// Unique port name (shown by `ctl ports`); `[A-Za-z0-9_.-]{1,32}`.
+    pub name: String,
+    /// How frames reach the port.
+    pub driver: PortDriver,
+    /// Linux interface for `af_xdp` ports (required there, refused for
+    /// `vhost-user`). Valid Linux name: 1..=15 bytes, no `/`, `:` or
+    /// whitespace, not `.` or `..`. Unique across ports and the uplink.
+    pub interface: Option<String>,
+    /// Unix socket path for `vhost-user` ports (required there, refused for
+    /// `af_xdp`). Absolute, at most 107 bytes, unique.
+    pub socket: Option<PathBuf>,
+    /// Name of the `[[network]]` this port belongs to.
+    pub network: String,
+    /// Per-port override of `switch.xdp_mode` (`af_xdp` only).
+    pub xdp_mode: Option<XdpMode>,
+    /// Where the `[[port]]` table starts, for run-time error reports.
+    pub location: Location,
+    /// Where the `interface` value is, so "interface eth9 does not exist"
+    /// can point at it.
+    pub interface_location: Option<Location>,
+}
+
+impl PortConfig {
+    /// The XDP mode this port should use: its own override or the switch's.
+    pub fn effective_xdp_mode(&self, switch: &SwitchConfig) -> XdpMode {
+        self.xdp_mode.unwrap_or(switch.xdp_mode)
+    }
+}
+
+/// The kind of port, which decides how frames are moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PortDriver {
+    /// A Linux interface driven through an AF_XDP socket (`"af_xdp"`).
+    #[serde(rename = "af_xdp")]
+    AfXdp,
+    /// A VM's virtio-net over a vhost-user socket (`"vhost-user"`).
+    #[serde(rename = "vhost-user")]
+    VhostUser,
+}
+
+impl PortDriver {
+    /// The spelling used in the config file.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PortDriver::AfXdp => "af_xdp",
+            PortDriver::VhostUser => "vhost-user",
+        }
+    }
+}
+
+impl fmt::Display for PortDriver {
+    /// Formats as the config spelling (`af_xdp`, `vhost-user`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for PortDriver {
+    type Err = String;
+
+    /// Parses the config spelling; the error says which values are allowed.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "af_xdp" => Ok(PortDriver::AfXdp),
+            "vhost-user" => Ok(PortDriver::VhostUser),
+            _ => Err(format!(
+                "unknown port driver \"{s}\"; expected \"af_xdp\" or \"vhost-user\""
+            )),
+        }
+    }
+}

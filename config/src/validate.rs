@@ -1,0 +1,588 @@
+//! Semantic checks on a [`NodeConfig`]: ranges, names, references and
+//! conflicts. Pure functions of the config: nothing here looks at the system
+//! (interfaces, cores, files), so `switchyard check` can run anywhere.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use crate::report::Report;
+use crate::{Location, NodeConfig, PortDriver, SwitchConfig};
+
+/// Longest network or port name.
+pub(crate) const MAX_NAME_LEN: usize = 32;
+/// Longest Linux interface name (`IFNAMSIZ` - 1).
+pub(crate) const MAX_IFNAME_LEN: usize = 15;
+/// Longest Unix socket path (`sun_path` is 108 bytes with the NUL).
+pub(crate) const MAX_SOCKET_PATH_LEN: usize = 107;
+/// Longest network prefix: a /31 or /32 leaves no room for a gateway and
+/// hosts.
+pub(crate) const MAX_SUBNET_PREFIX: u8 = 30;
+/// Largest VXLAN network identifier (24 bits).
+pub(crate) const MAX_VNI: u32 = 16_777_215;
+
+/// Runs every check, recording issues in `r`.
+pub(crate) fn validate(cfg: &NodeConfig, r: &mut Report) {
+    switch(&cfg.switch, r);
+    uplink(cfg, r);
+    networks(cfg, r);
+    ports(cfg, r);
+}
+
+fn switch(s: &SwitchConfig, r: &mut Report) {
+    let fallback = None;
+    let workers = "switch.workers";
+    if s.workers.is_empty() {
+        r.check_failed(
+            workers,
+            fallback,
+            "at least one worker core is needed (e.g. workers = [0])",
+        );
+    } else if !r.failed(workers) {
+        let mut seen = HashMap::new();
+        for (i, &core) in s.workers.iter().enumerate() {
+            let loc = r.loc(&format!("{workers}[{i}]")).or(r.loc(workers));
+            if core >= SwitchConfig::MAX_CPUS {
+                r.error_at(
+                    workers,
+                    loc,
+                    format!(
+                        "core {core} is out of range (cores are numbered below {})",
+                        SwitchConfig::MAX_CPUS
+                    ),
+                );
+            } else if let Some(first) = seen.insert(core, i) {
+                r.error_at(
+                    workers,
+                    loc,
+                    format!(
+                        "core {core} is listed twice (entries {first} and {i}); \
+                         each worker needs a core of its own"
+                    ),
+                );
+            }
+        }
+    }
+
+    socket_path(r, "switch.control_socket", fallback, &s.control_socket);
+
+    range(
+        r,
+        "switch.mac_table_size",
+        s.mac_table_size as u64,
+        1,
+        SwitchConfig::MAX_MAC_TABLE_SIZE as u64,
+    );
+    if s.mac_aging_secs < 1 {
+        r.check_failed(
+            "switch.mac_aging_secs",
+            fallback,
+            "must be at least 1 second",
+        );
+    }
+    let burst_ok = range(
+        r,
+        "switch.burst_size",
+        s.burst_size as u64,
+        1,
+        SwitchConfig::MAX_BURST_SIZE as u64,
+    );
+
+    let ring_ok = range(
+        r,
+        "switch.ring_size",
+        s.ring_size.into(),
+        SwitchConfig::MIN_RING_SIZE.into(),
+        SwitchConfig::MAX_RING_SIZE.into(),
+    ) && power_of_two(r, "switch.ring_size", s.ring_size);
+    if ring_ok && burst_ok && s.burst_size > s.ring_size as usize {
+        r.check_failed(
+            "switch.burst_size",
+            fallback,
+            format!(
+                "{} is larger than ring_size ({}); a burst cannot exceed the ring it is taken from",
+                s.burst_size, s.ring_size
+            ),
+        );
+    }
+
+    let umem = "switch.umem_frames";
+    if power_of_two(r, umem, s.umem_frames) {
+        if s.umem_frames > SwitchConfig::MAX_UMEM_FRAMES {
+            r.check_failed(
+                umem,
+                fallback,
+                format!(
+                    "{} is too large (at most {}: 4 GiB of 4 KiB frames per worker)",
+                    s.umem_frames,
+                    SwitchConfig::MAX_UMEM_FRAMES
+                ),
+            );
+        } else if ring_ok && u64::from(s.umem_frames) < 2 * u64::from(s.ring_size) {
+            r.check_failed(
+                umem,
+                fallback,
+                format!(
+                    "{} is too small for ring_size {}: need at least {} (2 * ring_size) so the \
+                     fill ring can stay full while as many frames are in rx/tx",
+                    s.umem_frames,
+                    s.ring_size,
+                    2 * u64::from(s.ring_size)
+                ),
+            );
+        }
+    }
+}
+
+/// Checks `min <= value <= max`; returns whether it holds (and the field
+/// parsed).
+fn range(r: &mut Report, field: &str, value: u64, min: u64, max: u64) -> bool {
+    if r.failed(field) {
+        return false;
+    }
+    if value < min || value > max {
+        r.check_failed(
+            field,
+            None,
+            format!("{value} is out of range ({min} to {max})"),
+        );
+        return false;
+    }
+    true
+}
+
+fn power_of_two(r: &mut Report, field: &str, value: u32) -> bool {
+    if r.failed(field) {
+        return false;
+    }
+    if !value.is_power_of_two() {
+        let lower = if value == 0 {
+            1
+        } else {
+            1u32 << (31 - value.leading_zeros())
+        };
+        r.check_failed(
+            field,
+            None,
+            format!("{value} is not a power of two (AF_XDP rings and UMEM need one; try {lower})"),
+        );
+        return false;
+    }
+    true
+}
+
+fn uplink(cfg: &NodeConfig, r: &mut Report) {
+    let Some(up) = &cfg.uplink else { return };
+    let fallback = r.loc("uplink");
+    interface_name(r, "uplink.interface", fallback, &up.interface);
+    if let Some(addr) = up.address {
+        let field = "uplink.address";
+        if addr.prefix_len <= MAX_SUBNET_PREFIX {
+            if addr.addr == addr.network() {
+                r.check_failed(
+                    field,
+                    fallback,
+                    format!(
+                        "{addr} is the network address of its prefix; give the node's own \
+                         address, e.g. \"{}/{}\"",
+                        Ipv4Addr::from(u32::from(addr.network()) + 1),
+                        addr.prefix_len
+                    ),
+                );
+            } else if addr.addr == addr.broadcast() {
+                r.check_failed(
+                    field,
+                    fallback,
+                    format!("{addr} is the broadcast address of its prefix"),
+                );
+            }
+        }
+        if let Some(gw) = up.gateway {
+            let field = "uplink.gateway";
+            if !addr.contains(gw) {
+                r.check_failed(
+                    field,
+                    fallback,
+                    format!(
+                        "{gw} is not inside the uplink address's prefix {}",
+                        addr.trunc()
+                    ),
+                );
+            } else if gw == addr.addr {
+                r.check_failed(field, fallback, format!("{gw} is the uplink's own address"));
+            }
+        }
+    }
+}
+
+fn networks(cfg: &NodeConfig, r: &mut Report) {
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut vnis: HashMap<u32, usize> = HashMap::new();
+    for (i, net) in cfg.networks.iter().enumerate() {
+        let path = r.network_path(i);
+        let f = |k: &str| format!("{path}.{k}");
+        let fallback = Some(net.location);
+
+        if name(r, &f("name"), fallback, &net.name, "network") {
+            if let Some(&first) = names.get(net.name.as_str()) {
+                let first_path = r.network_path(first);
+                r.check_failed(
+                    &f("name"),
+                    fallback,
+                    format!(
+                        "duplicate network name \"{}\" (already used by {first_path} at {})",
+                        net.name, cfg.networks[first].location
+                    ),
+                );
+            } else {
+                names.insert(&net.name, i);
+            }
+        }
+
+        let mut subnet_ok = false;
+        if let Some(subnet) = net.subnet {
+            if subnet.has_host_bits() {
+                r.check_failed(
+                    &f("subnet"),
+                    fallback,
+                    format!(
+                        "{subnet} has host bits set; a subnet is a network address, did you mean \"{}\"?",
+                        subnet.trunc()
+                    ),
+                );
+            } else if subnet.prefix_len > MAX_SUBNET_PREFIX {
+                r.check_failed(
+                    &f("subnet"),
+                    fallback,
+                    format!(
+                        "/{} leaves no room for a gateway and hosts; use /{MAX_SUBNET_PREFIX} or shorter",
+                        subnet.prefix_len
+                    ),
+                );
+            } else {
+                subnet_ok = true;
+                // Overlaps would make routing between networks ambiguous.
+                for (j, other) in cfg.networks[..i].iter().enumerate() {
+                    let Some(o) = other.subnet else { continue };
+                    if !o.has_host_bits()
+                        && o.prefix_len <= MAX_SUBNET_PREFIX
+                        && subnet.overlaps(&o)
+                    {
+                        let other_path = r.network_path(j);
+                        r.check_failed(
+                            &f("subnet"),
+                            fallback,
+                            format!(
+                                "{subnet} overlaps {o} of network \"{}\" ({other_path})",
+                                other.name
+                            ),
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+
+        if let Some(gw) = net.gateway {
+            if net.subnet.is_none() {
+                if !r.failed(&f("subnet")) {
+                    r.check_failed(
+                        &f("gateway"),
+                        fallback,
+                        "gateway needs a subnet; add `subnet = \"A.B.C.0/N\"` or remove the gateway",
+                    );
+                }
+            } else if let (Some(subnet), true) = (net.subnet, subnet_ok) {
+                if !subnet.contains(gw) {
+                    r.check_failed(
+                        &f("gateway"),
+                        fallback,
+                        format!("{gw} is outside subnet {subnet}"),
+                    );
+                } else if gw == subnet.network() {
+                    r.check_failed(
+                        &f("gateway"),
+                        fallback,
+                        format!("{gw} is the network address of {subnet}; pick a host address such as {}", Ipv4Addr::from(u32::from(gw) + 1)),
+                    );
+                } else if gw == subnet.broadcast() {
+                    r.check_failed(
+                        &f("gateway"),
+                        fallback,
+                        format!("{gw} is the broadcast address of {subnet}"),
+                    );
+                }
+            }
+        }
+
+        if net.masquerade {
+            let l3_failed = r.failed(&f("subnet")) || r.failed(&f("gateway"));
+            if (net.subnet.is_none() || net.gateway.is_none()) && !l3_failed {
+                r.check_failed(
+                    &f("masquerade"),
+                    fallback,
+                    "masquerade needs a subnet and a gateway: only routed traffic is translated",
+                );
+            } else if cfg.uplink.is_none() && !r.failed("uplink") {
+                r.check_failed(
+                    &f("masquerade"),
+                    fallback,
+                    "masquerade needs an [uplink] section: traffic is translated to the uplink address",
+                );
+            }
+        }
+
+        if let Some(vni) = net.vni {
+            if !(1..=MAX_VNI).contains(&vni) {
+                r.check_failed(
+                    &f("vni"),
+                    fallback,
+                    format!("{vni} is out of range (1 to {MAX_VNI}, 24 bits)"),
+                );
+            } else if let Some(&first) = vnis.get(&vni) {
+                let first_path = r.network_path(first);
+                r.check_failed(
+                    &f("vni"),
+                    fallback,
+                    format!(
+                        "vni {vni} is already used by network \"{}\" ({first_path})",
+                        cfg.networks[first].name
+                    ),
+                );
+            } else {
+                vnis.insert(vni, i);
+            }
+        }
+    }
+}
+
+fn ports(cfg: &NodeConfig, r: &mut Report) {
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut interfaces: HashMap<&str, usize> = HashMap::new();
+    let mut sockets: HashMap<&Path, usize> = HashMap::new();
+    for (i, port) in cfg.ports.iter().enumerate() {
+        let path = r.port_path(i);
+        let f = |k: &str| format!("{path}.{k}");
+        let fallback = Some(port.location);
+
+        if name(r, &f("name"), fallback, &port.name, "port") {
+            if let Some(&first) = names.get(port.name.as_str()) {
+                let first_path = r.port_path(first);
+                r.check_failed(
+                    &f("name"),
+                    fallback,
+                    format!(
+                        "duplicate port name \"{}\" (already used by {first_path} at {})",
+                        port.name, cfg.ports[first].location
+                    ),
+                );
+            } else {
+                names.insert(&port.name, i);
+            }
+        }
+
+        if cfg.network(&port.network).is_none() {
+            r.check_failed(
+                &f("network"),
+                fallback,
+                format!("network \"{}\" is not defined", port.network),
+            );
+        }
+
+        let driver = port.driver;
+        if r.failed(&f("driver")) {
+            // Unknown driver: only check what does not depend on it.
+            if let Some(ifname) = &port.interface {
+                interface_name(
+                    r,
+                    &f("interface"),
+                    port.interface_location.or(fallback),
+                    ifname,
+                );
+            }
+            continue;
+        }
+        match (driver, &port.interface) {
+            (PortDriver::AfXdp, None) => r.check_failed(
+                &f("interface"),
+                fallback,
+                "an af_xdp port needs `interface`, the Linux interface to attach to",
+            ),
+            (PortDriver::VhostUser, Some(_)) => r.check_failed(
+                &f("interface"),
+                fallback,
+                "`interface` is for af_xdp ports; a vhost-user port is reached through `socket`",
+            ),
+            (PortDriver::AfXdp, Some(ifname)) => {
+                if interface_name(
+                    r,
+                    &f("interface"),
+                    port.interface_location.or(fallback),
+                    ifname,
+                ) {
+                    let loc = port.interface_location.or(fallback);
+                    if let Some(&first) = interfaces.get(ifname.as_str()) {
+                        r.check_failed(
+                            &f("interface"),
+                            loc,
+                            format!(
+                                "interface \"{ifname}\" is already used by port \"{}\" ({})",
+                                cfg.ports[first].name,
+                                r.port_path(first)
+                            ),
+                        );
+                    } else if cfg.uplink.as_ref().is_some_and(|u| u.interface == *ifname) {
+                        r.check_failed(
+                            &f("interface"),
+                            loc,
+                            format!("interface \"{ifname}\" is the uplink"),
+                        );
+                    } else {
+                        interfaces.insert(ifname, i);
+                    }
+                }
+            }
+            (PortDriver::VhostUser, None) => {}
+        }
+
+        match (driver, &port.socket) {
+            (PortDriver::VhostUser, None) => r.check_failed(
+                &f("socket"),
+                fallback,
+                "a vhost-user port needs `socket`, the Unix socket path the VM connects to",
+            ),
+            (PortDriver::AfXdp, Some(_)) => r.check_failed(
+                &f("socket"),
+                fallback,
+                "`socket` is for vhost-user ports; an af_xdp port is attached by `interface`",
+            ),
+            (PortDriver::VhostUser, Some(sock)) => {
+                if socket_path(r, &f("socket"), fallback, sock) {
+                    if let Some(&first) = sockets.get(sock.as_path()) {
+                        r.check_failed(
+                            &f("socket"),
+                            fallback,
+                            format!(
+                                "socket {} is already used by port \"{}\" ({})",
+                                sock.display(),
+                                cfg.ports[first].name,
+                                r.port_path(first)
+                            ),
+                        );
+                    } else if *sock == cfg.switch.control_socket {
+                        r.check_failed(
+                            &f("socket"),
+                            fallback,
+                            "this is the switch's control_socket",
+                        );
+                    } else {
+                        sockets.insert(sock, i);
+                    }
+                }
+            }
+            (PortDriver::AfXdp, None) => {}
+        }
+
+        if driver == PortDriver::VhostUser && port.xdp_mode.is_some() {
+            r.check_failed(
+                &f("xdp_mode"),
+                fallback,
+                "xdp_mode only applies to af_xdp ports",
+            );
+        }
+    }
+}
+
+/// Network and port names: `[A-Za-z0-9_.-]{1,32}`, so they are safe in
+/// logs, JSON, file names and `ctl` arguments. Returns whether it is valid.
+fn name(r: &mut Report, field: &str, fallback: Option<Location>, value: &str, what: &str) -> bool {
+    if r.failed(field) {
+        return false;
+    }
+    let problem = if value.is_empty() {
+        Some(format!("{what} name must not be empty"))
+    } else if value.len() > MAX_NAME_LEN {
+        Some(format!(
+            "{what} name \"{value}\" is {} characters long (at most {MAX_NAME_LEN})",
+            value.chars().count()
+        ))
+    } else {
+        value
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+            .map(|c| {
+                format!(
+                    "{what} name \"{value}\" contains {c:?}; use only letters, digits, '_', '.' and '-'"
+                )
+            })
+    };
+    match problem {
+        Some(msg) => {
+            r.check_failed(field, fallback, msg);
+            false
+        }
+        None => true,
+    }
+}
+
+/// The rules of the kernel's `dev_valid_name`. Returns whether it is valid.
+fn interface_name(r: &mut Report, field: &str, fallback: Option<Location>, value: &str) -> bool {
+    if r.failed(field) {
+        return false;
+    }
+    let problem = if value.is_empty() {
+        Some("interface name must not be empty".to_string())
+    } else if value.len() > MAX_IFNAME_LEN {
+        Some(format!(
+            "interface name \"{value}\" is {} bytes long; Linux allows at most {MAX_IFNAME_LEN}",
+            value.len()
+        ))
+    } else if value == "." || value == ".." {
+        Some(format!("\"{value}\" is not a valid interface name"))
+    } else {
+        value
+            .chars()
+            .find(|&c| c == '/' || c == ':' || c.is_whitespace())
+            .map(|c| {
+                format!("interface name \"{value}\" contains {c:?}, which Linux does not allow")
+            })
+    };
+    match problem {
+        Some(msg) => {
+            r.check_failed(field, fallback, msg);
+            false
+        }
+        None => true,
+    }
+}
+
+/// A Unix socket path: absolute (the daemon's working directory is not
+/// something to depend on) and short enough for `sun_path`. Returns whether
+/// it is valid.
+fn socket_path(r: &mut Report, field: &str, fallback: Option<Location>, path: &Path) -> bool {
+    if r.failed(field) {
+        return false;
+    }
+    let len = path.as_os_str().len();
+    let problem = if len == 0 {
+        Some("socket path must not be empty".to_string())
+    } else if !path.is_absolute() {
+        Some(format!(
+            "socket path \"{}\" must be absolute",
+            path.display()
+        ))
+    } else if len > MAX_SOCKET_PATH_LEN {
+        Some(format!(
+            "socket path is {len} bytes long; Unix sockets allow at most {MAX_SOCKET_PATH_LEN}"
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(msg) => {
+            r.check_failed(field, fallback, msg);
+            false
+        }
+        None => true,
+    }
+}
