@@ -32,7 +32,10 @@ drop_reasons! {
     TruncatedIpv4 => "truncated_ipv4", "IPv4 ethertype but fewer bytes than the IPv4 header needs.";
     BadIpv4Header => "bad_ipv4_header", "IPv4 header with a wrong version, IHL below 5 or total length beyond the frame.";
     TruncatedIpv6 => "truncated_ipv6", "IPv6 ethertype but fewer bytes than the fixed IPv6 header.";
+    BadIpv6Header => "bad_ipv6_header", "IPv6 header with a wrong version, a payload length beyond the frame or an extension header cut short.";
     TruncatedL4 => "truncated_l4", "TCP/UDP header cut short by the frame or IP length.";
+    BadTcpHeader => "bad_tcp_header", "TCP data offset below 5 (a header shorter than 20 bytes is impossible).";
+    BadUdpHeader => "bad_udp_header", "UDP length field below the 8-byte header.";
     InvalidSourceMac => "invalid_source_mac", "Source MAC is multicast/broadcast or all zeros: never a real station.";
     NoNetwork => "no_network", "The ingress port belongs to no network.";
     SameSegment => "same_segment", "Destination was learned on the ingress port itself: never sent back out.";
@@ -80,7 +83,10 @@ impl DropCounters {
 
     /// Non-zero reasons with their counts, for logs.
     pub fn nonzero(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
-        DropReason::ALL.iter().map(|r| (*r, self.get(*r))).filter(|(_, n)| *n > 0)
+        DropReason::ALL
+            .iter()
+            .map(|r| (*r, self.get(*r)))
+            .filter(|(_, n)| *n > 0)
     }
 }
 

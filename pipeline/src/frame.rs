@@ -13,8 +13,9 @@ pub type DomainId = u16;
 pub const MAX_BURST: usize = 256;
 
 /// Monotonic time in nanoseconds, passed in by the caller so stages stay free of
-/// clock syscalls (one clock read per burst, not per packet).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// clock syscalls (one clock read per burst, not per packet). Serializes as the
+/// bare nanosecond count (fdb dumps).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct Timestamp(pub u64);
 
 impl Timestamp {
@@ -86,6 +87,11 @@ pub struct PacketMeta {
 impl PacketMeta {
     /// A fresh meta for a frame received on `in_port`.
     pub const fn new(in_port: PortId) -> Self {
-        PacketMeta { in_port, domain: 0, l3_offset: 0, verdict: Verdict::Pending }
+        PacketMeta {
+            in_port,
+            domain: 0,
+            l3_offset: 0,
+            verdict: Verdict::Pending,
+        }
     }
 }

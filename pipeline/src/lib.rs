@@ -14,12 +14,14 @@ pub mod frame;
 pub mod l2;
 pub mod mac;
 pub mod mac_table;
+pub mod parse;
 pub mod wire;
 
 pub use counters::PortCounters;
 pub use drop_reason::{DropCounters, DropReason};
 pub use frame::{DomainId, FrameStore, PacketMeta, PortId, Timestamp, Verdict, MAX_BURST};
-// Contract for the pipeline helper: re-export these once written.
-// pub use l2::{L2Config, L2Stats, L2Switch};
-// pub use mac::MacAddr;
-// pub use mac_table::MacTable;
+pub use l2::{L2Config, L2Stats, L2Switch};
+pub use mac::{MacAddr, MacParseError};
+pub use mac_table::{FdbEntry, LearnOutcome, MacTable};
+pub use parse::parse_stage;
+pub use wire::{parse_frame, ParsedFrame};
