@@ -79,11 +79,23 @@ fn render_issue(issue: &ConfigIssue) -> String {
         out.push_str(&format!("{loc}: "));
     }
     if !issue.field.is_empty() {
-        out.push_str(&issue.field);
+        push_escaped(&mut out, &issue.field);
         out.push_str(": ");
     }
-    out.push_str(&issue.message);
+    push_escaped(&mut out, &issue.message);
     out
+}
+
+/// Appends `s` with control characters escaped (`\n`, `\t`, ...), so an
+/// issue quoting a user's value always stays on one line.
+fn push_escaped(out: &mut String, s: &str) {
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
 }
 
 /// Everything wrong with one config file.
@@ -227,5 +239,7 @@ mod tests {
             single.to_string(),
             "n.toml: port[0].interface: no such device"
         );
+        let multi_line = ConfigError::single("n.toml", None, "a", "bad \"x\ny\"\t!");
+        assert_eq!(multi_line.to_string(), "n.toml: a: bad \"x\\ny\"\\t!");
     }
 }
