@@ -143,6 +143,17 @@ impl L2Switch {
             .map_or(&[], Vec::as_slice)
     }
 
+    /// Ports a `Flood` verdict for `meta` goes out of: the members of its domain
+    /// minus the ingress port (a frame is never sent back where it came from).
+    #[inline]
+    pub fn flood_targets(&self, meta: &PacketMeta) -> impl Iterator<Item = PortId> + '_ {
+        let in_port = meta.in_port;
+        self.flood_ports(meta.domain)
+            .iter()
+            .copied()
+            .filter(move |p| *p != in_port)
+    }
+
     /// The MAC table, for fdb dumps and stats.
     pub fn mac_table(&self) -> &MacTable {
         &self.table
