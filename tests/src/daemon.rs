@@ -158,6 +158,8 @@ pub struct Daemon {
     config_path: PathBuf,
     stats_path: PathBuf,
     log_path: PathBuf,
+    /// Set when a panic message already carried the log, so `Drop` does not repeat it.
+    log_reported: bool,
 }
 
 fn file_identity(path: &Path) -> Option<(u64, i64, i64)> {
@@ -194,6 +196,8 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(log2)
             .stderr(log);
+        // Plain logs: they are read in test failure output, not on a terminal.
+        cmd.env("NO_COLOR", "1");
         if std::env::var_os("RUST_BACKTRACE").is_none() {
             cmd.env("RUST_BACKTRACE", "1");
         }
@@ -206,6 +210,7 @@ impl Daemon {
             config_path,
             stats_path,
             log_path,
+            log_reported: false,
         };
         daemon.wait_ready(READY_TIMEOUT);
         daemon
@@ -225,6 +230,7 @@ impl Daemon {
             let child = self.child.as_mut().expect("daemon running");
             if let Ok(Some(status)) = child.try_wait() {
                 self.child = None;
+                self.log_reported = true;
                 panic!(
                     "daemon exited with {status} before it was ready\n--- config ---\n{}\n--- daemon log ---\n{}",
                     self.config_text(),
@@ -232,6 +238,7 @@ impl Daemon {
                 );
             }
             if Instant::now() >= deadline {
+                self.log_reported = true;
                 panic!(
                     "daemon not ready after {timeout:?} ({last_err})\n--- config ---\n{}\n--- daemon log ---\n{}",
                     self.config_text(),
@@ -293,6 +300,7 @@ impl Daemon {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
                     self.child = None;
+                    self.log_reported = true;
                     panic!(
                         "daemon exited with {status} while waiting for stats\n--- daemon log ---\n{}",
                         self.log()
@@ -308,6 +316,7 @@ impl Daemon {
             }
             if changes < 2 {
                 if Instant::now() >= deadline {
+                    self.log_reported = true;
                     panic!(
                         "stats file {} not rewritten twice within {timeout:?}\n--- daemon log ---\n{}",
                         self.stats_path.display(),
@@ -381,7 +390,7 @@ impl Drop for Daemon {
                 }
             }
         }
-        if thread::panicking() {
+        if thread::panicking() && !self.log_reported {
             eprintln!(
                 "--- daemon config ({}) ---\n{}\n--- daemon log ---\n{}\n--- last stats ---\n{}",
                 self.config_path.display(),

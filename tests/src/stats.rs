@@ -70,6 +70,9 @@ pub struct WorkerStats {
     pub umem_frames_total: u64,
     /// Frames the worker can account for (fill, rx, batches, tx, completion, free list).
     pub umem_frames_accounted: u64,
+    /// Whether the free list held no frame twice (a double free), where reported.
+    #[serde(default)]
+    pub umem_free_list_unique: Option<bool>,
 }
 
 /// MAC table totals.
