@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchyard_config::{ConfigError, ConfigIssue, NodeConfig, PortDriver, XdpMode};
 use switchyard_drivers::afxdp::{UmemPool, XdpModeChoice, XdpPort, XdpPortConfig};
-use switchyard_drivers::{sys, Port};
+use switchyard_drivers::sys;
 use switchyard_pipeline::{DomainId, L2Config, L2Switch, PortId, Timestamp};
 use tracing::{info, warn};
 
@@ -160,6 +160,7 @@ pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
         );
     }
     check_system(&config)?;
+    switchyard_drivers::afxdp::xdp_program::quiet_library_logs();
     if config.switch.workers.len() > 1 {
         warn!(
             cores = ?config.switch.workers,

@@ -1,9 +1,8 @@
 //! `switchyard`: a userspace packet switch with AF_XDP poll-mode I/O.
 
-mod backoff;
 mod daemon;
-mod stats;
-mod worker;
+
+use switchyard_switch::{backoff, stats, worker};
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

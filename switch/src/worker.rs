@@ -218,11 +218,11 @@ impl<P: Port> Worker<P> {
         self.l2
             .mac_table()
             .iter()
-            .map(|(domain, mac, port, last_seen)| FdbEntry {
-                domain,
-                mac: mac.to_string(),
-                port,
-                age_secs: now.saturating_since(last_seen) / 1_000_000_000,
+            .map(|entry| FdbEntry {
+                domain: entry.domain,
+                mac: entry.mac.to_string(),
+                port: entry.port,
+                age_secs: now.saturating_since(entry.last_seen) / 1_000_000_000,
             })
             .collect()
     }

@@ -101,6 +101,13 @@ impl XdpPort {
             match Self::bind(pool, config, mode) {
                 Ok((tx, rx, fill, completion)) => {
                     info!(interface = %config.interface, queue = config.queue, mode = mode.name(), "AF_XDP port attached");
+                    if mode == AttachMode::Generic {
+                        warn!(
+                            interface = %config.interface,
+                            "generic XDP drops frames above ~3840 bytes, such as the TSO/GSO segments a veth \
+                             peer sends by default; turn tso/gso off on the peer or use native mode"
+                        );
+                    }
                     let ring = config.ring_size as usize;
                     let mut port = XdpPort {
                         interface: config.interface.clone(),

@@ -28,16 +28,12 @@ pub struct AttachedPrograms {
 
 /// Which XDP programs are attached to `ifindex`.
 pub fn attached(ifindex: u32) -> Result<AttachedPrograms, std::io::Error> {
-    let mut opts = sys::bpf_xdp_query_opts {
-        sz: std::mem::size_of::<sys::bpf_xdp_query_opts>(),
-        prog_id: 0,
-        drv_prog_id: 0,
-        hw_prog_id: 0,
-        skb_prog_id: 0,
-        attach_mode: 0,
-        feature_flags: 0,
-        xdp_zc_max_segs: 0,
-    };
+    // libbpf rejects option structs whose bytes past the fields it knows are not
+    // zero, padding included: start from all-zero memory, not a struct literal.
+    // SAFETY: bpf_xdp_query_opts is plain old data for which all-zero is valid.
+    #[allow(unsafe_code)]
+    let mut opts: sys::bpf_xdp_query_opts = unsafe { std::mem::zeroed() };
+    opts.sz = std::mem::size_of::<sys::bpf_xdp_query_opts>();
     // SAFETY: `opts` is a properly sized, initialised struct that outlives the
     // call; libbpf only writes into it.
     #[allow(unsafe_code)]
@@ -115,4 +111,39 @@ pub fn detach_stale(interface: &str, ifindex: u32) -> Result<(), PortError> {
         }
     }
     Ok(())
+}
+
+/// Routes libbpf's and libxdp's own stderr chatter ("No bpffs found … falling
+/// back", "skipping unrecognized data section") into `tracing` at debug level.
+/// Both are harmless on hosts without bpffs; our own errors carry the errno and
+/// context an operator needs. Only the message template is kept: formatting a C
+/// va_list is not possible from stable Rust.
+pub fn quiet_library_logs() {
+    unsafe extern "C" fn libbpf_print(
+        level: libbpf_sys::libbpf_print_level,
+        format: *const std::os::raw::c_char,
+        _args: *mut libbpf_sys::__va_list_tag,
+    ) -> std::os::raw::c_int {
+        // SAFETY: libbpf passes a valid NUL-terminated format string.
+        let text = unsafe { std::ffi::CStr::from_ptr(format) }.to_string_lossy();
+        tracing::debug!(target: "libbpf", level, "{}", text.trim_end());
+        0
+    }
+    unsafe extern "C" fn libxdp_print(
+        level: sys::libxdp_print_level,
+        format: *const std::os::raw::c_char,
+        _args: *mut sys::__va_list_tag,
+    ) -> std::os::raw::c_int {
+        // SAFETY: libxdp passes a valid NUL-terminated format string.
+        let text = unsafe { std::ffi::CStr::from_ptr(format) }.to_string_lossy();
+        tracing::debug!(target: "libxdp", level, "{}", text.trim_end());
+        0
+    }
+    // SAFETY: both setters only store the function pointer; the callbacks above
+    // match the C signatures and never unwind.
+    #[allow(unsafe_code)]
+    unsafe {
+        libbpf_sys::libbpf_set_print(Some(libbpf_print));
+        sys::libxdp_set_print(Some(libxdp_print));
+    }
 }
