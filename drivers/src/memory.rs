@@ -87,7 +87,9 @@ impl FramePool for MemPool {
 
     fn free_list_is_unique(&self) -> bool {
         let mut seen = vec![false; self.lens.len()];
-        self.free.iter().all(|h| !std::mem::replace(&mut seen[*h as usize], true))
+        self.free
+            .iter()
+            .all(|h| !std::mem::replace(&mut seen[*h as usize], true))
     }
 }
 
@@ -114,7 +116,11 @@ pub struct MemPort {
 impl MemPort {
     /// A port that keeps what it transmits.
     pub fn new() -> Self {
-        MemPort { keep_tx: true, tx_capacity: usize::MAX, ..Default::default() }
+        MemPort {
+            keep_tx: true,
+            tx_capacity: usize::MAX,
+            ..Default::default()
+        }
     }
 
     /// A port that replays `frames` forever on receive and only counts transmits.
@@ -148,7 +154,9 @@ impl Port for MemPort {
                     None => break,
                 }
             };
-            let Some(handle) = pool.alloc_with(frame) else { break };
+            let Some(handle) = pool.alloc_with(frame) else {
+                break;
+            };
             if !self.replay {
                 self.inbound.pop_front();
             }
@@ -204,7 +212,11 @@ mod tests {
         let mut batch = Vec::new();
         assert_eq!(port.rx_burst(&mut pool, &mut batch, 16), 2);
         assert_eq!(pool.free_count(), 6);
-        assert_eq!(pool.data(&batch[1]).len(), 64, "truncated to the frame size");
+        assert_eq!(
+            pool.data(&batch[1]).len(),
+            64,
+            "truncated to the frame size"
+        );
         let result = port.tx_burst(&mut pool, &mut batch);
         assert_eq!(result.accepted, 2);
         assert_eq!(pool.free_count(), 8);

@@ -31,8 +31,11 @@ pub fn missing_capabilities() -> Vec<&'static str> {
         })
         .unwrap_or(0);
     let has = |bit: u32| effective & (1u64 << bit) != 0;
-    let mut missing: Vec<&'static str> =
-        NEEDED_CAPS.iter().filter(|(bit, _)| !has(*bit)).map(|(_, name)| *name).collect();
+    let mut missing: Vec<&'static str> = NEEDED_CAPS
+        .iter()
+        .filter(|(bit, _)| !has(*bit))
+        .map(|(_, name)| *name)
+        .collect();
     if !BPF_CAPS.iter().any(|(bit, _)| has(*bit)) {
         missing.push("CAP_BPF (or CAP_SYS_ADMIN)");
     }

@@ -34,7 +34,10 @@ fn load_checked(path: &Path) -> Result<NodeConfig> {
         })
         .collect();
     if !unsupported.is_empty() {
-        bail!("invalid config:\n{}", ConfigError::new(config.origin.clone(), unsupported));
+        bail!(
+            "invalid config:\n{}",
+            ConfigError::new(config.origin.clone(), unsupported)
+        );
     }
     Ok(config)
 }
@@ -111,14 +114,20 @@ fn check_system(config: &NodeConfig) -> Result<()> {
             issues.push(ConfigIssue::new(
                 None,
                 "switch.workers".to_string(),
-                format!("core {core} is not available (this machine offers cores 0..{})", cores.len()),
+                format!(
+                    "core {core} is not available (this machine offers cores 0..{})",
+                    cores.len()
+                ),
             ));
         }
     }
     if issues.is_empty() {
         Ok(())
     } else {
-        bail!("cannot run this config here:\n{}", ConfigError::new(config.origin.clone(), issues))
+        bail!(
+            "cannot run this config here:\n{}",
+            ConfigError::new(config.origin.clone(), issues)
+        )
     }
 }
 
@@ -130,7 +139,11 @@ fn plan(config: &NodeConfig) -> WorkerPlan {
             name: port.name.clone(),
             interface: port.interface.clone().unwrap_or_default(),
             network: port.network.clone(),
-            domain: config.networks.iter().position(|n| n.name == port.network).unwrap_or(0) as DomainId,
+            domain: config
+                .networks
+                .iter()
+                .position(|n| n.name == port.network)
+                .unwrap_or(0) as DomainId,
             mode: mode_choice(port.effective_xdp_mode(&config.switch)),
         })
         .collect();
@@ -171,7 +184,8 @@ pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
 
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop)).context("installing signal handlers")?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("installing signal handlers")?;
     }
 
     let plan = plan(&config);
@@ -210,7 +224,11 @@ pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
     if let Some(report) = ask(WorkerCommand::Report) {
         write_stats(&snapshot(&plan, &modes, &report, false));
     }
-    info!(ports = plan.ports.len(), core = plan.core, "switchyard ready");
+    info!(
+        ports = plan.ports.len(),
+        core = plan.core,
+        "switchyard ready"
+    );
 
     let interval = Duration::from_secs(config.switch.stats_interval_secs);
     let mut next_stats = Instant::now() + interval;
@@ -325,7 +343,10 @@ fn open_worker(plan: &WorkerPlan) -> std::result::Result<Worker<XdpPort>, String
                 for earlier in &plan.ports {
                     let _ = XdpPort::detach_program(&earlier.interface);
                 }
-                return Err(format!("port {:?} (interface {}): {error}", port.name, port.interface));
+                return Err(format!(
+                    "port {:?} (interface {}): {error}",
+                    port.name, port.interface
+                ));
             }
         }
     }
@@ -348,7 +369,12 @@ fn close(plan: &WorkerPlan, mut worker: Worker<XdpPort>) {
     }
 }
 
-fn report(plan: &WorkerPlan, worker: &Worker<XdpPort>, now: Timestamp, audit: bool) -> WorkerReport {
+fn report(
+    plan: &WorkerPlan,
+    worker: &Worker<XdpPort>,
+    now: Timestamp,
+    audit: bool,
+) -> WorkerReport {
     WorkerReport {
         index: plan.index,
         core: plan.core,
@@ -366,7 +392,11 @@ fn report(plan: &WorkerPlan, worker: &Worker<XdpPort>, now: Timestamp, audit: bo
 
 fn snapshot(plan: &WorkerPlan, modes: &[&str], report: &WorkerReport, is_final: bool) -> Snapshot {
     let network_of_domain = |domain: u16| {
-        plan.ports.iter().find(|p| p.domain == domain).map(|p| p.network.clone()).unwrap_or_default()
+        plan.ports
+            .iter()
+            .find(|p| p.domain == domain)
+            .map(|p| p.network.clone())
+            .unwrap_or_default()
     };
     Snapshot {
         is_final,
@@ -391,14 +421,22 @@ fn snapshot(plan: &WorkerPlan, modes: &[&str], report: &WorkerReport, is_final: 
             umem_free_list_unique: report.free_list_unique,
             counters: report.counters,
         }],
-        mac_table: MacTableStats { entries: report.mac_entries, capacity: report.mac_capacity, l2: report.l2 },
+        mac_table: MacTableStats {
+            entries: report.mac_entries,
+            capacity: report.mac_capacity,
+            l2: report.l2,
+        },
         fdb: report
             .fdb
             .iter()
             .map(|e| FdbStats {
                 network: network_of_domain(e.domain),
                 mac: e.mac.clone(),
-                port: plan.ports.get(e.port as usize).map(|p| p.name.clone()).unwrap_or_default(),
+                port: plan
+                    .ports
+                    .get(e.port as usize)
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default(),
                 age_secs: e.age_secs,
             })
             .collect(),
@@ -407,7 +445,10 @@ fn snapshot(plan: &WorkerPlan, modes: &[&str], report: &WorkerReport, is_final: 
 
 fn write_atomically(path: &Path, snapshot: &Snapshot) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(snapshot).map_err(std::io::Error::other)?)?;
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(snapshot).map_err(std::io::Error::other)?,
+    )?;
     std::fs::rename(&tmp, path)
 }
 
@@ -426,12 +467,20 @@ fn log_summary(snap: &Snapshot) {
 }
 
 fn print_final(snap: &Snapshot) {
-    println!("{:<16} {:>12} {:>14} {:>12} {:>14} {:>10}", "port", "rx_pkts", "rx_bytes", "tx_pkts", "tx_bytes", "drops");
+    println!(
+        "{:<16} {:>12} {:>14} {:>12} {:>14} {:>10}",
+        "port", "rx_pkts", "rx_bytes", "tx_pkts", "tx_bytes", "drops"
+    );
     for port in &snap.ports {
         let c = &port.counters;
         println!(
             "{:<16} {:>12} {:>14} {:>12} {:>14} {:>10}",
-            port.name, c.rx_packets, c.rx_bytes, c.tx_packets, c.tx_bytes, c.drops.total()
+            port.name,
+            c.rx_packets,
+            c.rx_bytes,
+            c.tx_packets,
+            c.tx_bytes,
+            c.drops.total()
         );
         for (reason, count) in c.drops.nonzero() {
             println!("{:<16}   drop {}: {}", "", reason.name(), count);

@@ -10,7 +10,11 @@ use std::process::ExitCode;
 
 /// Command line of the switchyard binary.
 #[derive(Parser)]
-#[command(name = "switchyard", version, about = "Userspace packet switch with AF_XDP poll-mode I/O")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "Userspace packet switch with AF_XDP poll-mode I/O"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

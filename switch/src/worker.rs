@@ -47,7 +47,9 @@ impl<P: Port> Worker<P> {
             rx: Vec::with_capacity(burst),
             metas: Vec::with_capacity(burst),
             // Worst case per loop: every port's whole burst lands on one port.
-            tx: (0..n).map(|_| Vec::with_capacity(burst * n.max(1))).collect(),
+            tx: (0..n)
+                .map(|_| Vec::with_capacity(burst * n.max(1)))
+                .collect(),
             flood_targets: Vec::with_capacity(n),
             ports,
             stats: WorkerCounters::default(),
@@ -91,7 +93,10 @@ impl<P: Port> Worker<P> {
             self.metas.push(PacketMeta::new(in_port));
         }
         {
-            let mut frames = BatchFrames { pool: &mut self.pool, handles: &mut self.rx };
+            let mut frames = BatchFrames {
+                pool: &mut self.pool,
+                handles: &mut self.rx,
+            };
             self.l2.process(&mut frames, &mut self.metas, now);
         }
         for (handle, meta) in self.rx.iter().zip(self.metas.iter()) {
@@ -100,7 +105,11 @@ impl<P: Port> Worker<P> {
                 Verdict::Flood => {
                     self.flood_targets.clear();
                     self.flood_targets.extend(
-                        self.l2.flood_ports(meta.domain).iter().copied().filter(|p| *p != in_port),
+                        self.l2
+                            .flood_ports(meta.domain)
+                            .iter()
+                            .copied()
+                            .filter(|p| *p != in_port),
                     );
                     flood(
                         &mut self.pool,
@@ -136,7 +145,9 @@ impl<P: Port> Worker<P> {
             let counters = &mut self.counters[out];
             counters.tx_packets += result.accepted as u64;
             counters.tx_bytes += result.accepted_bytes as u64;
-            counters.drops.count_n(DropReason::TxRingFull, result.ring_full as u64);
+            counters
+                .drops
+                .count_n(DropReason::TxRingFull, result.ring_full as u64);
         }
     }
 

@@ -21,7 +21,10 @@ fn udp_frame(src: u8, dst: [u8; 6], payload: &[u8]) -> Vec<u8> {
 
 /// A worker with `domains[i]` as port i's network.
 fn worker(domains: &[u16]) -> Worker<MemPort> {
-    let mut l2 = L2Switch::new(L2Config { max_entries: 1024, aging_ns: 300_000_000_000 });
+    let mut l2 = L2Switch::new(L2Config {
+        max_entries: 1024,
+        aging_ns: 300_000_000_000,
+    });
     for (port, domain) in domains.iter().enumerate() {
         l2.set_port_domain(port as u16, Some(*domain));
     }
@@ -39,19 +42,29 @@ fn run(worker: &mut Worker<MemPort>, turns: usize) {
 fn unknown_unicast_floods_then_learned_unicast_goes_to_one_port() {
     let mut w = worker(&[0, 0, 0]);
     // Host 1 talks to host 2 before 2 ever spoke: flooded to ports 1 and 2, not back to 0.
-    w.ports_mut()[0].inbound.push_back(udp_frame(1, mac(2), b"hello"));
+    w.ports_mut()[0]
+        .inbound
+        .push_back(udp_frame(1, mac(2), b"hello"));
     run(&mut w, 2);
     assert_eq!(w.ports()[1].outbound.len(), 1);
     assert_eq!(w.ports()[2].outbound.len(), 1);
     assert!(w.ports()[0].outbound.is_empty());
     // Host 2 answers: host 1 is known, so only port 0 gets it.
-    w.ports_mut()[1].inbound.push_back(udp_frame(2, mac(1), b"hi"));
+    w.ports_mut()[1]
+        .inbound
+        .push_back(udp_frame(2, mac(1), b"hi"));
     run(&mut w, 2);
     assert_eq!(w.ports()[0].outbound.len(), 1);
-    assert_eq!(w.ports()[2].outbound.len(), 1, "third host sees no learned unicast");
+    assert_eq!(
+        w.ports()[2].outbound.len(),
+        1,
+        "third host sees no learned unicast"
+    );
     // Now both are known: 100 frames 1 -> 2 reach port 1 only.
     for _ in 0..100 {
-        w.ports_mut()[0].inbound.push_back(udp_frame(1, mac(2), b"data"));
+        w.ports_mut()[0]
+            .inbound
+            .push_back(udp_frame(1, mac(2), b"data"));
     }
     run(&mut w, 10);
     assert_eq!(w.ports()[1].outbound.len(), 101);
@@ -64,13 +77,22 @@ fn unknown_unicast_floods_then_learned_unicast_goes_to_one_port() {
 #[test]
 fn broadcast_reaches_every_other_port_of_its_network_only() {
     let mut w = worker(&[0, 0, 1, 0]);
-    w.ports_mut()[0].inbound.push_back(udp_frame(1, [0xff; 6], b"who-has"));
+    w.ports_mut()[0]
+        .inbound
+        .push_back(udp_frame(1, [0xff; 6], b"who-has"));
     run(&mut w, 2);
     assert_eq!(w.ports()[1].outbound.len(), 1);
     assert_eq!(w.ports()[3].outbound.len(), 1);
     assert!(w.ports()[2].outbound.is_empty(), "other network");
-    assert!(w.ports()[0].outbound.is_empty(), "never back out of the ingress port");
-    assert_eq!(w.ports()[1].outbound[0], udp_frame(1, [0xff; 6], b"who-has"), "copies are intact");
+    assert!(
+        w.ports()[0].outbound.is_empty(),
+        "never back out of the ingress port"
+    );
+    assert_eq!(
+        w.ports()[1].outbound[0],
+        udp_frame(1, [0xff; 6], b"who-has"),
+        "copies are intact"
+    );
     assert_eq!(w.frames_accounted(), w.frames_total());
 }
 
@@ -78,9 +100,13 @@ fn broadcast_reaches_every_other_port_of_its_network_only() {
 fn networks_do_not_cross_even_with_a_learned_mac() {
     let mut w = worker(&[0, 1]);
     // Host 2 is learned in network 1; host 1 in network 0 sends to its MAC.
-    w.ports_mut()[1].inbound.push_back(udp_frame(2, [0xff; 6], b"x"));
+    w.ports_mut()[1]
+        .inbound
+        .push_back(udp_frame(2, [0xff; 6], b"x"));
     run(&mut w, 2);
-    w.ports_mut()[0].inbound.push_back(udp_frame(1, mac(2), b"y"));
+    w.ports_mut()[0]
+        .inbound
+        .push_back(udp_frame(1, mac(2), b"y"));
     run(&mut w, 2);
     assert!(w.ports()[1].outbound.is_empty());
     assert!(w.ports()[0].outbound.is_empty());
@@ -89,7 +115,9 @@ fn networks_do_not_cross_even_with_a_learned_mac() {
 #[test]
 fn malformed_frames_are_dropped_counted_and_do_not_disturb_others() {
     let mut w = worker(&[0, 0]);
-    w.ports_mut()[0].inbound.extend([vec![0u8; 5], udp_frame(1, mac(2), b"ok"), vec![0xff; 13]]);
+    w.ports_mut()[0]
+        .inbound
+        .extend([vec![0u8; 5], udp_frame(1, mac(2), b"ok"), vec![0xff; 13]]);
     run(&mut w, 2);
     assert_eq!(w.ports()[1].outbound.len(), 1);
     let drops = &w.port_counters()[0].drops;
@@ -99,7 +127,10 @@ fn malformed_frames_are_dropped_counted_and_do_not_disturb_others() {
 
 #[test]
 fn flood_without_free_frames_is_counted_not_leaked() {
-    let mut l2 = L2Switch::new(L2Config { max_entries: 16, aging_ns: 1_000_000_000 });
+    let mut l2 = L2Switch::new(L2Config {
+        max_entries: 16,
+        aging_ns: 1_000_000_000,
+    });
     for port in 0..4 {
         l2.set_port_domain(port, Some(0));
     }
@@ -107,12 +138,18 @@ fn flood_without_free_frames_is_counted_not_leaked() {
     // 4 frames in the pool: a burst of 4 broadcasts leaves none for the copies.
     let mut w = Worker::new(MemPool::new(4, 2048), ports, l2, 8);
     for _ in 0..4 {
-        w.ports_mut()[0].inbound.push_back(udp_frame(1, [0xff; 6], b"b"));
+        w.ports_mut()[0]
+            .inbound
+            .push_back(udp_frame(1, [0xff; 6], b"b"));
     }
     run(&mut w, 1);
     let delivered: usize = (1..4).map(|p| w.ports()[p].outbound.len()).sum();
     let dropped = w.port_counters()[0].drops.total() as usize;
-    assert_eq!(delivered + dropped, 4 * 3, "each copy either delivered or counted");
+    assert_eq!(
+        delivered + dropped,
+        4 * 3,
+        "each copy either delivered or counted"
+    );
     assert!(dropped > 0);
     assert_eq!(w.frames_accounted(), w.frames_total());
 }

@@ -21,10 +21,13 @@ impl UmemPool {
         let invalid = |what: &str| PortError::Invalid(format!("{what} must be a power of two"));
         let config = UmemConfig::builder()
             .fill_queue_size(QueueSize::new(fill_size).map_err(|_| invalid("fill ring size"))?)
-            .comp_queue_size(QueueSize::new(comp_size).map_err(|_| invalid("completion ring size"))?)
+            .comp_queue_size(
+                QueueSize::new(comp_size).map_err(|_| invalid("completion ring size"))?,
+            )
             .build()
             .map_err(|e| PortError::Invalid(e.to_string()))?;
-        let count = NonZeroU32::new(frames).ok_or_else(|| PortError::Invalid("umem_frames must be > 0".into()))?;
+        let count = NonZeroU32::new(frames)
+            .ok_or_else(|| PortError::Invalid("umem_frames must be > 0".into()))?;
         let (umem, descs) = Umem::new(config, count, false).map_err(|e| {
             let source = std::error::Error::source(&e)
                 .and_then(|s| s.downcast_ref::<std::io::Error>())
@@ -40,7 +43,11 @@ impl UmemPool {
             PortError::Umem { frames, source, hint }
         })?;
         let total = descs.len();
-        Ok(UmemPool { umem, free: descs, total })
+        Ok(UmemPool {
+            umem,
+            free: descs,
+            total,
+        })
     }
 
     /// The UMEM, for binding sockets to it.
@@ -53,7 +60,6 @@ impl UmemPool {
         let start = self.free.len().saturating_sub(n);
         out.extend(self.free.drain(start..));
     }
-
 }
 
 impl FramePool for UmemPool {

@@ -158,10 +158,9 @@ impl XdpPort {
             .xdp_flags(mode.xdp_flags())
             .bind_flags(BindFlags::XDP_USE_NEED_WAKEUP)
             .build();
-        let name: Interface = config
-            .interface
-            .parse()
-            .map_err(|_| PortError::Invalid(format!("bad interface name {:?}", config.interface)))?;
+        let name: Interface = config.interface.parse().map_err(|_| {
+            PortError::Invalid(format!("bad interface name {:?}", config.interface))
+        })?;
         let deadline = Instant::now() + config.busy_retry;
         loop {
             // SAFETY: each (interface, queue) is bound once per UMEM by Switchyard
@@ -169,7 +168,8 @@ impl XdpPort {
             // completion rings are always handed to us and no program is shared
             // between sockets of one pair.
             #[allow(unsafe_code)]
-            let result = unsafe { xsk_rs::Socket::new(socket_config, pool.umem(), &name, config.queue) };
+            let result =
+                unsafe { xsk_rs::Socket::new(socket_config, pool.umem(), &name, config.queue) };
             match result {
                 Ok((tx, rx, Some((fill, completion)))) => return Ok((tx, rx, fill, completion)),
                 Ok((_, _, None)) => {
@@ -180,7 +180,11 @@ impl XdpPort {
                 Err(e) => {
                     let io = std::error::Error::source(&e)
                         .and_then(|s| s.downcast_ref::<std::io::Error>())
-                        .map(|io| std::io::Error::from_raw_os_error(io.raw_os_error().unwrap_or(libc::EIO)))
+                        .map(|io| {
+                            std::io::Error::from_raw_os_error(
+                                io.raw_os_error().unwrap_or(libc::EIO),
+                            )
+                        })
                         .unwrap_or_else(|| std::io::Error::other(e.to_string()));
                     if io.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline {
                         debug!(interface = %config.interface, "queue busy (released moments ago?); retrying");
@@ -298,7 +302,10 @@ impl Port for XdpPort {
             // In copy mode the kick itself transmits (a bounded batch per call).
             if let Err(source) = self.tx.wakeup() {
                 self.kick_failures += 1;
-                outcome = Err(PortError::Kick { interface: self.interface.clone(), source });
+                outcome = Err(PortError::Kick {
+                    interface: self.interface.clone(),
+                    source,
+                });
             }
         }
         if self.tx_held > 0 {

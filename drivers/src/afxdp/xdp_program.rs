@@ -41,7 +41,10 @@ pub fn attached(ifindex: u32) -> Result<AttachedPrograms, std::io::Error> {
     if err < 0 {
         return Err(std::io::Error::from_raw_os_error(-err));
     }
-    Ok(AttachedPrograms { native: opts.drv_prog_id, generic: opts.skb_prog_id })
+    Ok(AttachedPrograms {
+        native: opts.drv_prog_id,
+        generic: opts.skb_prog_id,
+    })
 }
 
 /// Name of a loaded BPF program (its first 15 bytes, as the kernel keeps it).
@@ -68,7 +71,12 @@ fn program_name(id: u32) -> Option<String> {
     if err < 0 {
         return None;
     }
-    let bytes: Vec<u8> = info.name.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+    let bytes: Vec<u8> = info
+        .name
+        .iter()
+        .take_while(|c| **c != 0)
+        .map(|c| *c as u8)
+        .collect();
     Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
