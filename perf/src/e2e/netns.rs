@@ -1,0 +1,124 @@
+//! Running Rust code inside a named network namespace.
+//!
+//! `setns` changes the namespace of the calling *thread* only, so each piece of
+//! in-namespace work gets a fresh thread that enters the namespace first and
+//! never leaves it; the main thread stays in the root namespace.
+
+use crate::sys;
+use anyhow::{anyhow, Context, Result};
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Where `ip netns add NAME` bind-mounts the namespace.
+pub fn netns_path(name: &str) -> PathBuf {
+    PathBuf::from("/var/run/netns").join(name)
+}
+
+/// A thread running inside a namespace; join it with a deadline.
+pub struct NsThread<T> {
+    label: String,
+    rx: mpsc::Receiver<Result<T>>,
+    handle: JoinHandle<()>,
+}
+
+/// Spawns `f` on a new thread named `label` inside namespace `netns`.
+pub fn spawn_in<T, F>(netns: &str, label: &str, f: F) -> Result<NsThread<T>>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel();
+    let path = netns_path(netns);
+    let handle = std::thread::Builder::new()
+        .name(label.to_string())
+        .spawn(move || {
+            let result = File::open(&path)
+                .and_then(|ns| sys::setns_net(&ns))
+                .with_context(|| format!("entering network namespace {}", path.display()))
+                .and_then(|()| f());
+            let _ = tx.send(result);
+        })
+        .context("spawning a namespace thread")?;
+    Ok(NsThread { label: label.to_string(), rx, handle })
+}
+
+impl<T> NsThread<T> {
+    /// Waits at most `timeout` for the thread's result.
+    ///
+    /// On timeout the thread is left behind: every loop it runs is bounded in
+    /// time, so it ends by itself soon after.
+    pub fn join(self, timeout: Duration) -> Result<T> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(result) => {
+                let _ = self.handle.join();
+                result.with_context(|| format!("in thread {:?}", self.label))
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                Err(anyhow!("thread {:?} did not finish within {timeout:?}", self.label))
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = self.handle.join();
+                Err(anyhow!("thread {:?} panicked", self.label))
+            }
+        }
+    }
+}
+
+/// Runs `f` inside namespace `netns` and returns its result (bounded by `timeout`).
+pub fn run_in<T, F>(netns: &str, timeout: Duration, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    spawn_in(netns, netns, f)?.join(timeout)
+}
+
+/// Receive counters of one interface.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RxCounters {
+    /// Frames received.
+    pub packets: u64,
+    /// Bytes received.
+    pub bytes: u64,
+}
+
+/// Reads `interface`'s receive counters as the calling thread's namespace sees
+/// them. Uses /proc/thread-self/net/dev: /sys/class/net shows the namespace
+/// sysfs was mounted in, not the thread's, and /proc/self/net the main
+/// thread's. Both are the kernel's `dev_get_stats`, so the same numbers.
+pub fn rx_counters_here(interface: &str) -> Result<RxCounters> {
+    let text = std::fs::read_to_string("/proc/thread-self/net/dev").context("reading /proc/thread-self/net/dev")?;
+    parse_net_dev(&text, interface).ok_or_else(|| anyhow!("no interface {interface:?} in /proc/thread-self/net/dev"))
+}
+
+/// Extracts `interface`'s receive bytes and packets from /proc/net/dev text.
+fn parse_net_dev(text: &str, interface: &str) -> Option<RxCounters> {
+    text.lines().skip(2).find_map(|line| {
+        let (name, rest) = line.split_once(':')?;
+        if name.trim() != interface {
+            return None;
+        }
+        let mut fields = rest.split_whitespace().map(|f| f.parse::<u64>());
+        let bytes = fields.next()?.ok()?;
+        let packets = fields.next()?.ok()?;
+        Some(RxCounters { packets, bytes })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn net_dev_lines_are_parsed() {
+        let text = "Inter-|   Receive                                                |  Transmit\n \
+             face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    \
+             lo:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0\n  \
+             eth0: 1234567   8910    0    0    0     0          0         0      100       2    0    0    0     0       0          0\n";
+        assert_eq!(parse_net_dev(text, "eth0"), Some(RxCounters { packets: 8910, bytes: 1_234_567 }));
+        assert_eq!(parse_net_dev(text, "eth1"), None);
+    }
+}

@@ -1,0 +1,226 @@
+//! The few system calls the benchmarks need that `std` does not offer.
+//!
+//! Every `unsafe` block of the crate lives here, each with the reason it is
+//! sound, so the rest of the harness is safe Rust.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command};
+
+/// Moves the *calling thread* into the network namespace that `ns` (an open
+/// `/var/run/netns/NAME` file) refers to.
+///
+/// Only the calling thread changes namespace, which is why every piece of
+/// in-namespace work runs on a thread of its own.
+pub fn setns_net(ns: &File) -> io::Result<()> {
+    // SAFETY: setns takes a file descriptor and a flag; `ns` is an open file that
+    // outlives the call, and CLONE_NEWNET affects only this thread's namespace.
+    let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Index of interface `name` in the calling thread's network namespace.
+pub fn interface_index(name: &str) -> io::Result<u32> {
+    let c_name = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `c_name` is a valid NUL-terminated string that lives across the call;
+    // if_nametoindex only reads it.
+    let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
+    if index == 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(index)
+    }
+}
+
+/// Sends `signal` to a child process this program spawned and has not reaped.
+///
+/// Taking `&Child` (not a bare PID) ties the signal to a process we own: callers
+/// use it only while `try_wait` has not returned `Some`, so the PID cannot have
+/// been recycled for an unrelated process.
+pub fn signal_child(child: &Child, signal: libc::c_int) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(child.id())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;
+    // SAFETY: kill has no memory-safety preconditions; `pid` is our own unreaped
+    // child (see the doc comment), so no unrelated process is signalled.
+    let rc = unsafe { libc::kill(pid, signal) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Makes the kernel send `signal` to the spawned child when this process's
+/// spawning thread dies, so a benchmark killed with SIGKILL does not leave a
+/// daemon polling on a core. Spawn from a thread that lives as long as the child.
+pub fn kill_child_with_parent(command: &mut Command, signal: libc::c_int) {
+    let parent = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
+    // SAFETY: the closure runs in the forked child before exec; it calls only
+    // prctl and getppid, both async-signal-safe, and touches no shared memory.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent may have died between fork and prctl: then nobody will
+            // signal us, so give up now (we were re-parented).
+            if libc::getppid() != parent {
+                return Err(io::Error::other("parent exited before the child started"));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// A raw `AF_PACKET` socket bound to one interface for sending whole Ethernet
+/// frames. Bound with protocol 0 so the kernel never queues received frames on
+/// it: the generator pays for transmit only.
+#[derive(Debug)]
+pub struct PacketSocket {
+    fd: OwnedFd,
+}
+
+impl PacketSocket {
+    /// Opens the socket on interface `ifindex` of the calling thread's namespace.
+    pub fn open(ifindex: u32) -> io::Result<Self> {
+        // SAFETY: socket takes only integer arguments and returns a new fd or -1.
+        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh, valid fd that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as libc::c_ushort;
+        addr.sll_protocol = 0;
+        addr.sll_ifindex = ifindex as libc::c_int;
+        // SAFETY: the pointer and length describe `addr`, a live sockaddr_ll on our
+        // stack; the fd is open.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(PacketSocket { fd })
+    }
+
+    /// Sends straight to the driver, skipping the qdisc layer (as pktgen and
+    /// trafgen do): the generator measures the dataplane, not the qdisc.
+    pub fn bypass_qdisc(&self) -> io::Result<()> {
+        self.set_int_option(libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, 1)
+    }
+
+    fn set_int_option(&self, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+        // SAFETY: the pointer and length describe `value`, a live c_int on our
+        // stack; the fd is open.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                level,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// Sends one frame without blocking.
+    pub fn send(&self, frame: &[u8]) -> io::Result<usize> {
+        // SAFETY: the pointer and length describe `frame`, which outlives the call;
+        // the kernel only reads it.
+        let rc = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), libc::MSG_DONTWAIT) };
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(rc as usize)
+        }
+    }
+}
+
+/// A fixed set of frames sent with one `sendmmsg` call each time.
+///
+/// Owns the frames and the iovec/mmsghdr arrays pointing into them; none of the
+/// three vectors is resized after construction, so the pointers stay valid.
+pub struct MmsgBatch {
+    frames: Vec<Box<[u8]>>,
+    iovecs: Vec<libc::iovec>,
+    headers: Vec<libc::mmsghdr>,
+}
+
+impl MmsgBatch {
+    /// A batch of `frames` (at most `u32::MAX`, far more than a batch needs).
+    pub fn new(frames: Vec<Vec<u8>>) -> Self {
+        let mut frames: Vec<Box<[u8]>> = frames.into_iter().map(Vec::into_boxed_slice).collect();
+        let mut iovecs: Vec<libc::iovec> = frames
+            .iter_mut()
+            .map(|f| libc::iovec { iov_base: f.as_mut_ptr().cast(), iov_len: f.len() })
+            .collect();
+        let headers = iovecs
+            .iter_mut()
+            .map(|iov| {
+                // SAFETY: msghdr is plain old data; all-zero (no name, no control
+                // data) is a valid value.
+                let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+                hdr.msg_iov = iov as *mut libc::iovec;
+                hdr.msg_iovlen = 1;
+                libc::mmsghdr { msg_hdr: hdr, msg_len: 0 }
+            })
+            .collect();
+        MmsgBatch { frames, iovecs, headers }
+    }
+
+    /// Frames in the batch.
+    pub fn len(&self) -> usize {
+        self.headers.len()
+    }
+
+    /// True for a batch without frames.
+    pub fn is_empty(&self) -> bool {
+        self.headers.is_empty()
+    }
+
+    /// Bytes of frame `index` (to count bytes sent).
+    pub fn frame_len(&self, index: usize) -> usize {
+        self.frames[index].len()
+    }
+
+    /// Sends the whole batch without blocking; returns how many frames the kernel
+    /// took (the first ones), or the error if it took none.
+    pub fn send(&mut self, socket: &PacketSocket) -> io::Result<usize> {
+        debug_assert_eq!(self.iovecs.len(), self.headers.len());
+        // SAFETY: `headers` holds `len()` initialised mmsghdrs whose iovecs point
+        // into `frames`; all three vectors are owned by `self` and not resized
+        // while the kernel reads them; the kernel writes only `msg_len`.
+        let rc = unsafe {
+            libc::sendmmsg(
+                socket.fd.as_raw_fd(),
+                self.headers.as_mut_ptr(),
+                self.headers.len() as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(rc as usize)
+        }
+    }
+}
