@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchyard_config::{ConfigError, ConfigIssue, NodeConfig, PortDriver, XdpMode};
-use switchyard_drivers::afxdp::{UmemPool, XdpModeChoice, XdpPort, XdpPortConfig};
+use switchyard_drivers::afxdp::{AttachMode, UmemPool, XdpModeChoice, XdpPort, XdpPortConfig};
 use switchyard_drivers::sys;
+use switchyard_drivers::PortError;
 use switchyard_pipeline::{DomainId, L2Config, L2Switch, PortId, Timestamp};
 use tracing::{info, warn};
 
@@ -317,21 +318,59 @@ fn worker_thread(
     }
 }
 
-/// Creates the UMEM and opens every port; on failure closes what was opened.
+/// Opens the worker's ports, native XDP first where the config says `auto`.
+/// A port whose native attach fails is downgraded to generic mode and the whole
+/// setup is retried with a fresh UMEM (see [`XdpPort::open`] for why).
 fn open_worker(plan: &WorkerPlan) -> std::result::Result<Worker<XdpPort>, String> {
+    let mut modes: Vec<AttachMode> = plan
+        .ports
+        .iter()
+        .map(|p| {
+            if p.mode == XdpModeChoice::Generic {
+                AttachMode::Generic
+            } else {
+                AttachMode::Native
+            }
+        })
+        .collect();
+    loop {
+        match try_open_worker(plan, &modes) {
+            Ok(worker) => return Ok(worker),
+            Err((index, error)) => {
+                let port = &plan.ports[index];
+                if port.mode == XdpModeChoice::Auto && modes[index] == AttachMode::Native {
+                    warn!(port = %port.name, interface = %port.interface, %error, "native XDP failed; falling back to generic mode");
+                    modes[index] = AttachMode::Generic;
+                    continue;
+                }
+                return Err(format!(
+                    "port {:?} (interface {}): {error}",
+                    port.name, port.interface
+                ));
+            }
+        }
+    }
+}
+
+/// Creates the UMEM and opens every port in the given modes; on failure closes
+/// what was opened and says which port failed.
+fn try_open_worker(
+    plan: &WorkerPlan,
+    modes: &[AttachMode],
+) -> std::result::Result<Worker<XdpPort>, (usize, PortError)> {
     let ring = plan.ring_size;
     let fill_size = ring * 2;
     let n = plan.ports.len() as u32;
     // Every port's fill ring full, its TX ring full, and slack for the batches.
     let needed = n * (fill_size + ring) + n * plan.burst as u32 * 2;
     let frames = plan.umem_frames.max(needed.next_power_of_two());
-    let mut pool = UmemPool::new(frames, fill_size, fill_size).map_err(|e| e.to_string())?;
+    let mut pool = UmemPool::new(frames, fill_size, fill_size).map_err(|e| (0, e))?;
     let mut ports = Vec::with_capacity(plan.ports.len());
-    for port in &plan.ports {
+    for (index, port) in plan.ports.iter().enumerate() {
         let config = XdpPortConfig {
             interface: port.interface.clone(),
             queue: 0,
-            mode: port.mode,
+            mode: modes[index],
             ring_size: ring,
             fill_target: fill_size,
             busy_retry: Duration::from_secs(3),
@@ -340,13 +379,11 @@ fn open_worker(plan: &WorkerPlan) -> std::result::Result<Worker<XdpPort>, String
             Ok(opened) => ports.push(opened),
             Err(error) => {
                 drop(ports);
-                for earlier in &plan.ports {
+                drop(pool);
+                for earlier in &plan.ports[..index] {
                     let _ = XdpPort::detach_program(&earlier.interface);
                 }
-                return Err(format!(
-                    "port {:?} (interface {}): {error}",
-                    port.name, port.interface
-                ));
+                return Err((index, error));
             }
         }
     }

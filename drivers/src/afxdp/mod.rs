@@ -14,7 +14,8 @@ pub mod xdp_program;
 pub use pool::UmemPool;
 pub use port::{AttachMode, XdpPort, XdpPortConfig};
 
-/// How to attach the XDP program that steers frames into our sockets.
+/// How to attach the XDP program that steers frames into our sockets, as the
+/// config asks; the caller turns `Auto` into a concrete [`AttachMode`] per try.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum XdpModeChoice {
     /// Native (driver) mode, falling back to generic mode if the driver refuses.

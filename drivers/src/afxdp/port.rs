@@ -2,7 +2,6 @@
 
 use super::pool::UmemPool;
 use super::xdp_program;
-use super::XdpModeChoice;
 use crate::{FramePool, Port, PortError, TxResult};
 use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
@@ -42,8 +41,8 @@ pub struct XdpPortConfig {
     pub interface: String,
     /// Queue id on the interface.
     pub queue: u32,
-    /// Attach mode wanted.
-    pub mode: XdpModeChoice,
+    /// Attach mode to use.
+    pub mode: AttachMode,
     /// RX and TX ring entries.
     pub ring_size: u32,
     /// Frames kept in the fill ring (at most the UMEM's fill ring size).
@@ -84,59 +83,51 @@ impl std::fmt::Debug for XdpPort {
 
 impl XdpPort {
     /// Binds a socket on `config.interface` from `pool`'s UMEM, attaching the XDP
-    /// program in the wanted mode (native first under `Auto`), after detaching a
-    /// stale Switchyard/libxdp program a crashed run may have left.
+    /// program in `config.mode`, after detaching a stale AF_XDP program a crashed
+    /// run may have left.
+    ///
+    /// Falling back from native to generic mode is the caller's job, with a fresh
+    /// UMEM: when the first socket of a UMEM fails to attach, libxdp keeps the
+    /// UMEM's own descriptor bound to the queue, so a second try on the same UMEM
+    /// only ever sees EBUSY.
     pub fn open(pool: &mut UmemPool, config: &XdpPortConfig) -> Result<Self, PortError> {
         let ifindex = crate::sys::interface_index(&config.interface)
             .ok_or_else(|| PortError::NoSuchInterface(config.interface.clone()))?;
         xdp_program::detach_stale(&config.interface, ifindex)?;
-
-        let modes: &[AttachMode] = match config.mode {
-            XdpModeChoice::Auto => &[AttachMode::Native, AttachMode::Generic],
-            XdpModeChoice::Native => &[AttachMode::Native],
-            XdpModeChoice::Generic => &[AttachMode::Generic],
-        };
-        let mut last_error = None;
-        for &mode in modes {
-            match Self::bind(pool, config, mode) {
-                Ok((tx, rx, fill, completion)) => {
-                    info!(interface = %config.interface, queue = config.queue, mode = mode.name(), "AF_XDP port attached");
-                    if mode == AttachMode::Generic {
-                        warn!(
-                            interface = %config.interface,
-                            "generic XDP drops frames above ~3840 bytes, such as the TSO/GSO segments a veth \
-                             peer sends by default; turn tso/gso off on the peer or use native mode"
-                        );
-                    }
-                    let ring = config.ring_size as usize;
-                    let mut port = XdpPort {
-                        interface: config.interface.clone(),
-                        ifindex,
-                        mode,
-                        tx,
-                        rx,
-                        fill,
-                        completion,
-                        fill_held: 0,
-                        tx_held: 0,
-                        fill_target: config.fill_target as usize,
-                        scratch: Vec::with_capacity(ring.max(config.fill_target as usize)),
-                        kick_failures: 0,
-                    };
-                    port.refill(pool);
-                    return Ok(port);
-                }
-                Err(error) => {
-                    if modes.len() > 1 {
-                        warn!(interface = %config.interface, mode = mode.name(), %error, "XDP attach failed; trying the next mode");
-                    }
-                    // A failed native attach can leave a half-set-up program behind.
-                    let _ = xdp_program::detach_stale(&config.interface, ifindex);
-                    last_error = Some(error);
-                }
+        let mode = config.mode;
+        let (tx, rx, fill, completion) = match Self::bind(pool, config, mode) {
+            Ok(rings) => rings,
+            Err(error) => {
+                // A failed attach can leave a half-set-up program behind.
+                let _ = xdp_program::detach_stale(&config.interface, ifindex);
+                return Err(error);
             }
+        };
+        info!(interface = %config.interface, queue = config.queue, mode = mode.name(), "AF_XDP port attached");
+        if mode == AttachMode::Generic {
+            warn!(
+                interface = %config.interface,
+                "generic XDP drops frames above ~3840 bytes, such as the TSO/GSO segments a veth \
+                 peer sends by default; turn tso/gso off on the peer or use native mode"
+            );
         }
-        Err(last_error.unwrap_or_else(|| PortError::Invalid("no XDP mode to try".into())))
+        let ring = config.ring_size as usize;
+        let mut port = XdpPort {
+            interface: config.interface.clone(),
+            ifindex,
+            mode,
+            tx,
+            rx,
+            fill,
+            completion,
+            fill_held: 0,
+            tx_held: 0,
+            fill_target: config.fill_target as usize,
+            scratch: Vec::with_capacity(ring.max(config.fill_target as usize)),
+            kick_failures: 0,
+        };
+        port.refill(pool);
+        Ok(port)
     }
 
     fn bind(
@@ -191,7 +182,7 @@ impl XdpPort {
                         std::thread::sleep(Duration::from_millis(50));
                         continue;
                     }
-                    return Err(socket_error(io));
+                    return Err(socket_error(with_hint(io, mode)));
                 }
             }
         }
@@ -339,4 +330,21 @@ impl Port for XdpPort {
         }
         let _ = self.ifindex;
     }
+}
+
+/// Adds what an operator can do to the kernel errors whose cause is not obvious.
+fn with_hint(error: std::io::Error, mode: AttachMode) -> std::io::Error {
+    let hint = match (error.raw_os_error(), mode) {
+        (Some(libc::ERANGE), AttachMode::Native) => {
+            " (the MTU is too large for native XDP: on a veth the peer's MTU must stay below \
+             about 3500 bytes; lower it or use generic mode)"
+        }
+        (Some(libc::EOPNOTSUPP), AttachMode::Native) => {
+            " (the driver has no native XDP; use generic mode)"
+        }
+        (Some(libc::EBUSY), _) => " (another AF_XDP socket or XDP program holds this queue)",
+        (Some(libc::EPERM), _) => " (needs root, or CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF)",
+        _ => return error,
+    };
+    std::io::Error::new(error.kind(), format!("{error}{hint}"))
 }
