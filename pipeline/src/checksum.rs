@@ -42,12 +42,33 @@ pub fn sum_be_words(data: &[u8], initial: u64) -> u64 {
 }
 
 /// Folds a running sum to 16 bits with end-around carry (not complemented).
+/// Four fixed steps cover any `u64`, so there is no data-dependent loop.
 #[inline]
-pub fn fold(mut sum: u64) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
+pub fn fold(sum: u64) -> u16 {
+    let s = (sum & 0xffff_ffff) + (sum >> 32); // < 2^33
+    let s = (s & 0xffff) + (s >> 16); // < 2^17 + 2^16
+    let s = (s & 0xffff) + (s >> 16); // <= 0x10001
+    let s = (s & 0xffff) + (s >> 16); // <= 0xffff
+    s as u16
+}
+
+/// [`sum_be_words`] for a fixed-size array whose length is a multiple of 4 (the
+/// two addresses of a pseudo header): the length is a constant, so the loop
+/// unrolls into a few loads and adds with no bounds checks.
+#[inline]
+fn sum_array<const N: usize>(bytes: &[u8; N]) -> u64 {
+    let mut acc = 0u64;
+    let mut i = 0;
+    while i + 4 <= N {
+        acc += u64::from(u32::from_be_bytes([
+            bytes[i],
+            bytes[i + 1],
+            bytes[i + 2],
+            bytes[i + 3],
+        ]));
+        i += 4;
     }
-    sum as u16
+    acc
 }
 
 /// The unfolded TCP/UDP pseudo-header sum: both addresses (4 or 16 bytes each),
@@ -102,14 +123,13 @@ fn complete_partial_inner(frame: &mut [u8], parsed: &ParsedFrame) -> Option<bool
         _ => return Some(false),
     };
     let l3 = usize::from(parsed.l3_offset);
-    let (addr_at, addr_len) = match parsed.l3 {
-        L3Kind::Ipv4 => (l3 + 12, 4),
-        L3Kind::Ipv6 => (l3 + 8, 16),
+    // Both addresses are contiguous in either header: sum them as one array.
+    let addr_sum = match parsed.l3 {
+        L3Kind::Ipv4 => sum_array::<8>(frame.get(l3 + 12..)?.first_chunk()?),
+        L3Kind::Ipv6 => sum_array::<32>(frame.get(l3 + 8..)?.first_chunk()?),
         L3Kind::Other => return Some(false),
     };
-    let addrs = frame.get(addr_at..addr_at + 2 * addr_len)?;
-    let (src, dst) = addrs.split_at(addr_len);
-    let pseudo = pseudo_header_sum(src, dst, l4.protocol, u32::try_from(len).ok()?);
+    let pseudo = addr_sum + u64::from(l4.protocol) + len as u64;
 
     let segment = frame.get_mut(l4.offset..l4.offset + len)?;
     if read_u16(segment, field_at)? != fold(pseudo) {

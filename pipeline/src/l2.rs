@@ -7,7 +7,7 @@
 
 use crate::drop_reason::DropReason;
 use crate::frame::{DomainId, FrameStore, PacketMeta, PortId, Timestamp, Verdict};
-use crate::mac::MacAddr;
+use crate::mac::{word_is_multicast, word_is_valid_source};
 use crate::mac_table::{LearnOutcome, MacTable};
 use serde::{Deserialize, Serialize};
 
@@ -80,10 +80,14 @@ impl L2Switch {
         if old == domain {
             return;
         }
-        if let Some(ports) = old.and_then(|d| self.domain_ports.get_mut(usize::from(d))) {
-            ports.retain(|p| *p != port);
+        if let Some(d) = old {
+            if let Some(ports) = self.domain_ports.get_mut(usize::from(d)) {
+                ports.retain(|p| *p != port);
+            }
+            // Only frames from a port with a domain are learned, so a port without
+            // one has no entries and the table walk can be skipped.
+            self.table.remove_port(port);
         }
-        self.table.remove_port(port);
         let idx = usize::from(port);
         if self.port_domain.len() <= idx {
             self.port_domain.resize(idx + 1, None);
@@ -108,7 +112,6 @@ impl L2Switch {
     /// deleted). Control path.
     pub fn remove_port(&mut self, port: PortId) {
         self.set_port_domain(port, None);
-        self.table.remove_port(port);
     }
 
     /// Detaches every port of `domain` and forgets its MACs (network deleted).
@@ -123,8 +126,8 @@ impl L2Switch {
             if let Some(slot) = self.port_domain.get_mut(usize::from(port)) {
                 *slot = None;
             }
-            self.table.remove_port(port);
         }
+        // Entries of its ports all live in this domain: one walk forgets them.
         self.table.remove_domain(domain);
     }
 
@@ -219,26 +222,26 @@ impl L2Switch {
         meta.domain = domain;
         // The parse stage guarantees 14 bytes; checked again so this stage is safe
         // on its own.
-        let Some((dst, rest)) = frame.split_first_chunk::<6>() else {
+        let Some(h) = frame.first_chunk::<14>() else {
             return Verdict::Drop(DropReason::Runt);
         };
-        let Some(src) = rest.first_chunk::<6>() else {
-            return Verdict::Drop(DropReason::Runt);
-        };
-        let (dst, src) = (MacAddr(*dst), MacAddr(*src));
-        if !src.is_valid_source() {
+        // Both MACs as words: one load and byte swap each (bytes 0..8 and 6..14,
+        // keeping the top 48 bits).
+        let dst = u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]) >> 16;
+        let src = u64::from_be_bytes([h[6], h[7], h[8], h[9], h[10], h[11], h[12], h[13]]) >> 16;
+        if !word_is_valid_source(src) {
             return Verdict::Drop(DropReason::InvalidSourceMac);
         }
-        match self.table.learn(domain, src, in_port, now) {
+        match self.table.learn_packed(domain, src, in_port, now) {
             LearnOutcome::New => self.learned += 1,
             LearnOutcome::Refreshed => {}
             LearnOutcome::Moved { .. } => self.moved += 1,
             LearnOutcome::TableFull => self.table_full += 1,
         }
-        if dst.is_multicast() {
+        if word_is_multicast(dst) {
             return Verdict::Flood;
         }
-        match self.table.lookup(domain, dst, now) {
+        match self.table.lookup_packed(domain, dst, now) {
             Some(port) if port == in_port => Verdict::Drop(DropReason::SameSegment),
             // Checked against the port's current domain too, so a stale entry can
             // never send a frame into another network.

@@ -57,6 +57,18 @@ impl MacAddr {
     }
 }
 
+/// True if the MAC word (see [`MacAddr::to_u64`]) has the I/G (group) bit set.
+#[inline]
+pub const fn word_is_multicast(mac: u64) -> bool {
+    mac & (1 << 40) != 0
+}
+
+/// True if the MAC word is a possible station source: unicast and non-zero.
+#[inline]
+pub const fn word_is_valid_source(mac: u64) -> bool {
+    !word_is_multicast(mac) && mac & 0xffff_ffff_ffff != 0
+}
+
 /// Packs six bytes big-endian into the low 48 bits of a `u64`.
 #[inline]
 const fn u64_of(b: &[u8; 6]) -> u64 {

@@ -95,9 +95,16 @@ fn splitmix64(state: &mut u64) -> u64 {
 }
 
 /// Packs a domain and a MAC into one word: domain in the top 16 bits.
+#[cfg(test)]
 #[inline]
 fn pack(domain: DomainId, mac: MacAddr) -> u64 {
-    (u64::from(domain) << 48) | mac.to_u64()
+    pack_u64(domain, mac.to_u64())
+}
+
+/// Packs a domain and a MAC word (low 48 bits) into one key.
+#[inline]
+fn pack_u64(domain: DomainId, mac: u64) -> u64 {
+    (u64::from(domain) << 48) | (mac & 0xffff_ffff_ffff)
 }
 
 #[inline]
@@ -207,7 +214,20 @@ impl MacTable {
         port: PortId,
         now: Timestamp,
     ) -> LearnOutcome {
-        let key = pack(domain, mac);
+        self.learn_packed(domain, mac.to_u64(), port, now)
+    }
+
+    /// [`learn`](Self::learn) with the MAC as [`MacAddr::to_u64`] gives it, so the
+    /// L2 stage can read addresses straight from the header as words.
+    #[inline]
+    pub(crate) fn learn_packed(
+        &mut self,
+        domain: DomainId,
+        mac: u64,
+        port: PortId,
+        now: Timestamp,
+    ) -> LearnOutcome {
+        let key = pack_u64(domain, mac);
         let mut i = self.home(key);
         let mut expired_on_path: Option<usize> = None;
         loop {
@@ -259,7 +279,18 @@ impl MacTable {
     /// One hash, no allocation, no mutation (readers never write).
     #[inline]
     pub fn lookup(&self, domain: DomainId, mac: MacAddr, now: Timestamp) -> Option<PortId> {
-        let key = pack(domain, mac);
+        self.lookup_packed(domain, mac.to_u64(), now)
+    }
+
+    /// [`lookup`](Self::lookup) with the MAC as a word (see `learn_packed`).
+    #[inline]
+    pub(crate) fn lookup_packed(
+        &self,
+        domain: DomainId,
+        mac: u64,
+        now: Timestamp,
+    ) -> Option<PortId> {
+        let key = pack_u64(domain, mac);
         let mut i = self.home(key);
         loop {
             let slot = &self.slots[i];
