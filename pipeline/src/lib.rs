@@ -6,6 +6,7 @@
 //! stage walks the batch and refines the metas' [`frame::Verdict`], and the
 //! worker turns the verdicts into per-port transmit batches.
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod checksum;
 pub mod counters;
