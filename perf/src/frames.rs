@@ -57,7 +57,12 @@ pub fn udp_frame(flow: &Flow, len: usize) -> Result<Vec<u8>> {
 
 /// `count` frames of `len` bytes from `src_mac` to `dst_mac` that differ in their
 /// UDP source port, so hash-based paths (RPS, conntrack later) see `count` flows.
-pub fn udp_flows(src_mac: [u8; 6], dst_mac: [u8; 6], len: usize, count: usize) -> Result<Vec<Vec<u8>>> {
+pub fn udp_flows(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    len: usize,
+    count: usize,
+) -> Result<Vec<Vec<u8>>> {
     (0..count)
         .map(|i| {
             let flow = Flow {
@@ -84,7 +89,10 @@ mod tests {
             for frame in &frames {
                 assert_eq!(frame.len(), len);
                 let parsed = etherparse::SlicedPacket::from_ethernet(frame).unwrap();
-                assert!(matches!(parsed.transport, Some(etherparse::TransportSlice::Udp(_))));
+                assert!(matches!(
+                    parsed.transport,
+                    Some(etherparse::TransportSlice::Udp(_))
+                ));
             }
             assert_ne!(frames[0], frames[1], "flows differ");
         }

@@ -10,5 +10,6 @@
 pub mod e2e;
 pub mod frames;
 pub mod machine;
+pub mod micro;
 pub mod report;
 pub mod sys;

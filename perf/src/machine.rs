@@ -32,7 +32,9 @@ impl Machine {
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|_| "unknown".to_string());
         Machine {
-            nproc: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            nproc: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             cpu_model,
             kernel,
             load_1m: load_1m(),
@@ -46,7 +48,10 @@ impl Machine {
             self.nproc, self.cpu_model, self.kernel, self.load_1m
         );
         if self.load_1m > 0.5 {
-            println!("note: the machine is busy (1-min load {:.2}): expect noisy numbers", self.load_1m);
+            println!(
+                "note: the machine is busy (1-min load {:.2}): expect noisy numbers",
+                self.load_1m
+            );
         }
     }
 }

@@ -8,11 +8,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use switchyard_perf::e2e::dataplane::{daemon_binary, DataplaneKind};
 use switchyard_perf::e2e::{self, E2eOptions};
+use switchyard_perf::micro::{self, MicroOptions};
 use switchyard_perf::report;
 
 /// Command line of the benchmark harness.
 #[derive(Parser)]
-#[command(name = "switchyard-perf", version, about = "Switchyard benchmarks: in-memory pipeline and end-to-end vs the Linux bridge")]
+#[command(
+    name = "switchyard-perf",
+    version,
+    about = "Switchyard benchmarks: in-memory pipeline and end-to-end vs the Linux bridge"
+)]
 struct Cli {
     /// Directory for `<subcommand>-latest.json` (default: perf/results of the source tree).
     #[arg(long, global = true)]
@@ -28,6 +33,18 @@ enum Command {
         /// Measuring time per benchmark case, in seconds.
         #[arg(long, default_value_t = 1.0)]
         seconds: f64,
+        /// Batch sizes (frames per stage call; per port per loop turn for the worker).
+        #[arg(long, value_delimiter = ',', default_value = "64,256")]
+        batches: Vec<usize>,
+        /// Station pairs the traffic cycles through.
+        #[arg(long, default_value_t = 64)]
+        flows: usize,
+        /// Frame size in bytes (Ethernet without FCS).
+        #[arg(long, default_value_t = 64)]
+        frame_size: usize,
+        /// Core to pin the benchmark thread to (default: the last core).
+        #[arg(long)]
+        core: Option<usize>,
     },
     /// End-to-end forwarding between two veths: Linux bridge and Switchyard (needs root).
     E2e {
@@ -75,11 +92,38 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
     let results_dir = cli.results_dir.unwrap_or_else(report::default_results_dir);
     match cli.command {
-        Command::Pipeline { seconds } => {
-            let _ = seconds;
-            anyhow::bail!("the pipeline benchmarks are not built yet")
+        Command::Pipeline {
+            seconds,
+            batches,
+            flows,
+            frame_size,
+            core,
+        } => {
+            let last_core = std::thread::available_parallelism()
+                .map(|n| n.get() - 1)
+                .unwrap_or(0);
+            let options = MicroOptions {
+                seconds,
+                batches,
+                flows,
+                frame_size,
+                core: Some(core.unwrap_or(last_core)),
+            };
+            let report = micro::run(options, &stop)?;
+            report.print();
+            let interrupted = report.interrupted || stop.load(Ordering::Relaxed);
+            save(&results_dir, "pipeline", &report, interrupted)?;
+            Ok(exit_code(interrupted, false))
         }
-        Command::E2e { seconds, warmup, sizes, dataplanes, generator_core, switch_core, flows } => {
+        Command::E2e {
+            seconds,
+            warmup,
+            sizes,
+            dataplanes,
+            generator_core,
+            switch_core,
+            flows,
+        } => {
             let options = E2eOptions {
                 seconds,
                 warmup_seconds: warmup,
@@ -92,11 +136,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let report = e2e::run(options, Arc::clone(&stop))?;
             report.print();
-            let path = report::write_latest(&results_dir, "e2e", &report)?;
-            println!("results: {}", path.display());
-            Ok(exit_code(report.interrupted || stop.load(Ordering::Relaxed), report.has_errors()))
+            let interrupted = report.interrupted || stop.load(Ordering::Relaxed);
+            save(&results_dir, "e2e", &report, interrupted)?;
+            Ok(exit_code(interrupted, report.has_errors()))
         }
     }
+}
+
+/// Writes the result document, except after an interruption: a cut-short run
+/// must not replace the last complete one.
+fn save<T: serde::Serialize>(
+    dir: &std::path::Path,
+    subcommand: &str,
+    document: &T,
+    interrupted: bool,
+) -> Result<()> {
+    if interrupted {
+        println!("interrupted: results not saved");
+    } else {
+        let path = report::write_latest(dir, subcommand, document)?;
+        println!("results: {}", path.display());
+    }
+    Ok(())
 }
 
 /// 130 when interrupted (as shells report Ctrl-C), 1 when something failed.

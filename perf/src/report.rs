@@ -20,11 +20,15 @@ pub fn write_latest<T: Serialize>(dir: &Path, subcommand: &str, document: &T) ->
     let mut bytes = serde_json::to_vec_pretty(document)?;
     bytes.push(b'\n');
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    std::fs::rename(&tmp, &path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(path)
 }
 
 /// Seconds since the Unix epoch, to date a result.
 pub fn unix_time() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

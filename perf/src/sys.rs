@@ -123,7 +123,12 @@ impl PacketSocket {
         self.set_int_option(libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, 1)
     }
 
-    fn set_int_option(&self, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    fn set_int_option(
+        &self,
+        level: libc::c_int,
+        name: libc::c_int,
+        value: libc::c_int,
+    ) -> io::Result<()> {
         // SAFETY: the pointer and length describe `value`, a live c_int on our
         // stack; the fd is open.
         let rc = unsafe {
@@ -146,7 +151,14 @@ impl PacketSocket {
     pub fn send(&self, frame: &[u8]) -> io::Result<usize> {
         // SAFETY: the pointer and length describe `frame`, which outlives the call;
         // the kernel only reads it.
-        let rc = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), libc::MSG_DONTWAIT) };
+        let rc = unsafe {
+            libc::send(
+                self.fd.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
         if rc < 0 {
             Err(io::Error::last_os_error())
         } else {
@@ -171,7 +183,10 @@ impl MmsgBatch {
         let mut frames: Vec<Box<[u8]>> = frames.into_iter().map(Vec::into_boxed_slice).collect();
         let mut iovecs: Vec<libc::iovec> = frames
             .iter_mut()
-            .map(|f| libc::iovec { iov_base: f.as_mut_ptr().cast(), iov_len: f.len() })
+            .map(|f| libc::iovec {
+                iov_base: f.as_mut_ptr().cast(),
+                iov_len: f.len(),
+            })
             .collect();
         let headers = iovecs
             .iter_mut()
@@ -181,10 +196,17 @@ impl MmsgBatch {
                 let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
                 hdr.msg_iov = iov as *mut libc::iovec;
                 hdr.msg_iovlen = 1;
-                libc::mmsghdr { msg_hdr: hdr, msg_len: 0 }
+                libc::mmsghdr {
+                    msg_hdr: hdr,
+                    msg_len: 0,
+                }
             })
             .collect();
-        MmsgBatch { frames, iovecs, headers }
+        MmsgBatch {
+            frames,
+            iovecs,
+            headers,
+        }
     }
 
     /// Frames in the batch.

@@ -58,10 +58,23 @@ impl Bridge {
     /// nothing itself) and enslaves both host ends.
     pub fn attach(topology: &Topology) -> Result<Self> {
         let name = object_name(&topology.id, "br")?;
-        let mut bridge = Bridge { name, created: false };
+        let mut bridge = Bridge {
+            name,
+            created: false,
+        };
         cmd::run(
             "ip",
-            &["link", "add", &bridge.name, "type", "bridge", "stp_state", "0", "forward_delay", "0"],
+            &[
+                "link",
+                "add",
+                &bridge.name,
+                "type",
+                "bridge",
+                "stp_state",
+                "0",
+                "forward_delay",
+                "0",
+            ],
         )?;
         bridge.created = true;
         write_sysctl(&format!("net/ipv6/conf/{}/disable_ipv6", bridge.name), "1")?;
@@ -75,7 +88,11 @@ impl Bridge {
     /// True when the bridge has learned `mac` on `port` (dynamic entry).
     pub fn has_learned(&self, mac: &[u8; 6], port: &str) -> Result<bool> {
         let fdb = cmd::run("bridge", &["fdb", "show", "br", &self.name])?;
-        let mac = mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+        let mac = mac
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
         Ok(fdb.lines().any(|line| {
             let words: Vec<&str> = line.split_whitespace().collect();
             words.first() == Some(&mac.as_str())
@@ -121,7 +138,12 @@ impl Daemon {
     /// Writes a config for the two host ends with one worker on `core`, starts
     /// `switchyard run` and waits (bounded) until it has written its stats file,
     /// which it does once every port is open.
-    pub fn start(topology: &Topology, binary: &Path, core: usize, stop: &AtomicBool) -> Result<Self> {
+    pub fn start(
+        topology: &Topology,
+        binary: &Path,
+        core: usize,
+        stop: &AtomicBool,
+    ) -> Result<Self> {
         if !binary.is_file() {
             bail!(
                 "no switchyard binary at {} (build it with `cargo build --release -p switchyard-switch` \
@@ -136,7 +158,10 @@ impl Daemon {
             stats_file: dir.join("stats.json"),
             log_file: dir.join("switchyard.log"),
             dir,
-            interfaces: vec![topology.gen.host_interface.clone(), topology.sink.host_interface.clone()],
+            interfaces: vec![
+                topology.gen.host_interface.clone(),
+                topology.sink.host_interface.clone(),
+            ],
         };
         let config_file = daemon.dir.join("switchyard.toml");
         std::fs::write(&config_file, config_text(topology, core))
@@ -157,13 +182,24 @@ impl Daemon {
             // and we stop the daemon in order.
             .process_group(0);
         sys::kill_child_with_parent(&mut command, libc::SIGTERM);
-        daemon.child = Some(command.spawn().with_context(|| format!("starting {}", binary.display()))?);
+        daemon.child = Some(
+            command
+                .spawn()
+                .with_context(|| format!("starting {}", binary.display()))?,
+        );
 
         let deadline = Instant::now() + DAEMON_READY_TIMEOUT;
         while !daemon.stats_file.exists() {
-            if let Some(status) = daemon.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = daemon
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 daemon.child = None;
-                bail!("switchyard exited during start-up ({status}):\n{}", daemon.log_tail());
+                bail!(
+                    "switchyard exited during start-up ({status}):\n{}",
+                    daemon.log_tail()
+                );
             }
             if stop.load(Ordering::Relaxed) {
                 bail!("interrupted while switchyard was starting");
@@ -184,9 +220,15 @@ impl Daemon {
     /// its final stats document. Fails if it was not running, did not exit
     /// cleanly, or wrote no final stats.
     pub fn stop(&mut self) -> Result<serde_json::Value> {
-        let mut child = self.child.take().ok_or_else(|| anyhow!("switchyard is not running"))?;
+        let mut child = self
+            .child
+            .take()
+            .ok_or_else(|| anyhow!("switchyard is not running"))?;
         if let Some(status) = child.try_wait()? {
-            bail!("switchyard exited while measuring ({status}):\n{}", self.log_tail());
+            bail!(
+                "switchyard exited while measuring ({status}):\n{}",
+                self.log_tail()
+            );
         }
         sys::signal_child(&child, libc::SIGTERM).context("sending SIGTERM to switchyard")?;
         let deadline = Instant::now() + DAEMON_STOP_TIMEOUT;
@@ -203,12 +245,16 @@ impl Daemon {
         };
         let text = std::fs::read_to_string(&self.stats_file)
             .with_context(|| format!("reading {}", self.stats_file.display()))?;
-        let stats: serde_json::Value = serde_json::from_str(&text).context("parsing the stats file")?;
+        let stats: serde_json::Value =
+            serde_json::from_str(&text).context("parsing the stats file")?;
         if !status.success() {
             bail!("switchyard exited with {status}:\n{}", self.log_tail());
         }
         if stats.get("final") != Some(&serde_json::Value::Bool(true)) {
-            bail!("switchyard exited without writing final stats:\n{}", self.log_tail());
+            bail!(
+                "switchyard exited without writing final stats:\n{}",
+                self.log_tail()
+            );
         }
         Ok(stats)
     }
@@ -236,10 +282,16 @@ impl Drop for Daemon {
         // A daemon that died without cleaning up leaves its XDP program attached;
         // the next dataplane must find the veths bare.
         for interface in &self.interfaces {
-            let details = cmd::run("ip", &["-d", "link", "show", "dev", interface]).unwrap_or_default();
+            let details =
+                cmd::run("ip", &["-d", "link", "show", "dev", interface]).unwrap_or_default();
             if details.contains("prog/xdp") || details.contains(" xdp") {
-                eprintln!("switchyard-perf: detaching an XDP program switchyard left on {interface}");
-                cmd::cleanup("ip", &["link", "set", "dev", interface, "xdpgeneric", "off"]);
+                eprintln!(
+                    "switchyard-perf: detaching an XDP program switchyard left on {interface}"
+                );
+                cmd::cleanup(
+                    "ip",
+                    &["link", "set", "dev", interface, "xdpgeneric", "off"],
+                );
                 cmd::cleanup("ip", &["link", "set", "dev", interface, "xdpdrv", "off"]);
             }
         }

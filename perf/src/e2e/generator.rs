@@ -67,16 +67,29 @@ fn send_loop(config: &GeneratorConfig, stop: &AtomicBool) -> Result<GeneratorRes
         Some(id) => core_affinity::set_for_current(core_affinity::CoreId { id }),
         None => false,
     };
-    let ifindex = sys::interface_index(&config.interface)
-        .with_context(|| format!("interface {} in namespace {}", config.interface, config.netns))?;
-    let socket = PacketSocket::open(ifindex).context("opening an AF_PACKET socket (needs CAP_NET_RAW)")?;
-    socket.bypass_qdisc().context("setting PACKET_QDISC_BYPASS")?;
-    let batch_frames: Vec<Vec<u8>> =
-        (0..SEND_BATCH).map(|i| config.frames[i % config.frames.len()].clone()).collect();
+    let ifindex = sys::interface_index(&config.interface).with_context(|| {
+        format!(
+            "interface {} in namespace {}",
+            config.interface, config.netns
+        )
+    })?;
+    let socket =
+        PacketSocket::open(ifindex).context("opening an AF_PACKET socket (needs CAP_NET_RAW)")?;
+    socket
+        .bypass_qdisc()
+        .context("setting PACKET_QDISC_BYPASS")?;
+    let batch_frames: Vec<Vec<u8>> = (0..SEND_BATCH)
+        .map(|i| config.frames[i % config.frames.len()].clone())
+        .collect();
     let mut batch = MmsgBatch::new(batch_frames);
-    let batch_bytes: Vec<u64> = (0..batch.len()).map(|i| batch.frame_len(i) as u64).collect();
+    let batch_bytes: Vec<u64> = (0..batch.len())
+        .map(|i| batch.frame_len(i) as u64)
+        .collect();
 
-    let mut result = GeneratorResult { pinned, ..Default::default() };
+    let mut result = GeneratorResult {
+        pinned,
+        ..Default::default()
+    };
     let start = Instant::now();
     let deadline = start + config.duration;
     while result.frames < config.max_frames && !stop.load(Ordering::Relaxed) {
@@ -104,7 +117,10 @@ fn send_loop(config: &GeneratorConfig, stop: &AtomicBool) -> Result<GeneratorRes
 
 /// Errors that mean "the device is busy now", not "the setup is broken".
 fn is_transient(error: &io::Error) -> bool {
-    matches!(error.raw_os_error(), Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR))
+    matches!(
+        error.raw_os_error(),
+        Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR)
+    )
 }
 
 /// Sends `frames` once each, a few milliseconds apart, from `interface` in
@@ -113,7 +129,8 @@ pub fn send_few(netns: &str, interface: &str, frames: Vec<Vec<u8>>) -> Result<()
     let interface = interface.to_string();
     let label = format!("{netns}-learn");
     netns::spawn_in(netns, &label, move || {
-        let ifindex = sys::interface_index(&interface).with_context(|| format!("interface {interface}"))?;
+        let ifindex =
+            sys::interface_index(&interface).with_context(|| format!("interface {interface}"))?;
         let socket = PacketSocket::open(ifindex).context("opening an AF_PACKET socket")?;
         for frame in &frames {
             socket.send(frame).context("sending a learning frame")?;

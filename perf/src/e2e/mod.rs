@@ -146,10 +146,19 @@ impl E2eReport {
                 );
             }
             if let Some(error) = &run.error {
-                println!("{:>6}  {:<11} error: {}", "-", run.dataplane.to_string(), first_line(error));
+                println!(
+                    "{:>6}  {:<11} error: {}",
+                    "-",
+                    run.dataplane.to_string(),
+                    first_line(error)
+                );
             }
             if run.sink_mac_learned == Some(false) {
-                println!("{:>6}  {:<11} warning: the sink MAC was not learned (traffic was flooded)", "-", run.dataplane.to_string());
+                println!(
+                    "{:>6}  {:<11} warning: the sink MAC was not learned (traffic was flooded)",
+                    "-",
+                    run.dataplane.to_string()
+                );
             }
         }
         for ratio in &self.ratios {
@@ -239,12 +248,22 @@ fn run_dataplane(
     options: &E2eOptions,
     stop: &Arc<AtomicBool>,
 ) -> DataplaneRun {
-    let mut run = DataplaneRun { dataplane: kind, points: Vec::new(), sink_mac_learned: None, error: None, daemon_stats: None };
+    let mut run = DataplaneRun {
+        dataplane: kind,
+        points: Vec::new(),
+        sink_mac_learned: None,
+        error: None,
+        daemon_stats: None,
+    };
     let attached = match kind {
         DataplaneKind::Bridge => Bridge::attach(topology).map(Attached::Bridge),
-        DataplaneKind::Switchyard => {
-            Daemon::start(topology, &options.switchyard_binary, options.switch_core, stop).map(Attached::Switchyard)
-        }
+        DataplaneKind::Switchyard => Daemon::start(
+            topology,
+            &options.switchyard_binary,
+            options.switch_core,
+            stop,
+        )
+        .map(Attached::Switchyard),
     };
     let mut attached = match attached {
         Ok(attached) => attached,
@@ -274,7 +293,9 @@ fn run_dataplane(
             }
         }
         if let Attached::Bridge(bridge) = &attached {
-            let learned = bridge.has_learned(&topology.sink.mac, &topology.sink.host_interface).ok();
+            let learned = bridge
+                .has_learned(&topology.sink.mac, &topology.sink.host_interface)
+                .ok();
             run.sink_mac_learned = learned.map(|l| l && run.sink_mac_learned.unwrap_or(true));
         }
     }
@@ -300,13 +321,22 @@ fn run_dataplane(
 
 /// True when a switchyard stats document lists `mac` on port `port` in its FDB.
 fn fdb_has(stats: &serde_json::Value, mac: &[u8; 6], port: &str) -> bool {
-    let mac = mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
-    stats.get("fdb").and_then(|f| f.as_array()).is_some_and(|entries| {
-        entries.iter().any(|e| {
-            e.get("mac").and_then(|m| m.as_str()).is_some_and(|m| m.eq_ignore_ascii_case(&mac))
-                && e.get("port").and_then(|p| p.as_str()) == Some(port)
+    let mac = mac
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    stats
+        .get("fdb")
+        .and_then(|f| f.as_array())
+        .is_some_and(|entries| {
+            entries.iter().any(|e| {
+                e.get("mac")
+                    .and_then(|m| m.as_str())
+                    .is_some_and(|m| m.eq_ignore_ascii_case(&mac))
+                    && e.get("port").and_then(|p| p.as_str()) == Some(port)
+            })
         })
-    })
 }
 
 /// Frames per second no veth pair on any machine reaches: bounds the
@@ -326,7 +356,12 @@ fn measure(
     generator::send_few(&topology.sink.netns, NS_INTERFACE, learn)?;
     std::thread::sleep(Duration::from_millis(20));
 
-    let traffic = frames::udp_flows(topology.gen.mac, topology.sink.mac, size, options.flows.max(1))?;
+    let traffic = frames::udp_flows(
+        topology.gen.mac,
+        topology.sink.mac,
+        size,
+        options.flows.max(1),
+    )?;
     let config = |seconds: f64| GeneratorConfig {
         netns: topology.gen.netns.clone(),
         interface: NS_INTERFACE.to_string(),
@@ -374,14 +409,19 @@ fn measure(
 
 fn ratios(runs: &[DataplaneRun]) -> Vec<Ratio> {
     let find = |kind: DataplaneKind| runs.iter().find(|r| r.dataplane == kind);
-    let (Some(bridge), Some(switchyard)) = (find(DataplaneKind::Bridge), find(DataplaneKind::Switchyard)) else {
+    let (Some(bridge), Some(switchyard)) =
+        (find(DataplaneKind::Bridge), find(DataplaneKind::Switchyard))
+    else {
         return Vec::new();
     };
     bridge
         .points
         .iter()
         .filter_map(|b| {
-            let s = switchyard.points.iter().find(|s| s.frame_size == b.frame_size)?;
+            let s = switchyard
+                .points
+                .iter()
+                .find(|s| s.frame_size == b.frame_size)?;
             (b.delivered_mpps > 0.0).then(|| Ratio {
                 frame_size: b.frame_size,
                 switchyard_over_bridge: s.delivered_mpps / b.delivered_mpps,

@@ -42,7 +42,11 @@ where
             let _ = tx.send(result);
         })
         .context("spawning a namespace thread")?;
-    Ok(NsThread { label: label.to_string(), rx, handle })
+    Ok(NsThread {
+        label: label.to_string(),
+        rx,
+        handle,
+    })
 }
 
 impl<T> NsThread<T> {
@@ -56,9 +60,10 @@ impl<T> NsThread<T> {
                 let _ = self.handle.join();
                 result.with_context(|| format!("in thread {:?}", self.label))
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                Err(anyhow!("thread {:?} did not finish within {timeout:?}", self.label))
-            }
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(anyhow!(
+                "thread {:?} did not finish within {timeout:?}",
+                self.label
+            )),
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let _ = self.handle.join();
                 Err(anyhow!("thread {:?} panicked", self.label))
@@ -90,8 +95,10 @@ pub struct RxCounters {
 /// sysfs was mounted in, not the thread's, and /proc/self/net the main
 /// thread's. Both are the kernel's `dev_get_stats`, so the same numbers.
 pub fn rx_counters_here(interface: &str) -> Result<RxCounters> {
-    let text = std::fs::read_to_string("/proc/thread-self/net/dev").context("reading /proc/thread-self/net/dev")?;
-    parse_net_dev(&text, interface).ok_or_else(|| anyhow!("no interface {interface:?} in /proc/thread-self/net/dev"))
+    let text = std::fs::read_to_string("/proc/thread-self/net/dev")
+        .context("reading /proc/thread-self/net/dev")?;
+    parse_net_dev(&text, interface)
+        .ok_or_else(|| anyhow!("no interface {interface:?} in /proc/thread-self/net/dev"))
 }
 
 /// Extracts `interface`'s receive bytes and packets from /proc/net/dev text.
@@ -118,7 +125,13 @@ mod tests {
              face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    \
              lo:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0\n  \
              eth0: 1234567   8910    0    0    0     0          0         0      100       2    0    0    0     0       0          0\n";
-        assert_eq!(parse_net_dev(text, "eth0"), Some(RxCounters { packets: 8910, bytes: 1_234_567 }));
+        assert_eq!(
+            parse_net_dev(text, "eth0"),
+            Some(RxCounters {
+                packets: 8910,
+                bytes: 1_234_567
+            })
+        );
         assert_eq!(parse_net_dev(text, "eth1"), None);
     }
 }

@@ -58,7 +58,10 @@ pub fn object_name(id: &str, suffix: &str) -> Result<String> {
 }
 
 fn format_mac(mac: &[u8; 6]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 impl Topology {
@@ -82,7 +85,9 @@ impl Topology {
             created_links: Vec::new(),
         };
         for station in [topology.gen.clone(), topology.sink.clone()] {
-            topology.add_station(&station).with_context(|| format!("creating station {}", station.netns))?;
+            topology
+                .add_station(&station)
+                .with_context(|| format!("creating station {}", station.netns))?;
         }
         Ok(topology)
     }
@@ -118,18 +123,26 @@ impl Topology {
             ],
         )?;
         self.created_links.push(station.host_interface.clone());
-        write_sysctl(&format!("net/ipv6/conf/{}/disable_ipv6", station.host_interface), "1")?;
+        write_sysctl(
+            &format!("net/ipv6/conf/{}/disable_ipv6", station.host_interface),
+            "1",
+        )?;
         netns::run_in(&station.netns, Duration::from_secs(5), || {
             write_sysctl(&format!("net/ipv6/conf/{NS_INTERFACE}/disable_ipv6"), "1")
         })?;
         cmd::run("ip", &["link", "set", &station.host_interface, "up"])?;
-        cmd::run("ip", &["-n", &station.netns, "link", "set", NS_INTERFACE, "up"])?;
+        cmd::run(
+            "ip",
+            &["-n", &station.netns, "link", "set", NS_INTERFACE, "up"],
+        )?;
         Ok(())
     }
 
     /// The sink's receive counters, read inside its namespace.
     pub fn sink_counters(&self) -> Result<RxCounters> {
-        netns::run_in(&self.sink.netns, Duration::from_secs(5), || netns::rx_counters_here(NS_INTERFACE))
+        netns::run_in(&self.sink.netns, Duration::from_secs(5), || {
+            netns::rx_counters_here(NS_INTERFACE)
+        })
     }
 }
 
@@ -168,17 +181,23 @@ fn owner_pid(name: &str) -> Option<u32> {
     u32::from_str_radix(hex, 16).ok()
 }
 
-/// Removes namespaces and interfaces left by earlier runs that were killed
+/// Removes namespaces, interfaces and temporary directories left by earlier runs that were killed
 /// before they could clean up (their PID no longer runs). Objects of live
 /// runs are left alone, so two benchmarks at once do not break each other.
 pub fn remove_stale() {
     let is_stale = |name: &str| match owner_pid(name) {
-        Some(pid) => pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists(),
+        Some(pid) => {
+            pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists()
+        }
         None => false,
     };
     let names = |dir: &str| -> Vec<String> {
         std::fs::read_dir(dir)
-            .map(|entries| entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .collect()
+            })
             .unwrap_or_default()
     };
     for link in names("/sys/class/net").into_iter().filter(|n| is_stale(n)) {
@@ -188,6 +207,13 @@ pub fn remove_stale() {
     for ns in names("/var/run/netns").into_iter().filter(|n| is_stale(n)) {
         eprintln!("switchyard-perf: removing namespace {ns} left by an earlier run");
         cmd::cleanup("ip", &["netns", "del", &ns]);
+    }
+    let tmp = std::env::temp_dir();
+    for dir in names(&tmp.to_string_lossy())
+        .into_iter()
+        .filter(|n| is_stale(n))
+    {
+        let _ = std::fs::remove_dir_all(tmp.join(dir));
     }
 }
 
@@ -209,6 +235,9 @@ mod tests {
 
     #[test]
     fn macs_print_like_ip_does() {
-        assert_eq!(format_mac(&[2, 0x53, 0x59, 1, 0, 0xab]), "02:53:59:01:00:ab");
+        assert_eq!(
+            format_mac(&[2, 0x53, 0x59, 1, 0, 0xab]),
+            "02:53:59:01:00:ab"
+        );
     }
 }

@@ -1,0 +1,408 @@
+//! `switchyard-perf pipeline`: in-memory micro-benchmarks, no I/O.
+//!
+//! Measures what one core can do per stage (parse, L2 forward, the whole
+//! pipeline) and for the poll worker's loop over two in-memory ports, with
+//! known-unicast traffic between learned MACs. These are upper bounds: the
+//! real dataplane adds the driver and the kernel (see `e2e`).
+//!
+//! Each case warms up, sizes a chunk of iterations to about a millisecond,
+//! then times chunks until its time is up (bounded in count too). The median
+//! chunk is the headline: on a shared machine a compile in the background
+//! inflates the mean but rarely the median; the best chunk shows the floor.
+
+use crate::frames::{test_mac, udp_flows};
+use crate::machine::Machine;
+use anyhow::{bail, ensure, Result};
+use serde::Serialize;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use switchyard_drivers::memory::{MemPool, MemPort};
+use switchyard_pipeline::{
+    parse_stage, L2Config, L2Switch, PacketMeta, PortId, Timestamp, Verdict, MAX_BURST,
+};
+use switchyard_switch::worker::Worker;
+
+/// How the micro-benchmarks are set up.
+#[derive(Clone, Debug, Serialize)]
+pub struct MicroOptions {
+    /// Measuring time per case.
+    pub seconds: f64,
+    /// Batch sizes to measure (frames per stage call / per port per loop turn).
+    pub batches: Vec<usize>,
+    /// Station pairs: flow i goes from MAC a_i on port 0 to MAC b_i on port 1.
+    pub flows: usize,
+    /// Frame size in bytes (Ethernet without FCS).
+    pub frame_size: usize,
+    /// Core the benchmark thread is pinned to (`None`: not pinned).
+    pub core: Option<usize>,
+}
+
+/// One measured case.
+#[derive(Clone, Debug, Serialize)]
+pub struct CaseResult {
+    /// What was measured: `parse`, `l2_forward`, `pipeline` or `worker`.
+    pub case: &'static str,
+    /// Frames per stage call (per port per loop turn for `worker`).
+    pub batch: usize,
+    /// Packets processed while timing.
+    pub packets: u64,
+    /// Time spent timing.
+    pub seconds: f64,
+    /// Timed chunks (each about a millisecond).
+    pub chunks: usize,
+    /// Median chunk, ns per packet: the headline number.
+    pub ns_per_packet_median: f64,
+    /// Fastest chunk, ns per packet.
+    pub ns_per_packet_best: f64,
+    /// 99th-percentile (slow) chunk, ns per packet.
+    pub ns_per_packet_p99: f64,
+    /// All packets over all timed time, ns per packet.
+    pub ns_per_packet_mean: f64,
+    /// Millions of packets per second on one core, from the median.
+    pub mpps_per_core: f64,
+}
+
+/// The `pipeline` result document.
+#[derive(Clone, Debug, Serialize)]
+pub struct MicroReport {
+    /// Always "pipeline".
+    pub subcommand: &'static str,
+    /// When the run started (Unix seconds).
+    pub unix_time: u64,
+    /// Where it ran.
+    pub machine: Machine,
+    /// How it was set up.
+    pub options: MicroOptions,
+    /// Whether pinning to `options.core` worked.
+    pub pinned: bool,
+    /// One entry per (case, batch).
+    pub results: Vec<CaseResult>,
+    /// True when Ctrl-C (or SIGTERM) cut the run short.
+    pub interrupted: bool,
+}
+
+impl MicroReport {
+    /// Prints the results table.
+    pub fn print(&self) {
+        println!();
+        println!(
+            "{:<11} {:>6} {:>14} {:>12} {:>11} {:>14}",
+            "case", "batch", "ns/pkt median", "ns/pkt best", "ns/pkt p99", "Mpps/core"
+        );
+        for r in &self.results {
+            println!(
+                "{:<11} {:>6} {:>14.2} {:>12.2} {:>11.2} {:>14.2}",
+                r.case,
+                r.batch,
+                r.ns_per_packet_median,
+                r.ns_per_packet_best,
+                r.ns_per_packet_p99,
+                r.mpps_per_core
+            );
+        }
+        println!(
+            "{}-byte frames, {} flows, known unicast; worker = poll loop over 2 in-memory ports \
+             (includes copying each frame into the pool)",
+            self.options.frame_size, self.options.flows
+        );
+    }
+}
+
+/// Upper bound on iterations per case, whatever the time: keeps a case bounded
+/// in count even if the clock misbehaves.
+const MAX_ITERATIONS: u64 = 2_000_000_000;
+
+/// Target length of one timed chunk.
+const CHUNK: Duration = Duration::from_millis(1);
+
+/// One benchmark case: sets up its state, checks it, times it.
+type Bench = fn(&MicroOptions, usize, &AtomicBool) -> Result<Timing>;
+
+/// Runs every case for every batch size.
+pub fn run(options: MicroOptions, stop: &AtomicBool) -> Result<MicroReport> {
+    ensure!(
+        options.seconds > 0.0 && options.seconds <= 600.0,
+        "--seconds must be in (0, 600]"
+    );
+    ensure!(
+        options.flows >= 1 && options.flows <= 4096,
+        "--flows must be in 1..=4096"
+    );
+    for &batch in &options.batches {
+        ensure!(
+            (1..=MAX_BURST).contains(&batch),
+            "batch {batch} is outside 1..={MAX_BURST}"
+        );
+    }
+    let machine = Machine::detect();
+    machine.print();
+    let pinned = options
+        .core
+        .is_some_and(|id| core_affinity::set_for_current(core_affinity::CoreId { id }));
+    let unix_time = crate::report::unix_time();
+    let mut results = Vec::new();
+    'outer: for &batch in &options.batches {
+        let cases: [(&'static str, Bench); 4] = [
+            ("parse", bench_parse),
+            ("l2_forward", bench_forward),
+            ("pipeline", bench_pipeline),
+            ("worker", bench_worker),
+        ];
+        for (case, bench) in cases {
+            if stop.load(Ordering::Relaxed) {
+                break 'outer;
+            }
+            let timing = bench(&options, batch, stop)?;
+            let result = timing.result(case, batch);
+            eprintln!(
+                "  {case:<10} batch {batch:>3}: {:.2} ns/pkt, {:.2} Mpps/core",
+                result.ns_per_packet_median, result.mpps_per_core
+            );
+            results.push(result);
+        }
+    }
+    Ok(MicroReport {
+        subcommand: "pipeline",
+        unix_time,
+        machine,
+        options,
+        pinned,
+        results,
+        interrupted: stop.load(Ordering::Relaxed),
+    })
+}
+
+/// Station `i` on port 0 (`a`) and its peer on port 1 (`b`).
+fn station(side: u8, i: usize) -> [u8; 6] {
+    test_mac(side, i as u16)
+}
+
+/// `batch` frames from port `from`'s stations to the other side's, cycling
+/// through the flows.
+fn batch_frames(options: &MicroOptions, batch: usize, from: PortId) -> Result<Vec<Vec<u8>>> {
+    let (src, dst) = if from == 0 {
+        (0xa0, 0xb0)
+    } else {
+        (0xb0, 0xa0)
+    };
+    let mut frames = Vec::with_capacity(batch);
+    for i in 0..batch {
+        let flow = i % options.flows;
+        frames.extend(udp_flows(
+            station(src, flow),
+            station(dst, flow),
+            options.frame_size,
+            1,
+        )?);
+    }
+    Ok(frames)
+}
+
+/// Fresh metas for a batch received on `port`.
+fn fresh_metas(batch: usize, port: PortId) -> Vec<PacketMeta> {
+    vec![PacketMeta::new(port); batch]
+}
+
+/// A switch with ports 0 and 1 in one domain that has learned every station of
+/// both sides (so port 0's traffic is known unicast to port 1).
+fn learned_switch(options: &MicroOptions, batch: usize) -> Result<L2Switch> {
+    let mut l2 = L2Switch::new(L2Config::default());
+    l2.set_port_domain(0, Some(0));
+    l2.set_port_domain(1, Some(0));
+    let now = Timestamp::from_secs(1);
+    for port in [1, 0] {
+        let mut frames = batch_frames(options, options.flows.max(batch), port)?;
+        let mut metas = fresh_metas(frames.len(), port);
+        l2.process(&mut frames, &mut metas, now);
+    }
+    Ok(l2)
+}
+
+/// Checks that every frame of port 0's batch is forwarded to port 1.
+fn check_unicast(metas: &[PacketMeta]) -> Result<()> {
+    if let Some(meta) = metas.iter().find(|m| m.verdict != Verdict::Forward(1)) {
+        bail!(
+            "expected known unicast to port 1, the pipeline said {:?}",
+            meta.verdict
+        );
+    }
+    Ok(())
+}
+
+fn bench_parse(options: &MicroOptions, batch: usize, stop: &AtomicBool) -> Result<Timing> {
+    let mut frames = batch_frames(options, batch, 0)?;
+    let mut metas = fresh_metas(batch, 0);
+    parse_stage(&mut frames, &mut metas);
+    if let Some(meta) = metas.iter().find(|m| m.verdict != Verdict::Pending) {
+        bail!(
+            "the parse stage rejected a benchmark frame: {:?}",
+            meta.verdict
+        );
+    }
+    Ok(time_case(options.seconds, stop, || {
+        for meta in metas.iter_mut() {
+            *meta = PacketMeta::new(0);
+        }
+        parse_stage(black_box(&mut frames), &mut metas);
+        black_box(&metas);
+        batch
+    }))
+}
+
+fn bench_forward(options: &MicroOptions, batch: usize, stop: &AtomicBool) -> Result<Timing> {
+    let mut l2 = learned_switch(options, batch)?;
+    let mut frames = batch_frames(options, batch, 0)?;
+    let mut parsed = fresh_metas(batch, 0);
+    parse_stage(&mut frames, &mut parsed);
+    let mut metas = parsed.clone();
+    let now = Timestamp::from_secs(2);
+    l2.forward_stage(&frames, &mut metas, now);
+    check_unicast(&metas)?;
+    Ok(time_case(options.seconds, stop, || {
+        // Restoring the parsed metas costs a small memcpy per batch, included.
+        metas.copy_from_slice(&parsed);
+        l2.forward_stage(black_box(&frames), &mut metas, now);
+        black_box(&metas);
+        batch
+    }))
+}
+
+fn bench_pipeline(options: &MicroOptions, batch: usize, stop: &AtomicBool) -> Result<Timing> {
+    let mut l2 = learned_switch(options, batch)?;
+    let mut frames = batch_frames(options, batch, 0)?;
+    let mut metas = fresh_metas(batch, 0);
+    let now = Timestamp::from_secs(2);
+    l2.process(&mut frames, &mut metas, now);
+    check_unicast(&metas)?;
+    Ok(time_case(options.seconds, stop, || {
+        for meta in metas.iter_mut() {
+            *meta = PacketMeta::new(0);
+        }
+        l2.process(black_box(&mut frames), &mut metas, now);
+        black_box(&metas);
+        batch
+    }))
+}
+
+fn bench_worker(options: &MicroOptions, batch: usize, stop: &AtomicBool) -> Result<Timing> {
+    let mut l2 = L2Switch::new(L2Config::default());
+    l2.set_port_domain(0, Some(0));
+    l2.set_port_domain(1, Some(0));
+    let ports = vec![
+        MemPort::replaying(batch_frames(options, batch, 0)?),
+        MemPort::replaying(batch_frames(options, batch, 1)?),
+    ];
+    // Room for both ports' bursts in flight plus flood copies while learning.
+    let frames = (4 * batch).next_power_of_two().max(1024) as u32;
+    let pool = MemPool::new(frames, 2048);
+    let mut worker = Worker::new(pool, ports, l2, batch);
+    let start = Instant::now();
+    let now = || Timestamp(1_000_000_000 + start.elapsed().as_nanos() as u64);
+    // Two turns teach the switch every station of both sides.
+    for _ in 0..2 {
+        worker.poll_once(now());
+    }
+    let learned = worker.l2().mac_table().len();
+    let stations = 2 * options.flows.min(batch);
+    ensure!(
+        learned == stations,
+        "the worker learned {learned} MACs, expected {stations}"
+    );
+    let tx_before: u64 = worker.ports().iter().map(|p| p.tx_count).sum();
+    let timing = time_case(options.seconds, stop, || worker.poll_once(black_box(now())));
+    let tx: u64 = worker.ports().iter().map(|p| p.tx_count).sum::<u64>() - tx_before;
+    let drops: u64 = worker.port_counters().iter().map(|c| c.drops.total()).sum();
+    ensure!(drops == 0, "the worker dropped {drops} frames");
+    // Every received frame left exactly once: no flood copies, so known unicast.
+    let received = timing.packets + timing.warmup_packets;
+    ensure!(
+        tx == received,
+        "the worker sent {tx} frames for {received} received (flooding?)"
+    );
+    Ok(timing)
+}
+
+/// Raw timing of one case.
+struct Timing {
+    /// ns per packet of each timed chunk.
+    chunk_ns_per_packet: Vec<f64>,
+    /// Packets processed while timing.
+    packets: u64,
+    /// Packets processed while warming up.
+    warmup_packets: u64,
+    /// Time spent timing.
+    elapsed: Duration,
+}
+
+impl Timing {
+    fn result(&self, case: &'static str, batch: usize) -> CaseResult {
+        let mut sorted = self.chunk_ns_per_packet.clone();
+        sorted.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            sorted
+                .get(((sorted.len() as f64 - 1.0) * q).round() as usize)
+                .copied()
+                .unwrap_or(0.0)
+        };
+        let median = at(0.5);
+        CaseResult {
+            case,
+            batch,
+            packets: self.packets,
+            seconds: self.elapsed.as_secs_f64(),
+            chunks: sorted.len(),
+            ns_per_packet_median: median,
+            ns_per_packet_best: at(0.0),
+            ns_per_packet_p99: at(0.99),
+            ns_per_packet_mean: self.elapsed.as_nanos() as f64 / self.packets.max(1) as f64,
+            mpps_per_core: if median > 0.0 { 1e3 / median } else { 0.0 },
+        }
+    }
+}
+
+/// Warms up, sizes ~1 ms chunks, then times chunks of `iteration` (which
+/// processes one batch and returns how many packets it handled) for `seconds`.
+fn time_case(seconds: f64, stop: &AtomicBool, mut iteration: impl FnMut() -> usize) -> Timing {
+    let budget = Duration::from_secs_f64(seconds);
+    let warmup = (budget / 4).min(Duration::from_millis(200));
+    let mut iterations = 0u64;
+    let mut warmup_packets = 0u64;
+    let warm_start = Instant::now();
+    while iterations < MAX_ITERATIONS && warm_start.elapsed() < warmup {
+        for _ in 0..16 {
+            warmup_packets += iteration() as u64;
+        }
+        iterations += 16;
+    }
+    let per_iteration = warm_start.elapsed().as_secs_f64() / iterations.max(1) as f64;
+    let chunk_iterations =
+        ((CHUNK.as_secs_f64() / per_iteration.max(1e-9)) as u64).clamp(1, 1_000_000);
+
+    let mut chunks = Vec::new();
+    let mut packets = 0u64;
+    let start = Instant::now();
+    let mut timed_iterations = 0u64;
+    while start.elapsed() < budget
+        && timed_iterations < MAX_ITERATIONS
+        && !stop.load(Ordering::Relaxed)
+    {
+        let chunk_start = Instant::now();
+        let mut chunk_packets = 0u64;
+        for _ in 0..chunk_iterations {
+            chunk_packets += iteration() as u64;
+        }
+        let ns = chunk_start.elapsed().as_nanos() as f64;
+        timed_iterations += chunk_iterations;
+        packets += chunk_packets;
+        if chunk_packets > 0 {
+            chunks.push(ns / chunk_packets as f64);
+        }
+    }
+    Timing {
+        chunk_ns_per_packet: chunks,
+        packets,
+        warmup_packets,
+        elapsed: start.elapsed(),
+    }
+}
