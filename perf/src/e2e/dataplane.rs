@@ -54,8 +54,9 @@ pub struct Bridge {
 }
 
 impl Bridge {
-    /// Creates the bridge (STP off, forward delay 0, IPv6 off so it sends
-    /// nothing itself) and enslaves both host ends.
+    /// Creates the bridge (STP off, forward delay 0; IPv6, multicast and
+    /// multicast snooping off so it sends nothing itself) and enslaves both
+    /// host ends.
     pub fn attach(topology: &Topology) -> Result<Self> {
         let name = object_name(&topology.id, "br")?;
         let mut bridge = Bridge {
@@ -74,6 +75,10 @@ impl Bridge {
                 "0",
                 "forward_delay",
                 "0",
+                // Snooping makes the bridge send IGMP reports of its own onto the
+                // ports; it plays no part in forwarding unicast.
+                "mcast_snooping",
+                "0",
             ],
         )?;
         bridge.created = true;
@@ -81,7 +86,10 @@ impl Bridge {
         for port in [&topology.gen.host_interface, &topology.sink.host_interface] {
             cmd::run("ip", &["link", "set", port, "master", &bridge.name])?;
         }
-        cmd::run("ip", &["link", "set", &bridge.name, "up"])?;
+        cmd::run(
+            "ip",
+            &["link", "set", &bridge.name, "multicast", "off", "up"],
+        )?;
         Ok(bridge)
     }
 

@@ -65,8 +65,9 @@ fn format_mac(mac: &[u8; 6]) -> String {
 }
 
 impl Topology {
-    /// Creates both namespaces and veths, IPv6 off on every test link (so the
-    /// kernel sends no router solicitations or DAD into the measurement), links up.
+    /// Creates both namespaces and veths, IPv6 and multicast off on every test
+    /// link (so the kernel sends no router solicitations, DAD or IGMP into the
+    /// measurement), links up.
     pub fn create() -> Result<Self> {
         let id = format!("{:x}", std::process::id());
         let station = |suffix: &str, tag: u8| -> Result<Station> {
@@ -130,10 +131,31 @@ impl Topology {
         netns::run_in(&station.netns, Duration::from_secs(5), || {
             write_sysctl(&format!("net/ipv6/conf/{NS_INTERFACE}/disable_ipv6"), "1")
         })?;
-        cmd::run("ip", &["link", "set", &station.host_interface, "up"])?;
+        // Multicast off: no IGMP reports from the links themselves land in the
+        // sink's counters.
         cmd::run(
             "ip",
-            &["-n", &station.netns, "link", "set", NS_INTERFACE, "up"],
+            &[
+                "link",
+                "set",
+                &station.host_interface,
+                "multicast",
+                "off",
+                "up",
+            ],
+        )?;
+        cmd::run(
+            "ip",
+            &[
+                "-n",
+                &station.netns,
+                "link",
+                "set",
+                NS_INTERFACE,
+                "multicast",
+                "off",
+                "up",
+            ],
         )?;
         Ok(())
     }
