@@ -69,6 +69,10 @@ enum Command {
         /// UDP flows (source ports) the generator cycles through.
         #[arg(long, default_value_t = 64)]
         flows: usize,
+        /// Steer the bridge's work to --switch-core with RPS (true: both dataplanes
+        /// get the same two cores; false: the bridge runs in softirq on the generator's core).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        bridge_rps: bool,
     },
 }
 
@@ -123,6 +127,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             generator_core,
             switch_core,
             flows,
+            bridge_rps,
         } => {
             let options = E2eOptions {
                 seconds,
@@ -132,6 +137,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 generator_core,
                 switch_core,
                 flows,
+                bridge_rps,
                 switchyard_binary: daemon_binary(),
             };
             let report = e2e::run(options, Arc::clone(&stop))?;

@@ -51,17 +51,26 @@ impl FromStr for DataplaneKind {
 pub struct Bridge {
     name: String,
     created: bool,
+    /// RPS mask files set on attach, cleared on drop.
+    rps_files: Vec<PathBuf>,
 }
 
 impl Bridge {
     /// Creates the bridge (STP off, forward delay 0; IPv6, multicast and
     /// multicast snooping off so it sends nothing itself) and enslaves both
     /// host ends.
-    pub fn attach(topology: &Topology) -> Result<Self> {
+    ///
+    /// With `steer_to` set, RPS on the generator's host end moves the bridge's
+    /// work (and the sink's receive) to that core. Without it the kernel does
+    /// all of it in softirq on the generator's core, so the bridge would get
+    /// one core where Switchyard gets its worker core besides: steering gives
+    /// both dataplanes the same two cores.
+    pub fn attach(topology: &Topology, steer_to: Option<usize>) -> Result<Self> {
         let name = object_name(&topology.id, "br")?;
         let mut bridge = Bridge {
             name,
             created: false,
+            rps_files: Vec::new(),
         };
         cmd::run(
             "ip",
@@ -90,7 +99,32 @@ impl Bridge {
             "ip",
             &["link", "set", &bridge.name, "multicast", "off", "up"],
         )?;
+        if let Some(core) = steer_to {
+            bridge.steer(&topology.gen.host_interface, core)?;
+        }
         Ok(bridge)
+    }
+
+    /// Sets the RPS mask of every receive queue of `interface` to `core` alone.
+    fn steer(&mut self, interface: &str, core: usize) -> Result<()> {
+        if core >= 64 {
+            bail!("RPS steering supports cores 0..63, not {core}");
+        }
+        let mask = format!("{:x}", 1u64 << core);
+        let queues = Path::new("/sys/class/net").join(interface).join("queues");
+        let entries =
+            std::fs::read_dir(&queues).with_context(|| format!("listing {}", queues.display()))?;
+        for entry in entries {
+            let entry = entry?;
+            if !entry.file_name().to_string_lossy().starts_with("rx-") {
+                continue;
+            }
+            let file = entry.path().join("rps_cpus");
+            std::fs::write(&file, &mask)
+                .with_context(|| format!("writing {mask} to {}", file.display()))?;
+            self.rps_files.push(file);
+        }
+        Ok(())
     }
 
     /// True when the bridge has learned `mac` on `port` (dynamic entry).
@@ -112,6 +146,9 @@ impl Bridge {
 
 impl Drop for Bridge {
     fn drop(&mut self) {
+        for file in self.rps_files.drain(..) {
+            let _ = std::fs::write(&file, "0");
+        }
         if self.created && interface_exists(&self.name) {
             cmd::cleanup("ip", &["link", "del", &self.name]);
         }

@@ -41,6 +41,9 @@ pub struct E2eOptions {
     pub generator_core: usize,
     /// Core the Switchyard worker is pinned to.
     pub switch_core: usize,
+    /// Steer the bridge's forwarding to `switch_core` with RPS, so both
+    /// dataplanes use the same two cores (see [`Bridge::attach`]).
+    pub bridge_rps: bool,
     /// UDP flows (source ports) the generator cycles through.
     pub flows: usize,
     /// The daemon binary used for the switchyard dataplane.
@@ -167,6 +170,16 @@ impl E2eReport {
                 ratio.frame_size, ratio.switchyard_over_bridge
             );
         }
+        let o = &self.options;
+        let bridge_core = if o.bridge_rps {
+            format!("bridge steered to core {} by RPS", o.switch_core)
+        } else {
+            format!("bridge in softirq on core {}", o.generator_core)
+        };
+        println!(
+            "generator on core {}, switchyard worker on core {}, {bridge_core}; {} s per point",
+            o.generator_core, o.switch_core, o.seconds
+        );
         println!("sizes are Ethernet frames without FCS; Gbit/s counts frame bytes only");
     }
 }
@@ -256,7 +269,10 @@ fn run_dataplane(
         daemon_stats: None,
     };
     let attached = match kind {
-        DataplaneKind::Bridge => Bridge::attach(topology).map(Attached::Bridge),
+        DataplaneKind::Bridge => {
+            let steer_to = options.bridge_rps.then_some(options.switch_core);
+            Bridge::attach(topology, steer_to).map(Attached::Bridge)
+        }
         DataplaneKind::Switchyard => Daemon::start(
             topology,
             &options.switchyard_binary,
