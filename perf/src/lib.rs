@@ -5,11 +5,14 @@
 //! - [`e2e`]: real forwarding between two veths, Switchyard next to the Linux
 //!   bridge on the same topology, generator and cores: whether we beat it.
 //!
-//! All `unsafe` code lives in [`sys`].
+//! All `unsafe` code lives in [`sys`]; the rest of the crate may not use it.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod e2e;
 pub mod frames;
 pub mod machine;
 pub mod micro;
 pub mod report;
+#[allow(unsafe_code)]
 pub mod sys;

@@ -1,4 +1,5 @@
 //! `switchyard-perf`: Switchyard's benchmark harness (see the crate docs).
+#![deny(unsafe_code)]
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
