@@ -223,6 +223,24 @@ impl Host {
         root_link_counters(&self.ifname)
     }
 
+    /// Whether offload `feature` (as `ethtool -k` names it, e.g. `tx-checksumming`) is
+    /// on for `eth0`.
+    ///
+    /// Tests use it to prove their own precondition: a TCP test only shows that the
+    /// switch copes with partial checksums if the sender really offloads them.
+    #[track_caller]
+    pub fn eth0_offload(&self, feature: &str) -> bool {
+        let out = self.exec_ok(&["ethtool", "-k", "eth0"]);
+        let prefix = format!("{feature}:");
+        let line = out
+            .stdout
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no {feature} in {out}"));
+        line[prefix.len()..].trim_start().starts_with("on")
+    }
+
     /// `ping -c count` from this host to `dst`, one second per reply, bounded overall.
     #[track_caller]
     pub fn ping(&self, dst: Ipv4Addr, count: u32) -> PingResult {

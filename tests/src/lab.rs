@@ -288,6 +288,47 @@ impl Lab {
         }
     }
 
+    /// The port (host name) on which the dataplane has learned host `station`'s MAC.
+    ///
+    /// Switchyard: the `fdb` of a fresh stats file. Linux bridge: `bridge fdb show`,
+    /// with the veth end mapped back to its host. `None` when not learned.
+    #[track_caller]
+    pub fn learned_port(&mut self, station: &str) -> Option<String> {
+        let mac = self.host(station).mac().to_string();
+        let network = self.network_of(station).to_string();
+        match self.dataplane {
+            Dataplane::Switchyard => {
+                let stats = self.daemon().fresh_stats(FRESH_STATS_TIMEOUT);
+                stats.fdb_entry(&network, &mac).map(|e| e.port.clone())
+            }
+            Dataplane::LinuxBridge => {
+                let i = self.networks.iter().position(|n| *n == network)?;
+                let out = crate::cmd::run_ok(
+                    "bridge",
+                    &["-j", "fdb", "show", "br", self.bridges[i].name()],
+                );
+                let entries: serde_json::Value = serde_json::from_str(&out.stdout)
+                    .unwrap_or_else(|e| panic!("parse `{}`: {e}", out.cmdline));
+                let ifname = entries
+                    .as_array()?
+                    .iter()
+                    .filter(|e| e.get("state").and_then(|s| s.as_str()) != Some("permanent"))
+                    .find(|e| {
+                        e.get("mac")
+                            .and_then(|m| m.as_str())
+                            .is_some_and(|m| m.eq_ignore_ascii_case(&mac))
+                    })?
+                    .get("ifname")?
+                    .as_str()?
+                    .to_string();
+                self.hosts
+                    .iter()
+                    .find(|h| h.ifname() == ifname)
+                    .map(|h| h.name().to_string())
+            }
+        }
+    }
+
     /// Pings from `from` to host `to` (`count` requests) and panics unless all replied.
     #[track_caller]
     pub fn assert_ping(&self, from: &str, to: &str, count: u32) {

@@ -12,6 +12,11 @@ fn tcp_16mib_arrives_intact(dp: Dataplane) {
         .host("h1", "red", "198.18.0.1/24")
         .host("h2", "red", "198.18.0.2/24")
         .start();
+    // The point of the test: h1 hands its veth packets with partial checksums.
+    assert!(
+        lab.host("h1").eth0_offload("tx-checksumming"),
+        "h1's eth0 has TX checksum offload off: this test would not exercise partial checksums"
+    );
     let len = 16 << 20;
     let report = tcp_transfer(
         lab.host("h1"),

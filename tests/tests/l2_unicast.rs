@@ -18,6 +18,15 @@ fn learned_unicast_not_flooded(dp: Dataplane) {
     lab.assert_ping("h1", "h2", 2);
     lab.assert_ping("h2", "h1", 2);
 
+    for station in ["h1", "h2"] {
+        assert_eq!(
+            lab.learned_port(station).as_deref(),
+            Some(station),
+            "{dp:?} has not learned {station}'s MAC ({}) on port {station}",
+            lab.host(station).mac()
+        );
+    }
+
     let port_before = lab.port_counters("h3");
     let eth_before = lab.host("h3").eth0_counters();
 
