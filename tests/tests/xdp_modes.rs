@@ -23,7 +23,11 @@ fn config(xdp_mode: &str, hosts: &[&Host]) -> String {
 
 fn mode_of(daemon: &Daemon, port: &str) -> String {
     let stats = daemon.stats();
-    let port = stats.ports.iter().find(|p| p.name == port).expect("port in stats");
+    let port = stats
+        .ports
+        .iter()
+        .find(|p| p.name == port)
+        .expect("port in stats");
     port.xdp_mode.clone().unwrap_or_default()
 }
 
@@ -38,7 +42,12 @@ fn configured_generic_mode_is_used_and_reported() {
     assert_eq!(mode_of(&daemon, "h1"), "generic", "log:\n{}", daemon.log());
     assert_eq!(mode_of(&daemon, "h2"), "generic");
     let ping = h1.ping(h2.ip(), 3);
-    assert!(ping.all_replied(), "ping in generic mode failed:\n{}\nlog:\n{}", ping.output, daemon.log());
+    assert!(
+        ping.all_replied(),
+        "ping in generic mode failed:\n{}\nlog:\n{}",
+        ping.output,
+        daemon.log()
+    );
     daemon.stop().assert_clean();
 }
 
@@ -60,7 +69,12 @@ fn auto_mode_falls_back_to_generic_where_native_is_refused() {
         daemon.log()
     );
     let ping = h1.ping(h2.ip(), 3);
-    assert!(ping.all_replied(), "ping across modes failed:\n{}\nlog:\n{}", ping.output, daemon.log());
+    assert!(
+        ping.all_replied(),
+        "ping across modes failed:\n{}\nlog:\n{}",
+        ping.output,
+        daemon.log()
+    );
     daemon.stop().assert_clean();
 }
 
@@ -82,7 +96,10 @@ fn native_mode_refused_is_a_clear_error_naming_the_mode() {
         .expect("run switchyard");
     let _ = std::fs::remove_dir_all(&dir);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "native attach on a 9000-byte veth must fail:\n{stderr}");
+    assert!(
+        !output.status.success(),
+        "native attach on a 9000-byte veth must fail:\n{stderr}"
+    );
     assert!(
         stderr.contains("native mode") && stderr.contains("MTU"),
         "error must name the mode and the cause:\n{stderr}"
