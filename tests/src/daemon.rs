@@ -160,6 +160,8 @@ pub struct Daemon {
     log_path: PathBuf,
     /// Set when a panic message already carried the log, so `Drop` does not repeat it.
     log_reported: bool,
+    /// PID at spawn, kept for messages after the process is gone.
+    spawned_pid: u32,
 }
 
 fn file_identity(path: &Path) -> Option<(u64, i64, i64)> {
@@ -211,7 +213,9 @@ impl Daemon {
             stats_path,
             log_path,
             log_reported: false,
+            spawned_pid: 0,
         };
+        daemon.spawned_pid = daemon.child.as_ref().map_or(0, Child::id);
         daemon.wait_ready(READY_TIMEOUT);
         daemon
     }
@@ -392,10 +396,13 @@ impl Drop for Daemon {
         }
         if thread::panicking() && !self.log_reported {
             eprintln!(
-                "--- daemon config ({}) ---\n{}\n--- daemon log ---\n{}\n--- last stats ---\n{}",
+                "--- daemon pid {} config ({}) ---\n{}\n--- daemon pid {} log ---\n{}\n--- daemon pid {} last stats ---\n{}",
+                self.spawned_pid,
                 self.config_path.display(),
                 self.config_text(),
+                self.spawned_pid,
                 self.log(),
+                self.spawned_pid,
                 fs::read_to_string(&self.stats_path).unwrap_or_else(|e| format!("({e})"))
             );
         }

@@ -90,6 +90,7 @@ impl LabBuilder {
         let id = names::unique_id();
         let mut lab = Lab {
             daemon: None,
+            retired: Vec::new(),
             bridges: Vec::new(),
             hosts: Vec::new(),
             host_networks: Vec::new(),
@@ -129,6 +130,8 @@ pub struct Lab {
     // Field order is drop order: stop the daemon before its interfaces vanish, delete
     // bridges before the veths, release the test lock last.
     daemon: Option<Daemon>,
+    /// Stopped or killed daemons, kept so a later failure still prints their logs.
+    retired: Vec<Daemon>,
     bridges: Vec<Bridge>,
     hosts: Vec<Host>,
     host_networks: Vec<String>,
@@ -227,14 +230,18 @@ impl Lab {
     #[track_caller]
     pub fn stop_daemon(&mut self) -> DaemonExit {
         let mut d = self.daemon.take().expect("daemon is not running");
-        d.stop()
+        let exit = d.stop();
+        self.retired.push(d);
+        exit
     }
 
     /// SIGKILLs the daemon (a crash: its XDP programs stay attached).
     #[track_caller]
     pub fn kill_daemon(&mut self) -> std::process::ExitStatus {
         let mut d = self.daemon.take().expect("daemon is not running");
-        d.kill()
+        let status = d.kill();
+        self.retired.push(d);
+        status
     }
 
     /// The dataplane's counters for port `host`, as of now.
@@ -366,7 +373,8 @@ impl Drop for Lab {
                     .join("; ")
             );
         }
-        // Fields drop in declaration order after this: daemon, bridges, hosts, lock.
+        // Fields drop in declaration order after this: daemon, retired daemons (their
+        // logs are printed if panicking), bridges, hosts, lock.
     }
 }
 

@@ -16,12 +16,28 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A fresh id: 4 hex digits of the PID, then 2 hex digits of a per-process counter.
 ///
-/// Two tests of one process never share an id; two processes share one only if their
-/// PIDs agree modulo 65536 *and* both run at once, which the PID allocator rules out
-/// for live processes that are that close in time.
+/// Two tests of one process never share an id. PIDs above 65535 can alias, and a
+/// crashed run can leave objects behind, so an id whose prefix is already in use by a
+/// namespace or interface is skipped.
 pub fn unique_id() -> String {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed) & 0xff;
-    format!("{:04x}{:02x}", std::process::id() & 0xffff, n)
+    for _ in 0..256 {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed) & 0xff;
+        let id = format!("{:04x}{:02x}", std::process::id() & 0xffff, n);
+        if !prefix_in_use(&format!("{PREFIX}{id}")) {
+            return id;
+        }
+    }
+    panic!("no free {PREFIX}<id> prefix for this process: clean up stale syt* namespaces/links");
+}
+
+fn prefix_in_use(prefix: &str) -> bool {
+    ["/var/run/netns", "/sys/class/net"].iter().any(|dir| {
+        std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        })
+    })
 }
 
 /// Builds `syt<id><suffix>` and checks it fits an interface name.
