@@ -86,5 +86,10 @@ ip netns exec "${tag}h1" timeout 15 iperf3 -c 10.77.0.2 -t 3 -f g | grep -E "sen
 
 echo "== switchyard counters and MAC table (stopping)"
 kill -TERM "$pid"; wait "$pid"; pid=""
-python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); [print(f"fdb {e[\"mac\"]} -> {e[\"port\"]}") for e in d["fdb"]]' "$work/stats.json"
+python3 - "$work/stats.json" <<'PY'
+import json, sys
+stats = json.load(open(sys.argv[1]))
+for entry in stats["fdb"]:
+    print("fdb", entry["network"], entry["mac"], "->", entry["port"])
+PY
 echo "demo finished: all namespaces and links are removed on exit"
