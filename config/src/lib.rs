@@ -27,7 +27,8 @@ use std::path::Path;
 pub use cidr::{CidrError, Ipv4Cidr};
 pub use error::{ConfigError, ConfigIssue, Location};
 pub use model::{
-    NetworkConfig, NodeConfig, PortConfig, PortDriver, SwitchConfig, UplinkConfig, XdpMode,
+    IdleMode, NetworkConfig, NodeConfig, PipelineMode, PortConfig, PortDriver, SwitchConfig,
+    UplinkConfig, XdpMode,
 };
 
 /// Reads and parses the node file at `path`.

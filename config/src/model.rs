@@ -85,6 +85,12 @@ pub struct SwitchConfig {
     /// rx starves as soon as tx backs up) and at most 1_048_576 (4 GiB of
     /// 4 KiB frames per worker, a guard against typos).
     pub umem_frames: u32,
+    /// What the workers do with a frame: the full L2 pipeline, or the empty one
+    /// (port-to-port, no lookups) that benchmarks use to show the pipeline's cost.
+    pub pipeline: PipelineMode,
+    /// What an idle worker does: back off (spin, yield, then sleep in poll() on its
+    /// sockets) so an idle node uses little CPU, or busy-poll for lowest latency.
+    pub idle: IdleMode,
 }
 
 impl SwitchConfig {
@@ -131,6 +137,95 @@ impl Default for SwitchConfig {
             burst_size: Self::DEFAULT_BURST_SIZE,
             ring_size: Self::DEFAULT_RING_SIZE,
             umem_frames: Self::DEFAULT_UMEM_FRAMES,
+            pipeline: PipelineMode::L2,
+            idle: IdleMode::Backoff,
+        }
+    }
+}
+
+/// Which forwarding pipeline the workers run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PipelineMode {
+    /// Parse, learn, look up, forward or flood: the switch.
+    #[default]
+    L2,
+    /// No lookups: a frame from port i leaves through port i+1 (mod the number
+    /// of ports). For measuring the cost of the pipeline itself.
+    Empty,
+}
+
+impl PipelineMode {
+    /// The spelling used in the config file.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PipelineMode::L2 => "l2",
+            PipelineMode::Empty => "empty",
+        }
+    }
+}
+
+impl fmt::Display for PipelineMode {
+    /// Formats as the config spelling.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for PipelineMode {
+    type Err = String;
+
+    /// Parses the config spelling; the error says which values are allowed.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "l2" => Ok(PipelineMode::L2),
+            "empty" => Ok(PipelineMode::Empty),
+            _ => Err(format!(
+                "unknown pipeline \"{s}\"; expected \"l2\" or \"empty\""
+            )),
+        }
+    }
+}
+
+/// What a poll worker does when it finds no frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdleMode {
+    /// Spin briefly, then yield, then sleep in poll() on the sockets.
+    #[default]
+    Backoff,
+    /// Never sleep: lowest latency, one full core per worker.
+    BusyPoll,
+}
+
+impl IdleMode {
+    /// The spelling used in the config file.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            IdleMode::Backoff => "backoff",
+            IdleMode::BusyPoll => "busy-poll",
+        }
+    }
+}
+
+impl fmt::Display for IdleMode {
+    /// Formats as the config spelling.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for IdleMode {
+    type Err = String;
+
+    /// Parses the config spelling; the error says which values are allowed.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "backoff" => Ok(IdleMode::Backoff),
+            "busy-poll" => Ok(IdleMode::BusyPoll),
+            _ => Err(format!(
+                "unknown idle mode \"{s}\"; expected \"backoff\" or \"busy-poll\""
+            )),
         }
     }
 }

@@ -14,8 +14,8 @@ use std::str::FromStr;
 use crate::report::Report;
 use crate::tree::{Entry, Fields, Kind, Node};
 use crate::{
-    Ipv4Cidr, Location, NetworkConfig, NodeConfig, PortConfig, PortDriver, SwitchConfig,
-    UplinkConfig, XdpMode,
+    IdleMode, Ipv4Cidr, Location, NetworkConfig, NodeConfig, PipelineMode, PortConfig, PortDriver,
+    SwitchConfig, UplinkConfig, XdpMode,
 };
 
 /// Builds the config from the document root, recording issues in `r`.
@@ -79,6 +79,12 @@ fn build_switch(loc: Location, entries: &[Entry], r: &mut Report) -> SwitchConfi
     }
     if let Some(v) = uint(&mut f, "umem_frames", u32::MAX.into(), r) {
         cfg.umem_frames = v as u32;
+    }
+    if let Some(v) = parsed::<PipelineMode>(&mut f, "pipeline", r) {
+        cfg.pipeline = v;
+    }
+    if let Some(v) = parsed::<IdleMode>(&mut f, "idle", r) {
+        cfg.idle = v;
     }
     f.finish(r);
     cfg

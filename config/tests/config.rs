@@ -480,3 +480,29 @@ fn enums_display_and_serialize_as_written() {
         assert_eq!(serde_json::to_string(&driver).unwrap(), format!("\"{s}\""));
     }
 }
+
+#[test]
+fn pipeline_and_idle_modes_parse_and_bad_values_are_located() {
+    let cfg = parse_str(
+        "[switch]\npipeline = \"empty\"\nidle = \"busy-poll\"\n",
+        "modes.toml",
+    )
+    .expect("valid");
+    assert_eq!(cfg.switch.pipeline, switchyard_config::PipelineMode::Empty);
+    assert_eq!(cfg.switch.idle, switchyard_config::IdleMode::BusyPoll);
+    let defaults = parse_str("", "empty.toml").expect("valid");
+    assert_eq!(
+        defaults.switch.pipeline,
+        switchyard_config::PipelineMode::L2
+    );
+    assert_eq!(defaults.switch.idle, switchyard_config::IdleMode::Backoff);
+
+    let err = parse_err("[switch]\npipeline = \"fast\"\nidle = \"nap\"\n");
+    let fields: Vec<&str> = err.issues.iter().map(|i| i.field.as_str()).collect();
+    assert_eq!(fields, ["switch.pipeline", "switch.idle"], "{err}");
+    assert_eq!(
+        err.issues[0].location.map(|l| (l.line, l.column)),
+        Some((2, 12))
+    );
+    assert!(err.issues[1].message.contains("busy-poll"), "{err}");
+}

@@ -4,14 +4,14 @@
 
 use crate::backoff::{Backoff, Wait};
 use crate::stats::{FdbStats, MacTableStats, PortStats, Snapshot, WorkerReport, WorkerStats};
-use crate::worker::Worker;
+use crate::worker::{PipelineKind, Worker};
 use anyhow::{anyhow, bail, Context, Result};
 use crossbeam::channel::{self, Receiver, Sender};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use switchyard_config::{ConfigError, ConfigIssue, NodeConfig, PortDriver, XdpMode};
+use switchyard_config::{ConfigError, ConfigIssue, NodeConfig, PipelineMode, PortDriver, XdpMode};
 use switchyard_drivers::afxdp::{AttachMode, UmemPool, XdpModeChoice, XdpPort, XdpPortConfig};
 use switchyard_drivers::sys;
 use switchyard_drivers::PortError;
@@ -76,6 +76,7 @@ struct WorkerPlan {
     umem_frames: u32,
     burst: usize,
     l2: L2Config,
+    pipeline: PipelineKind,
 }
 
 /// Messages from the control thread to a worker, read between bursts.
@@ -158,6 +159,10 @@ fn plan(config: &NodeConfig) -> WorkerPlan {
         l2: L2Config {
             max_entries: config.switch.mac_table_size,
             aging_ns: config.switch.mac_aging_secs.saturating_mul(1_000_000_000),
+        },
+        pipeline: match config.switch.pipeline {
+            PipelineMode::L2 => PipelineKind::L2,
+            PipelineMode::Empty => PipelineKind::Empty,
         },
     }
 }
@@ -391,7 +396,9 @@ fn try_open_worker(
     for (index, port) in plan.ports.iter().enumerate() {
         l2.set_port_domain(index as PortId, Some(port.domain));
     }
-    Ok(Worker::new(pool, ports, l2, plan.burst))
+    let mut worker = Worker::new(pool, ports, l2, plan.burst);
+    worker.set_pipeline(plan.pipeline);
+    Ok(worker)
 }
 
 /// Closes the sockets, releases the UMEM and detaches the XDP programs.

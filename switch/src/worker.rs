@@ -15,8 +15,20 @@ use switchyard_pipeline::{
 
 type Handle<P> = <<P as Port>::Pool as FramePool>::Handle;
 
+/// Which forwarding decision the worker makes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PipelineKind {
+    /// The L2 switch: parse, learn, look up, forward or flood.
+    #[default]
+    L2,
+    /// No lookups: port i's frames leave through port i+1 (mod the port count).
+    /// Benchmarks compare it with `L2` to show what the pipeline costs.
+    Empty,
+}
+
 /// One worker's pool, ports, tables and reusable batch arrays.
 pub struct Worker<P: Port> {
+    pipeline: PipelineKind,
     pool: P::Pool,
     ports: Vec<P>,
     counters: Vec<PortCounters>,
@@ -40,6 +52,7 @@ impl<P: Port> Worker<P> {
         let burst = burst.clamp(1, MAX_BURST);
         let n = ports.len();
         Worker {
+            pipeline: PipelineKind::L2,
             pool,
             counters: vec![PortCounters::default(); n],
             l2,
@@ -55,6 +68,11 @@ impl<P: Port> Worker<P> {
             stats: WorkerCounters::default(),
             last_sweep: Timestamp(0),
         }
+    }
+
+    /// Chooses the forwarding pipeline (the L2 switch unless told otherwise).
+    pub fn set_pipeline(&mut self, pipeline: PipelineKind) {
+        self.pipeline = pipeline;
     }
 
     /// Runs one loop turn; returns the number of frames received.

@@ -153,3 +153,19 @@ fn flood_without_free_frames_is_counted_not_leaked() {
     assert!(dropped > 0);
     assert_eq!(w.frames_accounted(), w.frames_total());
 }
+
+#[test]
+fn empty_pipeline_sends_each_port_to_the_next_without_lookups() {
+    let mut w = worker(&[0, 0, 0]);
+    w.set_pipeline(switchyard_switch::worker::PipelineKind::Empty);
+    // Even a broadcast and a runt go port i -> i+1: no parsing, no flooding.
+    w.ports_mut()[0]
+        .inbound
+        .push_back(udp_frame(1, [0xff; 6], b"b"));
+    w.ports_mut()[2].inbound.push_back(vec![1, 2, 3]);
+    run(&mut w, 2);
+    assert_eq!(w.ports()[1].outbound.len(), 1);
+    assert_eq!(w.ports()[0].outbound, vec![vec![1, 2, 3]]);
+    assert!(w.ports()[2].outbound.is_empty());
+    assert_eq!(w.l2().mac_table().len(), 0, "nothing learned");
+}
