@@ -6,8 +6,9 @@
 //! ports of its ingress port's domain, so nothing crosses networks at L2.
 
 use crate::drop_reason::DropReason;
+use crate::frame::MAX_BURST;
 use crate::frame::{DomainId, FrameStore, PacketMeta, PortId, Timestamp, Verdict};
-use crate::mac::{word_is_multicast, word_is_valid_source};
+use crate::mac::{word_is_multicast, word_is_valid_source, MacAddr};
 use crate::mac_table::{LearnOutcome, MacTable};
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +47,22 @@ pub struct L2Stats {
     pub aged: u64,
 }
 
+/// A MAC learned (or moved, or refreshed after a while) by one worker, for the
+/// other workers to apply to their own copy of the table. Workers never share a
+/// table: each reads its own copy without locks, and these events keep the copies
+/// in step within a loop turn or two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LearnEvent {
+    /// Domain the station is in.
+    pub domain: DomainId,
+    /// The station.
+    pub mac: MacAddr,
+    /// Port it was seen on.
+    pub port: PortId,
+    /// When it was seen (the workers share one clock epoch).
+    pub at: Timestamp,
+}
+
 /// One switch's L2 state: which port is in which domain, and the MAC table.
 #[derive(Clone, Debug)]
 pub struct L2Switch {
@@ -57,6 +74,13 @@ pub struct L2Switch {
     learned: u64,
     moved: u64,
     table_full: u64,
+    /// Learn events for other workers (only collected when `publish` is set);
+    /// capacity fixed at creation, never grown on the hot path.
+    events: Vec<LearnEvent>,
+    publish: bool,
+    /// A refreshed address is published again once per this period, so other
+    /// workers' copies do not age out while the station keeps talking.
+    republish_ns: u64,
 }
 
 impl L2Switch {
@@ -69,6 +93,39 @@ impl L2Switch {
             learned: 0,
             moved: 0,
             table_full: 0,
+            events: Vec::with_capacity(MAX_BURST),
+            publish: false,
+            republish_ns: (config.aging_ns / 4).max(1_000_000_000),
+        }
+    }
+
+    /// Makes [`forward_stage`](Self::forward_stage) collect a [`LearnEvent`] for
+    /// every new or moved station, and for a refreshed one once per quarter of the
+    /// aging time. Only workers that share their learning switch it on.
+    pub fn publish_learning(&mut self, on: bool) {
+        self.publish = on;
+    }
+
+    /// The learn events collected since the last [`clear_learn_events`](Self::clear_learn_events).
+    pub fn learn_events(&self) -> &[LearnEvent] {
+        &self.events
+    }
+
+    /// Forgets the collected learn events (after they were sent).
+    pub fn clear_learn_events(&mut self) {
+        self.events.clear();
+    }
+
+    /// Applies a station another worker learned; a newer local sighting wins.
+    pub fn apply_learn_event(&mut self, event: &LearnEvent) {
+        match self
+            .table
+            .apply_learned(event.domain, event.mac, event.port, event.at)
+        {
+            LearnOutcome::New => self.learned += 1,
+            LearnOutcome::Moved { .. } => self.moved += 1,
+            LearnOutcome::TableFull => self.table_full += 1,
+            LearnOutcome::Refreshed { .. } => {}
         }
     }
 
@@ -232,11 +289,32 @@ impl L2Switch {
         if !word_is_valid_source(src) {
             return Verdict::Drop(DropReason::InvalidSourceMac);
         }
-        match self.table.learn_packed(domain, src, in_port, now) {
-            LearnOutcome::New => self.learned += 1,
-            LearnOutcome::Refreshed => {}
-            LearnOutcome::Moved { .. } => self.moved += 1,
-            LearnOutcome::TableFull => self.table_full += 1,
+        let publish = match self.table.learn_packed(domain, src, in_port, now) {
+            LearnOutcome::New => {
+                self.learned += 1;
+                true
+            }
+            LearnOutcome::Refreshed { previous } => {
+                now.0 / self.republish_ns != previous.0 / self.republish_ns
+            }
+            LearnOutcome::Moved { .. } => {
+                self.moved += 1;
+                true
+            }
+            LearnOutcome::TableFull => {
+                self.table_full += 1;
+                false
+            }
+        };
+        // Bounded by the capacity reserved at creation: never allocates. A batch is
+        // at most MAX_BURST frames and the worker drains events after each batch.
+        if publish && self.publish && self.events.len() < self.events.capacity() {
+            self.events.push(LearnEvent {
+                domain,
+                mac: MacAddr::from_u64(src),
+                port: in_port,
+                at: now,
+            });
         }
         if word_is_multicast(dst) {
             return Verdict::Flood;

@@ -21,7 +21,7 @@ pub mod wire;
 pub use counters::PortCounters;
 pub use drop_reason::{DropCounters, DropReason};
 pub use frame::{DomainId, FrameStore, PacketMeta, PortId, Timestamp, Verdict, MAX_BURST};
-pub use l2::{L2Config, L2Stats, L2Switch};
+pub use l2::{L2Config, L2Stats, L2Switch, LearnEvent};
 pub use mac::{MacAddr, MacParseError};
 pub use mac_table::{FdbEntry, LearnOutcome, MacTable};
 pub use parse::parse_stage;

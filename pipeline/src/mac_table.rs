@@ -23,7 +23,10 @@ pub enum LearnOutcome {
     /// A new (or aged-out) address was recorded.
     New,
     /// Known on the same port: its age was reset.
-    Refreshed,
+    Refreshed {
+        /// When the address had been seen before this frame.
+        previous: Timestamp,
+    },
     /// Known on another port: the station moved and is re-learned at once.
     Moved {
         /// The port it was learned on before.
@@ -217,6 +220,36 @@ impl MacTable {
         self.learn_packed(domain, mac.to_u64(), port, now)
     }
 
+    /// Applies what another worker learned: like [`learn`](Self::learn), except that
+    /// a live local entry seen more recently than `at` is kept, so a delayed event
+    /// never undoes a newer local observation (a station that moved back).
+    pub fn apply_learned(
+        &mut self,
+        domain: DomainId,
+        mac: MacAddr,
+        port: PortId,
+        at: Timestamp,
+    ) -> LearnOutcome {
+        let key = pack_u64(domain, mac.to_u64());
+        let mut i = self.home(key);
+        loop {
+            let slot = self.slots[i];
+            if !slot.used {
+                break;
+            }
+            if slot.key == key {
+                if slot.last_seen > at.0 && !self.is_expired(&slot, at) {
+                    return LearnOutcome::Refreshed {
+                        previous: Timestamp(slot.last_seen),
+                    };
+                }
+                break;
+            }
+            i = (i + 1) & self.mask;
+        }
+        self.learn(domain, mac, port, at)
+    }
+
     /// [`learn`](Self::learn) with the MAC as [`MacAddr::to_u64`] gives it, so the
     /// L2 stage can read addresses straight from the header as words.
     #[inline]
@@ -242,7 +275,9 @@ impl MacTable {
                     self.aged += 1;
                     LearnOutcome::New
                 } else if entry.port == port {
-                    LearnOutcome::Refreshed
+                    LearnOutcome::Refreshed {
+                        previous: Timestamp(entry.last_seen),
+                    }
                 } else {
                     LearnOutcome::Moved { from: entry.port }
                 };
@@ -399,6 +434,26 @@ mod tests {
     }
 
     #[test]
+    fn applied_events_never_undo_a_newer_local_entry() {
+        let mut t = MacTable::new(8, 1_000);
+        assert_eq!(t.learn(1, mac(1), 3, Timestamp(500)), LearnOutcome::New);
+        // A remote worker saw the station on port 4 earlier: stale, ignored.
+        t.apply_learned(1, mac(1), 4, Timestamp(400));
+        assert_eq!(t.lookup(1, mac(1), Timestamp(500)), Some(3));
+        // A newer remote sighting on port 4 moves it.
+        assert_eq!(
+            t.apply_learned(1, mac(1), 4, Timestamp(600)),
+            LearnOutcome::Moved { from: 3 }
+        );
+        assert_eq!(t.lookup(1, mac(1), Timestamp(600)), Some(4));
+        // Unknown stations are learned as usual.
+        assert_eq!(
+            t.apply_learned(1, mac(2), 5, Timestamp(600)),
+            LearnOutcome::New
+        );
+    }
+
+    #[test]
     fn learn_lookup_refresh_move() {
         let mut t = MacTable::new(8, AGING);
         let t0 = Timestamp(100);
@@ -407,7 +462,7 @@ mod tests {
         assert_eq!(t.lookup(2, mac(1), t0), None, "domains are separate");
         assert_eq!(
             t.learn(1, mac(1), 3, Timestamp(105)),
-            LearnOutcome::Refreshed
+            LearnOutcome::Refreshed { previous: t0 }
         );
         assert_eq!(
             t.learn(1, mac(1), 4, Timestamp(106)),

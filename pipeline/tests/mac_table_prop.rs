@@ -59,7 +59,9 @@ impl Reference {
             let outcome = if Self::expired(e, now) {
                 LearnOutcome::New
             } else if e.port == port {
-                LearnOutcome::Refreshed
+                LearnOutcome::Refreshed {
+                    previous: switchyard_pipeline::Timestamp(e.last_seen),
+                }
             } else {
                 LearnOutcome::Moved { from: e.port }
             };
