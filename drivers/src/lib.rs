@@ -33,6 +33,9 @@ pub trait FramePool {
     fn data(&self, handle: &Self::Handle) -> &[u8];
     /// Mutable bytes of a frame, up to its length.
     fn data_mut(&mut self, handle: &mut Self::Handle) -> &mut [u8];
+    /// Takes a free frame and writes `bytes` into it (frames handed over from
+    /// another worker); `None` when no frame is free or `bytes` does not fit.
+    fn alloc_from(&mut self, bytes: &[u8]) -> Option<Self::Handle>;
     /// Copies frame `src` into frame `dst` (which must come from [`alloc`](Self::alloc)).
     fn copy_into(&mut self, src: &Self::Handle, dst: &mut Self::Handle);
     /// Number of frames the pool was created with.
@@ -86,6 +89,11 @@ pub trait Port {
 
     /// True while transmitted frames have not yet completed.
     fn tx_pending(&self) -> bool;
+
+    /// A descriptor an idle worker can sleep on in poll() until frames arrive.
+    fn poll_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
 
     /// Returns every frame the port holds to the pool, for a clean shutdown.
     /// Only frames the kernel has handed back can be returned; what stays in the

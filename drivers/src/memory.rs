@@ -69,6 +69,13 @@ impl FramePool for MemPool {
         &mut self.bytes[range]
     }
 
+    fn alloc_from(&mut self, bytes: &[u8]) -> Option<u32> {
+        if bytes.len() > self.frame_size {
+            return None;
+        }
+        self.alloc_with(bytes)
+    }
+
     fn copy_into(&mut self, src: &u32, dst: &mut u32) {
         let len = self.lens[*src as usize];
         let from = *src as usize * self.frame_size;

@@ -54,3 +54,34 @@ pub fn rx_queue_count(name: &str) -> u32 {
         .unwrap_or(1)
         .max(1)
 }
+
+/// Sleeps until one of `fds` is readable or `timeout` passes (ppoll, microsecond
+/// resolution). The idle back-off's last step: an AF_XDP socket becomes readable
+/// when its RX ring has frames, so an idle worker wakes as soon as traffic comes.
+pub fn wait_readable(fds: &mut [libc::pollfd], timeout: std::time::Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfd
+    // structs and `ts` outlives the call; a null sigmask leaves signals as they are.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::ppoll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, &ts, std::ptr::null());
+    }
+}
+
+/// CPU time (user + system) the calling thread has used, from
+/// /proc/thread-self/stat; for reporting a worker's CPU use.
+pub fn thread_cpu_time() -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    #[allow(unsafe_code)]
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(std::time::Duration::from_millis((utime + stime) * 1000 / ticks))
+}

@@ -43,6 +43,7 @@ drop_reasons! {
     NoFreeFrame => "no_free_frame", "No free buffer to copy a flooded frame into.";
     TxRingFull => "tx_ring_full", "The output port's transmit ring had no room.";
     TxError => "tx_error", "The kernel refused the transmit kick.";
+    HandoffFull => "handoff_full", "The worker owning the output port had no room to take the frame over.";
 }
 
 /// One counter per [`DropReason`]; a plain array so counting is one add.

@@ -2,5 +2,7 @@
 //! poll worker the `switchyard` binary runs (over in-memory ports).
 
 pub mod backoff;
+pub mod fabric;
+pub mod placement;
 pub mod stats;
 pub mod worker;

@@ -21,6 +21,52 @@ pub struct WorkerCounters {
     pub kick_errors: u64,
     /// Times the idle back-off slept.
     pub idle_sleeps: u64,
+    /// Frames handed to another worker (it owns the output port).
+    pub handed_out: u64,
+    /// Frames taken over from other workers.
+    pub handed_in: u64,
+    /// CPU time the worker thread has used, in milliseconds.
+    pub cpu_ms: u64,
+    /// Sizes of non-empty receive bursts.
+    pub burst_sizes: BurstHistogram,
+}
+
+/// Receive burst sizes in power-of-two buckets: 1, 2-3, 4-7, ... 128-255, 256.
+/// Shows whether the worker runs near idle (bursts of 1) or near saturation
+/// (full bursts), at the cost of one add per burst.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BurstHistogram {
+    buckets: [u64; 9],
+}
+
+impl BurstHistogram {
+    /// Bucket labels, in order.
+    pub const LABELS: [&'static str; 9] = [
+        "1", "2-3", "4-7", "8-15", "16-31", "32-63", "64-127", "128-255", "256",
+    ];
+
+    /// Counts one burst of `n` frames (n >= 1).
+    #[inline]
+    pub fn record(&mut self, n: usize) {
+        let bucket = (usize::BITS - 1 - n.max(1).leading_zeros()) as usize;
+        self.buckets[bucket.min(8)] += 1;
+    }
+
+    /// Count per bucket.
+    pub fn buckets(&self) -> &[u64; 9] {
+        &self.buckets
+    }
+}
+
+impl Serialize for BurstHistogram {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(9))?;
+        for (label, count) in Self::LABELS.iter().zip(self.buckets.iter()) {
+            map.serialize_entry(label, count)?;
+        }
+        map.end()
+    }
 }
 
 /// One MAC table entry as the worker reports it (indices, not names).
@@ -138,4 +184,18 @@ pub struct Snapshot {
     pub mac_table: MacTableStats,
     /// MAC table entries.
     pub fdb: Vec<FdbStats>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BurstHistogram;
+
+    #[test]
+    fn burst_sizes_land_in_power_of_two_buckets() {
+        let mut h = BurstHistogram::default();
+        for n in [1, 2, 3, 4, 64, 127, 128, 255, 256, 300] {
+            h.record(n);
+        }
+        assert_eq!(h.buckets(), &[1, 2, 1, 0, 0, 0, 2, 2, 2]);
+    }
 }

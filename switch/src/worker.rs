@@ -6,8 +6,16 @@
 //!
 //! Generic over the driver so the same loop runs over AF_XDP sockets in the
 //! daemon and over in-memory ports in tests and benchmarks.
+//!
+//! With several workers, each one owns some (port, queue) sockets (see
+//! [`crate::placement`]), keeps its own MAC table copy, and exchanges learn events
+//! and handed-over frames with the others through the [`Fabric`]'s lock-free
+//! queues, between bursts.
 
+use crate::fabric::Fabric;
+use crate::placement::TxRoute;
 use crate::stats::{FdbEntry, WorkerCounters};
+use std::sync::Arc;
 use switchyard_drivers::{BatchFrames, FramePool, Port};
 use switchyard_pipeline::{
     DropReason, L2Switch, PacketMeta, PortCounters, PortId, Timestamp, Verdict, MAX_BURST,
@@ -26,11 +34,19 @@ pub enum PipelineKind {
     Empty,
 }
 
-/// One worker's pool, ports, tables and reusable batch arrays.
+/// One worker's pool, sockets, tables and reusable batch arrays.
 pub struct Worker<P: Port> {
     pipeline: PipelineKind,
+    index: usize,
     pool: P::Pool,
+    /// The worker's own sockets ("ports" of the driver), each serving one global port.
     ports: Vec<P>,
+    /// Global port of each socket.
+    socket_port: Vec<PortId>,
+    /// How to reach each global port for transmission.
+    routes: Vec<TxRoute>,
+    fabric: Option<Arc<Fabric>>,
+    /// Counters per global port.
     counters: Vec<PortCounters>,
     l2: L2Switch,
     burst: usize,
@@ -46,25 +62,51 @@ pub struct Worker<P: Port> {
 const SWEEP_INTERVAL_NS: u64 = 1_000_000_000;
 
 impl<P: Port> Worker<P> {
-    /// A worker over `ports` (index = PortId) drawing frames from `pool`. The L2
-    /// switch must already know each port's network.
+    /// A single worker over `ports` (index = PortId) drawing frames from `pool`.
+    /// The L2 switch must already know each port's network.
     pub fn new(pool: P::Pool, ports: Vec<P>, l2: L2Switch, burst: usize) -> Self {
-        let burst = burst.clamp(1, MAX_BURST);
         let n = ports.len();
+        let socket_port = (0..n as PortId).collect();
+        let routes = (0..n).map(TxRoute::Local).collect();
+        Self::with_placement(0, pool, ports, socket_port, routes, None, l2, burst)
+    }
+
+    /// Worker `index` of several: `sockets[i]` serves global port `socket_port[i]`,
+    /// `routes[p]` says how to transmit on global port `p`, and `fabric` (when
+    /// there is more than one worker) carries learn events and handed-over frames.
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_placement(
+        index: usize,
+        pool: P::Pool,
+        sockets: Vec<P>,
+        socket_port: Vec<PortId>,
+        routes: Vec<TxRoute>,
+        fabric: Option<Arc<Fabric>>,
+        mut l2: L2Switch,
+        burst: usize,
+    ) -> Self {
+        let burst = burst.clamp(1, MAX_BURST);
+        let n = routes.len();
+        l2.publish_learning(fabric.as_ref().is_some_and(|f| f.workers() > 1));
         Worker {
             pipeline: PipelineKind::L2,
+            index,
             pool,
+            socket_port,
+            routes,
+            fabric,
             counters: vec![PortCounters::default(); n],
             l2,
             burst,
             rx: Vec::with_capacity(burst),
             metas: Vec::with_capacity(burst),
-            // Worst case per loop: every port's whole burst lands on one port.
+            // Worst case per loop: every socket's whole burst, plus a mailbox's worth
+            // of handed-over frames, lands on one port.
             tx: (0..n)
-                .map(|_| Vec::with_capacity(burst * n.max(1)))
+                .map(|_| Vec::with_capacity(burst * (sockets.len() + 4)))
                 .collect(),
             flood_targets: Vec::with_capacity(n),
-            ports,
+            ports: sockets,
             stats: WorkerCounters::default(),
             last_sweep: Timestamp(0),
         }
@@ -75,12 +117,15 @@ impl<P: Port> Worker<P> {
         self.pipeline = pipeline;
     }
 
-    /// Runs one loop turn; returns the number of frames received.
+    /// Runs one loop turn; returns the number of frames received (from sockets
+    /// and from other workers).
     pub fn poll_once(&mut self, now: Timestamp) -> usize {
+        self.apply_learn_events();
         let mut received = 0;
-        for in_port in 0..self.ports.len() {
-            received += self.receive_and_classify(in_port as PortId, now);
+        for socket in 0..self.ports.len() {
+            received += self.receive_and_classify(socket, now);
         }
+        received += self.take_handed_over();
         self.transmit();
         self.service_ports();
         if now.saturating_since(self.last_sweep) >= SWEEP_INTERVAL_NS {
@@ -95,27 +140,85 @@ impl<P: Port> Worker<P> {
         received
     }
 
-    /// Receives one burst from `in_port`, runs the pipeline over it and queues
-    /// each frame on its output ports.
-    fn receive_and_classify(&mut self, in_port: PortId, now: Timestamp) -> usize {
+    /// Applies what other workers learned (bounded per turn).
+    fn apply_learn_events(&mut self) {
+        let Some(fabric) = &self.fabric else { return };
+        for _ in 0..MAX_BURST {
+            let Some(event) = fabric.next_event(self.index) else {
+                break;
+            };
+            self.l2.apply_learn_event(&event);
+        }
+    }
+
+    /// Sends what this worker learned in the last batch to the other workers.
+    fn publish_learn_events(&mut self) {
+        if let Some(fabric) = &self.fabric {
+            for event in self.l2.learn_events() {
+                fabric.publish(self.index, *event);
+            }
+        }
+        self.l2.clear_learn_events();
+    }
+
+    /// Moves frames other workers handed over into this worker's pool and onto
+    /// their output port's queue (bounded per turn).
+    fn take_handed_over(&mut self) -> usize {
+        let Some(fabric) = self.fabric.clone() else {
+            return 0;
+        };
+        let mut taken = 0;
+        while taken < self.burst * 4 {
+            let Some(parcel) = fabric.next_parcel(self.index) else {
+                break;
+            };
+            let port = parcel.port as usize;
+            // Only the owner of a port is ever sent its frames (see placement).
+            if matches!(self.routes.get(port), Some(TxRoute::Local(_))) {
+                match self.pool.alloc_from(&parcel.buf[..parcel.len]) {
+                    Some(handle) => self.tx[port].push(handle),
+                    None => self.counters[port].count_drop(DropReason::NoFreeFrame),
+                }
+            }
+            fabric.recycle(self.index, parcel);
+            taken += 1;
+        }
+        self.stats.handed_in += taken as u64;
+        taken
+    }
+
+    /// Receives one burst from socket `socket`, runs the pipeline over it and
+    /// queues each frame on its output ports.
+    fn receive_and_classify(&mut self, socket: usize, now: Timestamp) -> usize {
         self.rx.clear();
-        let n = self.ports[in_port as usize].rx_burst(&mut self.pool, &mut self.rx, self.burst);
+        let n = self.ports[socket].rx_burst(&mut self.pool, &mut self.rx, self.burst);
         if n == 0 {
             return 0;
         }
+        let in_port = self.socket_port[socket];
         self.stats.rx_bursts += 1;
+        self.stats.burst_sizes.record(n);
         self.metas.clear();
         let counters = &mut self.counters[in_port as usize];
         for handle in &self.rx {
             counters.count_rx(self.pool.data(handle).len());
             self.metas.push(PacketMeta::new(in_port));
         }
-        {
-            let mut frames = BatchFrames {
-                pool: &mut self.pool,
-                handles: &mut self.rx,
-            };
-            self.l2.process(&mut frames, &mut self.metas, now);
+        match self.pipeline {
+            PipelineKind::L2 => {
+                let mut frames = BatchFrames {
+                    pool: &mut self.pool,
+                    handles: &mut self.rx,
+                };
+                self.l2.process(&mut frames, &mut self.metas, now);
+                self.publish_learn_events();
+            }
+            PipelineKind::Empty => {
+                let next = ((in_port as usize + 1) % self.routes.len()) as PortId;
+                for meta in &mut self.metas {
+                    meta.verdict = Verdict::Forward(next);
+                }
+            }
         }
         for (handle, meta) in self.rx.iter().zip(self.metas.iter()) {
             match meta.verdict {
@@ -153,19 +256,37 @@ impl<P: Port> Worker<P> {
         n
     }
 
-    /// Hands every non-empty per-port queue to its port (one batch each).
+    /// Hands every non-empty per-port queue to its socket (one batch each), or to
+    /// the worker that owns the port.
     fn transmit(&mut self) {
         for (out, queue) in self.tx.iter_mut().enumerate() {
             if queue.is_empty() {
                 continue;
             }
-            let result = self.ports[out].tx_burst(&mut self.pool, queue);
             let counters = &mut self.counters[out];
-            counters.tx_packets += result.accepted as u64;
-            counters.tx_bytes += result.accepted_bytes as u64;
-            counters
-                .drops
-                .count_n(DropReason::TxRingFull, result.ring_full as u64);
+            match self.routes[out] {
+                TxRoute::Local(socket) => {
+                    let result = self.ports[socket].tx_burst(&mut self.pool, queue);
+                    counters.tx_packets += result.accepted as u64;
+                    counters.tx_bytes += result.accepted_bytes as u64;
+                    counters
+                        .drops
+                        .count_n(DropReason::TxRingFull, result.ring_full as u64);
+                }
+                TxRoute::Handoff(owner) => {
+                    for handle in queue.drain(..) {
+                        let sent = self.fabric.as_ref().is_some_and(|fabric| {
+                            fabric.hand_off(owner, out as PortId, self.pool.data(&handle))
+                        });
+                        if sent {
+                            self.stats.handed_out += 1;
+                        } else {
+                            counters.count_drop(DropReason::HandoffFull);
+                        }
+                        self.pool.free(handle);
+                    }
+                }
+            }
         }
     }
 
@@ -173,7 +294,7 @@ impl<P: Port> Worker<P> {
     fn service_ports(&mut self) {
         for (index, port) in self.ports.iter_mut().enumerate() {
             if let Err(error) = port.service(&mut self.pool) {
-                self.counters[index].count_drop(DropReason::TxError);
+                self.counters[self.socket_port[index] as usize].count_drop(DropReason::TxError);
                 self.stats.kick_errors += 1;
                 if self.stats.kick_errors.is_power_of_two() {
                     tracing::warn!(%error, count = self.stats.kick_errors, "transmit kick failed");
@@ -204,6 +325,26 @@ impl<P: Port> Worker<P> {
     /// True when the free list holds no frame twice.
     pub fn free_list_is_unique(&self) -> bool {
         self.pool.free_list_is_unique()
+    }
+
+    /// Descriptors to sleep on when idle (one per socket that has one).
+    pub fn poll_fds(&self) -> Vec<std::os::fd::RawFd> {
+        self.ports.iter().filter_map(|p| p.poll_fd()).collect()
+    }
+
+    /// This worker's index among the switch's workers.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Global port served by each of the worker's sockets.
+    pub fn socket_ports(&self) -> &[PortId] {
+        &self.socket_port
+    }
+
+    /// Records the worker thread's CPU time for the stats.
+    pub fn set_cpu_time(&mut self, cpu: std::time::Duration) {
+        self.stats.cpu_ms = cpu.as_millis() as u64;
     }
 
     /// Counts one idle sleep of the back-off.

@@ -169,3 +169,86 @@ fn empty_pipeline_sends_each_port_to_the_next_without_lookups() {
     assert!(w.ports()[2].outbound.is_empty());
     assert_eq!(w.l2().mac_table().len(), 0, "nothing learned");
 }
+
+/// Two workers as the daemon places them on ports with [2, 1, 1] queues: worker 1
+/// has a socket only on port 0 (queue 1) and hands frames for ports 1 and 2 to
+/// worker 0. A station learned by worker 0 is used by worker 1 (no flood), and the
+/// frame reaches the station through worker 0's socket.
+#[test]
+fn learning_on_one_worker_is_used_by_the_other_and_frames_are_handed_over() {
+    use std::sync::Arc;
+    use switchyard_switch::fabric::Fabric;
+    use switchyard_switch::placement::place;
+
+    let placements = place(2, &[2, 1, 1]);
+    let fabric = Arc::new(Fabric::new(2, true));
+    let mut workers: Vec<Worker<MemPort>> = placements
+        .iter()
+        .enumerate()
+        .map(|(index, placement)| {
+            let mut l2 = L2Switch::new(L2Config {
+                max_entries: 1024,
+                aging_ns: 300_000_000_000,
+            });
+            for port in 0..3 {
+                l2.set_port_domain(port, Some(0));
+            }
+            let sockets = placement.sockets.iter().map(|_| MemPort::new()).collect();
+            let socket_port = placement.sockets.iter().map(|s| s.port as u16).collect();
+            Worker::with_placement(
+                index,
+                MemPool::new(256, 2048),
+                sockets,
+                socket_port,
+                placement.tx.clone(),
+                Some(Arc::clone(&fabric)),
+                l2,
+                32,
+            )
+        })
+        .collect();
+    let turn = |workers: &mut Vec<Worker<MemPort>>, t: u64| {
+        for w in workers.iter_mut() {
+            w.poll_once(Timestamp::from_secs(t));
+        }
+    };
+    // Worker 0's socket 1 serves port 1: station 2 speaks there; worker 0 learns it.
+    assert_eq!(workers[0].socket_ports(), &[0, 1, 2]);
+    assert_eq!(workers[1].socket_ports(), &[0]);
+    workers[0].ports_mut()[1]
+        .inbound
+        .push_back(udp_frame(2, [0xff; 6], b"hello"));
+    turn(&mut workers, 1);
+    turn(&mut workers, 1);
+    assert!(
+        workers[1].l2().mac_table().len() >= 1,
+        "worker 1 applied worker 0's learn event"
+    );
+    workers[0].ports_mut()[2].outbound.clear();
+    workers[0].ports_mut()[1].outbound.clear();
+
+    // Station 1 on port 0 (queue 1, worker 1) sends 10 frames to station 2.
+    for _ in 0..10 {
+        workers[1].ports_mut()[0]
+            .inbound
+            .push_back(udp_frame(1, mac(2), b"data"));
+    }
+    for t in 2..5 {
+        turn(&mut workers, t);
+    }
+    assert_eq!(
+        workers[0].ports()[1].outbound.len(),
+        10,
+        "delivered on port 1 by its owner"
+    );
+    assert!(
+        workers[0].ports()[2].outbound.is_empty(),
+        "known unicast: not flooded to port 2"
+    );
+    assert_eq!(workers[1].counters().handed_out, 10);
+    assert_eq!(workers[0].counters().handed_in, 10);
+    assert_eq!(workers[0].port_counters()[1].tx_packets, 11);
+    for w in &workers {
+        assert_eq!(w.frames_accounted(), w.frames_total());
+    }
+}

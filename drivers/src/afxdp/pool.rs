@@ -98,6 +98,20 @@ impl FramePool for UmemPool {
         }
     }
 
+    fn alloc_from(&mut self, bytes: &[u8]) -> Option<FrameDesc> {
+        let mut desc = self.alloc()?;
+        // SAFETY: `desc` is fresh from our free list: a frame of this UMEM that no
+        // ring and no batch holds.
+        #[allow(unsafe_code)]
+        let written = unsafe { self.umem.data_mut(&mut desc) }.cursor().write_all(bytes).is_ok();
+        if written {
+            Some(desc)
+        } else {
+            self.free.push(desc);
+            None
+        }
+    }
+
     fn copy_into(&mut self, src: &FrameDesc, dst: &mut FrameDesc) {
         // SAFETY: `src` and `dst` are distinct frames of this UMEM held by the
         // worker (dst fresh from `alloc`), so reading one while writing the other

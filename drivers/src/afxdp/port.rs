@@ -323,6 +323,11 @@ impl Port for XdpPort {
         self.tx_held > 0
     }
 
+    fn poll_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        Some(self.rx.fd().as_raw_fd())
+    }
+
     fn release(&mut self, pool: &mut UmemPool) {
         let deadline = Instant::now() + Duration::from_millis(500);
         while self.tx_held > 0 && Instant::now() < deadline {
