@@ -67,7 +67,12 @@ pub fn wait_readable(fds: &mut [libc::pollfd], timeout: std::time::Duration) {
     // structs and `ts` outlives the call; a null sigmask leaves signals as they are.
     #[allow(unsafe_code)]
     unsafe {
-        libc::ppoll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, &ts, std::ptr::null());
+        libc::ppoll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            &ts,
+            std::ptr::null(),
+        );
     }
 }
 
@@ -83,5 +88,7 @@ pub fn thread_cpu_time() -> Option<std::time::Duration> {
     // SAFETY: sysconf only reads a configuration value.
     #[allow(unsafe_code)]
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Some(std::time::Duration::from_millis((utime + stime) * 1000 / ticks))
+    Some(std::time::Duration::from_millis(
+        (utime + stime) * 1000 / ticks,
+    ))
 }

@@ -2,7 +2,7 @@
 
 mod daemon;
 
-use switchyard_switch::{backoff, stats, worker};
+use switchyard_switch::{backoff, fabric, placement, stats, worker};
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

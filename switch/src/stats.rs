@@ -107,6 +107,8 @@ pub struct WorkerReport {
     pub frames_accounted: usize,
     /// Whether the free list is free of duplicates (checked at the final report).
     pub free_list_unique: bool,
+    /// The (global port, queue) pairs this worker has sockets on.
+    pub sockets: Vec<(usize, u32)>,
 }
 
 /// One port in the stats output.
@@ -140,6 +142,8 @@ pub struct WorkerStats {
     pub umem_frames_accounted: usize,
     /// Whether the free list had no duplicate (double free).
     pub umem_free_list_unique: bool,
+    /// Sockets as "port:queue".
+    pub sockets: Vec<String>,
     /// Loop counters.
     #[serde(flatten)]
     pub counters: WorkerCounters,
@@ -152,6 +156,8 @@ pub struct MacTableStats {
     pub entries: usize,
     /// Maximum entries.
     pub capacity: usize,
+    /// Learn events between workers dropped because an inbox was full.
+    pub learn_events_dropped: u64,
     /// Learning counters.
     #[serde(flatten)]
     pub l2: L2Stats,

@@ -103,7 +103,10 @@ impl FramePool for UmemPool {
         // SAFETY: `desc` is fresh from our free list: a frame of this UMEM that no
         // ring and no batch holds.
         #[allow(unsafe_code)]
-        let written = unsafe { self.umem.data_mut(&mut desc) }.cursor().write_all(bytes).is_ok();
+        let written = unsafe { self.umem.data_mut(&mut desc) }
+            .cursor()
+            .write_all(bytes)
+            .is_ok();
         if written {
             Some(desc)
         } else {

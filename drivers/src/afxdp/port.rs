@@ -83,8 +83,11 @@ impl std::fmt::Debug for XdpPort {
 
 impl XdpPort {
     /// Binds a socket on `config.interface` from `pool`'s UMEM, attaching the XDP
-    /// program in `config.mode`, after detaching a stale AF_XDP program a crashed
-    /// run may have left.
+    /// program in `config.mode` (or joining the one a sibling socket attached).
+    ///
+    /// Stale programs are not this function's business: several sockets (of
+    /// several workers) share an interface's program, so the daemon detaches stale
+    /// ones once before opening any socket and detaches all on exit or failure.
     ///
     /// Falling back from native to generic mode is the caller's job, with a fresh
     /// UMEM: when the first socket of a UMEM fails to attach, libxdp keeps the
@@ -93,16 +96,8 @@ impl XdpPort {
     pub fn open(pool: &mut UmemPool, config: &XdpPortConfig) -> Result<Self, PortError> {
         let ifindex = crate::sys::interface_index(&config.interface)
             .ok_or_else(|| PortError::NoSuchInterface(config.interface.clone()))?;
-        xdp_program::detach_stale(&config.interface, ifindex)?;
         let mode = config.mode;
-        let (tx, rx, fill, completion) = match Self::bind(pool, config, mode) {
-            Ok(rings) => rings,
-            Err(error) => {
-                // A failed attach can leave a half-set-up program behind.
-                let _ = xdp_program::detach_stale(&config.interface, ifindex);
-                return Err(error);
-            }
-        };
+        let (tx, rx, fill, completion) = Self::bind(pool, config, mode)?;
         info!(interface = %config.interface, queue = config.queue, mode = mode.name(), "AF_XDP port attached");
         if mode == AttachMode::Generic {
             warn!(

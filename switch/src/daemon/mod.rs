@@ -1,0 +1,300 @@
+//! `switchyard run` and `switchyard check`: turn a config into running workers,
+//! serve their counters, and shut down cleanly on SIGINT/SIGTERM (sockets closed,
+//! XDP programs detached, frames audited).
+//!
+//! Start-up order matters: stale XDP programs are detached once, before any
+//! socket exists; worker 0 (which binds queue 0 of every port) starts first and
+//! settles each interface's XDP mode, falling back from native to generic with a
+//! fresh UMEM where `auto` allows; the other workers then bind their queues in the
+//! settled modes. A failure anywhere stops what started and detaches everything.
+
+mod plan;
+mod report;
+mod worker_thread;
+
+use crate::fabric::Fabric;
+use crate::placement::needs_handoff;
+use crate::stats::WorkerReport;
+use anyhow::{anyhow, bail, Context, Result};
+use crossbeam::channel;
+use plan::SwitchPlan;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use switchyard_config::{ConfigError, ConfigIssue, NodeConfig, PortDriver};
+use switchyard_drivers::afxdp::{xdp_program, AttachMode, XdpModeChoice};
+use switchyard_drivers::sys;
+use tracing::{info, warn};
+use worker_thread::{WorkerCommand, WorkerHandle, WorkerSpec};
+
+/// Loads a config and rejects what this build cannot run, without touching the system.
+fn load_checked(path: &Path) -> Result<NodeConfig> {
+    let config = switchyard_config::load(path).map_err(|e| anyhow!("invalid config:\n{e}"))?;
+    let unsupported: Vec<ConfigIssue> = config
+        .ports
+        .iter()
+        .enumerate()
+        .filter(|(_, port)| port.driver == PortDriver::VhostUser)
+        .map(|(i, port)| {
+            ConfigIssue::new(
+                Some(port.location),
+                format!("port[{i}].driver"),
+                "the vhost-user driver is not available in this build yet; use \"af_xdp\"",
+            )
+        })
+        .collect();
+    if !unsupported.is_empty() {
+        bail!(
+            "invalid config:\n{}",
+            ConfigError::new(config.origin.clone(), unsupported)
+        );
+    }
+    Ok(config)
+}
+
+/// `switchyard check`: validates the file and prints a one-line summary.
+pub fn check(path: &Path) -> Result<()> {
+    let config = load_checked(path)?;
+    println!(
+        "{}: OK ({} network(s), {} port(s), {} worker core(s))",
+        config.origin,
+        config.networks.len(),
+        config.ports.len(),
+        config.switch.workers.len()
+    );
+    Ok(())
+}
+
+/// Checks what the config needs from the system (interfaces, cores), reporting
+/// every problem at its place in the file.
+fn check_system(config: &NodeConfig) -> Result<()> {
+    let mut issues = Vec::new();
+    for (i, port) in config.ports.iter().enumerate() {
+        if let Some(interface) = &port.interface {
+            if sys::interface_index(interface).is_none() {
+                issues.push(ConfigIssue::new(
+                    port.interface_location.or(Some(port.location)),
+                    format!("port[{i}].interface"),
+                    format!("interface {interface:?} does not exist"),
+                ));
+            }
+        }
+    }
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    for core in &config.switch.workers {
+        if !cores.iter().any(|c| c.id == *core) {
+            issues.push(ConfigIssue::new(
+                None,
+                "switch.workers".to_string(),
+                format!(
+                    "core {core} is not available (this machine offers cores 0..{})",
+                    cores.len()
+                ),
+            ));
+        }
+    }
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        bail!(
+            "cannot run this config here:\n{}",
+            ConfigError::new(config.origin.clone(), issues)
+        )
+    }
+}
+
+/// Detaches AF_XDP programs from every port's interface (start and exit).
+fn detach_all(plan: &SwitchPlan) -> Result<()> {
+    for port in &plan.ports {
+        if let Some(ifindex) = sys::interface_index(&port.interface) {
+            xdp_program::detach_stale(&port.interface, ifindex)
+                .with_context(|| format!("port {:?}", port.name))?;
+        }
+    }
+    Ok(())
+}
+
+/// Workers started, with the XDP modes they settled and what they share.
+struct Running {
+    workers: Vec<WorkerHandle>,
+    modes: Vec<AttachMode>,
+    fabric: Arc<Fabric>,
+}
+
+/// Starts worker 0 (settling XDP modes, with fallback), then the others.
+fn start_workers(plan: &Arc<SwitchPlan>) -> Result<Running> {
+    let epoch = Instant::now();
+    let mut modes = plan.initial_modes();
+    loop {
+        let placements = plan.placements(&modes);
+        let fabric = Arc::new(Fabric::new(plan.cores.len(), needs_handoff(&placements)));
+        let spec = |index: usize| WorkerSpec {
+            index,
+            core: plan.cores[index],
+            placement: placements[index].clone(),
+            modes: modes.clone(),
+            plan: Arc::clone(plan),
+            fabric: Arc::clone(&fabric),
+            epoch,
+        };
+        let first = match worker_thread::spawn(spec(0)) {
+            Ok(handle) => handle,
+            Err(failure) => {
+                let _ = detach_all(plan);
+                let port = &plan.ports[failure.port];
+                if port.mode == XdpModeChoice::Auto && modes[failure.port] == AttachMode::Native {
+                    warn!(port = %port.name, interface = %port.interface, error = %failure.error,
+                        "native XDP failed; falling back to generic mode");
+                    modes[failure.port] = AttachMode::Generic;
+                    continue;
+                }
+                bail!(
+                    "port {:?} (interface {}): {}",
+                    port.name,
+                    port.interface,
+                    failure.error
+                );
+            }
+        };
+        let mut workers = vec![first];
+        for index in 1..plan.cores.len() {
+            match worker_thread::spawn(spec(index)) {
+                Ok(handle) => workers.push(handle),
+                Err(failure) => {
+                    stop_workers(workers);
+                    let _ = detach_all(plan);
+                    let port = &plan.ports[failure.port];
+                    bail!(
+                        "worker {index}: port {:?} (interface {}): {}",
+                        port.name,
+                        port.interface,
+                        failure.error
+                    );
+                }
+            }
+        }
+        return Ok(Running {
+            workers,
+            modes,
+            fabric,
+        });
+    }
+}
+
+/// Asks every worker for a report (or its final report with `stop`).
+fn ask_all(workers: &[WorkerHandle], stop: bool) -> Option<Vec<WorkerReport>> {
+    let replies: Vec<_> = workers
+        .iter()
+        .map(|w| {
+            let (tx, rx) = channel::bounded(1);
+            let command = if stop {
+                WorkerCommand::Stop(tx)
+            } else {
+                WorkerCommand::Report(tx)
+            };
+            w.commands.send(command).ok().map(|_| rx)
+        })
+        .collect();
+    replies
+        .into_iter()
+        .map(|rx: Option<channel::Receiver<WorkerReport>>| {
+            rx?.recv_timeout(Duration::from_secs(10)).ok()
+        })
+        .collect()
+}
+
+/// Stops workers without waiting for reports (failure paths).
+fn stop_workers(workers: Vec<WorkerHandle>) {
+    let _ = ask_all(&workers, true);
+    for w in workers {
+        let _ = w.thread.join();
+    }
+}
+
+/// `switchyard run`: starts the workers, serves stats until a signal, shuts down.
+pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
+    let config = load_checked(path)?;
+    let missing = sys::missing_capabilities();
+    if !missing.is_empty() {
+        bail!(
+            "switchyard run must run as root, or with CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF, \
+             to attach XDP programs and open AF_XDP sockets; missing: {}",
+            missing.join(", ")
+        );
+    }
+    check_system(&config)?;
+    xdp_program::quiet_library_logs();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("installing signal handlers")?;
+    }
+
+    let plan = Arc::new(SwitchPlan::from_config(&config));
+    detach_all(&plan)?;
+    let running = start_workers(&plan)?;
+    let write_stats = |reports: &[WorkerReport], is_final: bool| {
+        let snap = report::snapshot(
+            &plan,
+            &running.modes,
+            reports,
+            running.fabric.learn_dropped(),
+            is_final,
+        );
+        if let Some(path) = stats_file {
+            if let Err(error) = report::write_atomically(path, &snap) {
+                warn!(%error, path = %path.display(), "cannot write the stats file");
+            }
+        }
+        snap
+    };
+    if let Some(reports) = ask_all(&running.workers, false) {
+        write_stats(&reports, false);
+    }
+    info!(ports = plan.ports.len(), workers = running.workers.len(), cores = ?plan.cores, "switchyard ready");
+
+    let interval = Duration::from_secs(config.switch.stats_interval_secs);
+    let mut next_stats = Instant::now() + interval;
+    let mut failure = None;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        if running.workers.iter().any(|w| w.thread.is_finished()) {
+            failure = Some(anyhow!("a worker thread stopped unexpectedly"));
+            break;
+        }
+        if !interval.is_zero() && Instant::now() >= next_stats {
+            next_stats += interval;
+            if let Some(reports) = ask_all(&running.workers, false) {
+                report::log_summary(&write_stats(&reports, false));
+            }
+        }
+    }
+
+    info!("stopping");
+    let final_reports = ask_all(&running.workers, true);
+    for w in running.workers {
+        let _ = w.thread.join();
+    }
+    if let Err(error) = detach_all(&plan) {
+        warn!(%error, "leaving an XDP program behind");
+    }
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    let reports = final_reports.ok_or_else(|| anyhow!("a worker did not report on stop"))?;
+    report::print_final(&write_stats(&reports, true));
+    for r in &reports {
+        if r.frames_accounted != r.frames_total || !r.free_list_unique {
+            bail!(
+                "frame audit failed on worker {}: {} of {} UMEM frames accounted for, free list unique: {}",
+                r.index,
+                r.frames_accounted,
+                r.frames_total,
+                r.free_list_unique
+            );
+        }
+    }
+    Ok(())
+}

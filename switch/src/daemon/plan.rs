@@ -1,0 +1,128 @@
+//! Turning a validated config into what the workers run: ports with their
+//! queues, XDP modes and domains, and the per-worker settings.
+
+use crate::placement::{place, WorkerPlacement};
+use crate::worker::PipelineKind;
+use switchyard_config::{IdleMode, NodeConfig, PipelineMode, XdpMode};
+use switchyard_drivers::afxdp::{AttachMode, XdpModeChoice};
+use switchyard_drivers::sys;
+use switchyard_pipeline::{DomainId, L2Config};
+
+/// One configured port as the switch runs it.
+#[derive(Clone, Debug)]
+pub struct PortPlan {
+    /// Name from the config.
+    pub name: String,
+    /// Interface it drives.
+    pub interface: String,
+    /// Network name.
+    pub network: String,
+    /// Bridge domain (index of the network).
+    pub domain: DomainId,
+    /// XDP mode the config asks for.
+    pub mode: XdpModeChoice,
+    /// Receive queues of the interface.
+    pub queues: u32,
+}
+
+/// Everything the daemon needs to start its workers.
+#[derive(Clone, Debug)]
+pub struct SwitchPlan {
+    /// Ports, by global port index.
+    pub ports: Vec<PortPlan>,
+    /// Core of each worker.
+    pub cores: Vec<usize>,
+    /// AF_XDP ring entries.
+    pub ring_size: u32,
+    /// Minimum UMEM frames per worker.
+    pub umem_frames: u32,
+    /// Frames per receive burst.
+    pub burst: usize,
+    /// MAC table settings.
+    pub l2: L2Config,
+    /// Which pipeline the workers run.
+    pub pipeline: PipelineKind,
+    /// What idle workers do.
+    pub idle: IdleMode,
+}
+
+fn mode_choice(mode: XdpMode) -> XdpModeChoice {
+    match mode {
+        XdpMode::Auto => XdpModeChoice::Auto,
+        XdpMode::Native => XdpModeChoice::Native,
+        XdpMode::Generic => XdpModeChoice::Generic,
+    }
+}
+
+impl SwitchPlan {
+    /// Builds the plan; reads each interface's queue count from sysfs.
+    pub fn from_config(config: &NodeConfig) -> Self {
+        let ports = config
+            .ports
+            .iter()
+            .map(|port| {
+                let interface = port.interface.clone().unwrap_or_default();
+                PortPlan {
+                    name: port.name.clone(),
+                    queues: sys::rx_queue_count(&interface),
+                    interface,
+                    network: port.network.clone(),
+                    domain: config
+                        .networks
+                        .iter()
+                        .position(|n| n.name == port.network)
+                        .unwrap_or(0) as DomainId,
+                    mode: mode_choice(port.effective_xdp_mode(&config.switch)),
+                }
+            })
+            .collect();
+        SwitchPlan {
+            ports,
+            cores: config.switch.workers.clone(),
+            ring_size: config.switch.ring_size,
+            umem_frames: config.switch.umem_frames,
+            burst: config.switch.burst_size,
+            l2: L2Config {
+                max_entries: config.switch.mac_table_size,
+                aging_ns: config.switch.mac_aging_secs.saturating_mul(1_000_000_000),
+            },
+            pipeline: match config.switch.pipeline {
+                PipelineMode::L2 => PipelineKind::L2,
+                PipelineMode::Empty => PipelineKind::Empty,
+            },
+            idle: config.switch.idle,
+        }
+    }
+
+    /// First mode to try per port: native unless the config says generic.
+    pub fn initial_modes(&self) -> Vec<AttachMode> {
+        self.ports
+            .iter()
+            .map(|p| {
+                if p.mode == XdpModeChoice::Generic {
+                    AttachMode::Generic
+                } else {
+                    AttachMode::Native
+                }
+            })
+            .collect()
+    }
+
+    /// Places sockets on workers. In generic mode a veth delivers every frame on
+    /// queue 0, so such ports count as single-queue.
+    pub fn placements(&self, modes: &[AttachMode]) -> Vec<WorkerPlacement> {
+        let queues: Vec<u32> = self
+            .ports
+            .iter()
+            .zip(modes)
+            .map(|(p, mode)| {
+                if *mode == AttachMode::Generic {
+                    1
+                } else {
+                    p.queues
+                }
+            })
+            .collect();
+        place(self.cores.len(), &queues)
+    }
+}

@@ -1,0 +1,244 @@
+//! A poll worker's thread: pin to its core, open its sockets from its own UMEM,
+//! say it is ready, then poll until told to stop, answering stats requests
+//! between bursts.
+
+use super::plan::SwitchPlan;
+use crate::backoff::{Backoff, Wait};
+use crate::fabric::Fabric;
+use crate::placement::WorkerPlacement;
+use crate::stats::WorkerReport;
+use crate::worker::Worker;
+use crossbeam::channel::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use switchyard_config::IdleMode;
+use switchyard_drivers::afxdp::{AttachMode, UmemPool, XdpPort, XdpPortConfig};
+use switchyard_drivers::{sys, PortError};
+use switchyard_pipeline::{L2Switch, PortId, Timestamp};
+use tracing::warn;
+
+/// What one worker is to run.
+pub struct WorkerSpec {
+    /// Worker index.
+    pub index: usize,
+    /// Core to pin to.
+    pub core: usize,
+    /// Its sockets and transmit routes.
+    pub placement: WorkerPlacement,
+    /// XDP mode per global port.
+    pub modes: Vec<AttachMode>,
+    /// The switch plan.
+    pub plan: Arc<SwitchPlan>,
+    /// What workers share.
+    pub fabric: Arc<Fabric>,
+    /// The clock epoch all workers share (learn events carry times).
+    pub epoch: Instant,
+}
+
+/// Messages from the control thread, read between bursts.
+pub enum WorkerCommand {
+    /// Send a report of the counters.
+    Report(Sender<WorkerReport>),
+    /// Drain, send a final report, close the sockets and exit.
+    Stop(Sender<WorkerReport>),
+}
+
+/// A socket that failed to open, by global port index.
+#[derive(Debug)]
+pub struct OpenError {
+    /// Global port index.
+    pub port: usize,
+    /// What went wrong.
+    pub error: PortError,
+}
+
+/// A running worker.
+pub struct WorkerHandle {
+    /// Commands to it.
+    pub commands: Sender<WorkerCommand>,
+    /// Its thread.
+    pub thread: JoinHandle<()>,
+}
+
+/// Starts a worker and waits until its sockets are open (or failed).
+pub fn spawn(spec: WorkerSpec) -> Result<WorkerHandle, OpenError> {
+    let (commands, command_rx) = channel::bounded(4);
+    let (ready_tx, ready_rx) = channel::bounded(1);
+    let thread = std::thread::Builder::new()
+        .name(format!("sy-worker-{}", spec.index))
+        .spawn(move || run(spec, command_rx, ready_tx))
+        .map_err(|e| OpenError {
+            port: 0,
+            error: PortError::Invalid(format!("cannot start a worker thread: {e}")),
+        })?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(WorkerHandle { commands, thread }),
+        Ok(Err(error)) => {
+            let _ = thread.join();
+            Err(error)
+        }
+        Err(_) => {
+            let _ = thread.join();
+            Err(OpenError {
+                port: 0,
+                error: PortError::Invalid("the worker thread ended during setup".into()),
+            })
+        }
+    }
+}
+
+fn run(spec: WorkerSpec, commands: Receiver<WorkerCommand>, ready: Sender<Result<(), OpenError>>) {
+    if !core_affinity::set_for_current(core_affinity::CoreId { id: spec.core }) {
+        warn!(core = spec.core, "could not pin the worker to its core");
+    }
+    let mut worker = match open(&spec) {
+        Ok(worker) => worker,
+        Err(error) => {
+            let _ = ready.send(Err(error));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+
+    let epoch = spec.epoch;
+    let now = || Timestamp(epoch.elapsed().as_nanos() as u64);
+    let mut pollfds: Vec<libc::pollfd> = worker
+        .poll_fds()
+        .into_iter()
+        .map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let mut backoff = Backoff::default();
+    loop {
+        let received = worker.poll_once(now());
+        match commands.try_recv() {
+            Ok(WorkerCommand::Report(reply)) => {
+                let _ = reply.send(report(&spec, &mut worker, now(), false));
+            }
+            Ok(WorkerCommand::Stop(reply)) => {
+                worker.drain();
+                let final_report = report(&spec, &mut worker, now(), true);
+                close(worker);
+                let _ = reply.send(final_report);
+                return;
+            }
+            Err(channel::TryRecvError::Empty) => {}
+            Err(channel::TryRecvError::Disconnected) => {
+                close(worker);
+                return;
+            }
+        }
+        if spec.plan.idle == IdleMode::BusyPoll {
+            std::hint::spin_loop();
+            continue;
+        }
+        match backoff.after_turn(received) {
+            Wait::Spin => std::hint::spin_loop(),
+            Wait::Yield => std::thread::yield_now(),
+            Wait::Sleep(duration) => {
+                worker.count_idle_sleep();
+                if pollfds.is_empty() {
+                    std::thread::sleep(duration);
+                } else {
+                    sys::wait_readable(&mut pollfds, duration);
+                }
+            }
+        }
+    }
+}
+
+/// Creates the worker's UMEM and opens its sockets in order.
+fn open(spec: &WorkerSpec) -> Result<Worker<XdpPort>, OpenError> {
+    let plan = &spec.plan;
+    let ring = plan.ring_size;
+    let fill_size = ring * 2;
+    let sockets = spec.placement.sockets.len() as u32;
+    // Every socket's fill and TX rings full, slack for batches and handed-over frames.
+    let needed = sockets * (fill_size + ring) + (sockets + 4) * plan.burst as u32 * 2;
+    let frames = plan.umem_frames.max(needed.next_power_of_two());
+    let mut pool = UmemPool::new(frames, fill_size, fill_size)
+        .map_err(|error| OpenError { port: 0, error })?;
+    let mut opened = Vec::with_capacity(spec.placement.sockets.len());
+    for socket in &spec.placement.sockets {
+        let port = &plan.ports[socket.port];
+        let config = XdpPortConfig {
+            interface: port.interface.clone(),
+            queue: socket.queue,
+            mode: spec.modes[socket.port],
+            ring_size: ring,
+            fill_target: fill_size,
+            busy_retry: Duration::from_secs(3),
+        };
+        match XdpPort::open(&mut pool, &config) {
+            Ok(xsk) => opened.push(xsk),
+            Err(error) => {
+                return Err(OpenError {
+                    port: socket.port,
+                    error,
+                })
+            }
+        }
+    }
+    let mut l2 = L2Switch::new(plan.l2);
+    for (index, port) in plan.ports.iter().enumerate() {
+        l2.set_port_domain(index as PortId, Some(port.domain));
+    }
+    let socket_port = spec
+        .placement
+        .sockets
+        .iter()
+        .map(|s| s.port as PortId)
+        .collect();
+    let mut worker = Worker::with_placement(
+        spec.index,
+        pool,
+        opened,
+        socket_port,
+        spec.placement.tx.clone(),
+        Some(Arc::clone(&spec.fabric)),
+        l2,
+        plan.burst,
+    );
+    worker.set_pipeline(plan.pipeline);
+    Ok(worker)
+}
+
+/// Closes the sockets and releases the UMEM. XDP programs are detached by the
+/// control thread once every worker has closed (they are per interface).
+fn close(mut worker: Worker<XdpPort>) {
+    drop(worker.take_ports());
+}
+
+fn report(
+    spec: &WorkerSpec,
+    worker: &mut Worker<XdpPort>,
+    now: Timestamp,
+    audit: bool,
+) -> WorkerReport {
+    if let Some(cpu) = sys::thread_cpu_time() {
+        worker.set_cpu_time(cpu);
+    }
+    WorkerReport {
+        index: spec.index,
+        core: spec.core,
+        counters: *worker.counters(),
+        ports: worker.port_counters().to_vec(),
+        l2: worker.l2().stats(),
+        mac_entries: worker.l2().mac_table().len(),
+        mac_capacity: worker.l2().mac_table().capacity(),
+        fdb: worker.fdb(now),
+        frames_total: worker.frames_total(),
+        frames_accounted: worker.frames_accounted(),
+        free_list_unique: !audit || worker.free_list_is_unique(),
+        sockets: spec
+            .placement
+            .sockets
+            .iter()
+            .map(|s| (s.port, s.queue))
+            .collect(),
+    }
+}
