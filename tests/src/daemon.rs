@@ -68,6 +68,8 @@ pub struct DaemonConfig {
     pub networks: Vec<String>,
     /// Ports, in order.
     pub ports: Vec<PortConfig>,
+    /// More `[switch]` lines, verbatim (e.g. `idle = "busy-poll"`).
+    pub switch_extra: Vec<String>,
 }
 
 impl Default for DaemonConfig {
@@ -78,6 +80,7 @@ impl Default for DaemonConfig {
             stats_interval_secs: 1,
             networks: Vec::new(),
             ports: Vec::new(),
+            switch_extra: Vec::new(),
         }
     }
 }
@@ -96,6 +99,9 @@ impl DaemonConfig {
         let _ = writeln!(t, "workers = [{}]", workers.join(", "));
         let _ = writeln!(t, "mac_aging_secs = {}", self.mac_aging_secs);
         let _ = writeln!(t, "stats_interval_secs = {}", self.stats_interval_secs);
+        for line in &self.switch_extra {
+            let _ = writeln!(t, "{line}");
+        }
         for n in &self.networks {
             let _ = writeln!(t, "\n[[network]]\nname = {}", toml_str(n));
         }

@@ -78,6 +78,16 @@ impl Host {
     /// created so far is removed by `Drop`.
     #[track_caller]
     pub fn create(lab_id: &str, name: &str, cidr: &str) -> Host {
+        Self::create_with_queues(lab_id, name, cidr, 1)
+    }
+
+    /// Like [`create`](Self::create), with `queues` TX and RX queues on both ends
+    /// of the veth: the namespace spreads its flows over them by hash, and in native
+    /// XDP mode queue i of the peer lands on queue i of the switch's end, so a
+    /// multi-worker switch receives on several queues (RSS on a veth).
+    #[track_caller]
+    pub fn create_with_queues(lab_id: &str, name: &str, cidr: &str, queues: u32) -> Host {
+        let queues = queues.max(1).to_string();
         let (ip, prefix_len) = parse_cidr(cidr);
         let mut host = Host {
             name: name.to_string(),
@@ -103,6 +113,10 @@ impl Host {
                 "link",
                 "add",
                 &host.ifname,
+                "numtxqueues",
+                &queues,
+                "numrxqueues",
+                &queues,
                 "type",
                 "veth",
                 "peer",
@@ -110,6 +124,10 @@ impl Host {
                 "eth0",
                 "netns",
                 &host.netns,
+                "numtxqueues",
+                &queues,
+                "numrxqueues",
+                &queues,
             ],
         );
         host.created_link = true;

@@ -37,6 +37,7 @@ struct HostSpec {
     name: String,
     network: String,
     cidr: String,
+    queues: u32,
 }
 
 /// Describes a lab before it is built.
@@ -62,6 +63,19 @@ impl LabBuilder {
             name: name.to_string(),
             network: network.to_string(),
             cidr: cidr.to_string(),
+            queues: 1,
+        });
+        self
+    }
+
+    /// Adds a host whose veth has `queues` queues on both ends (flows spread over
+    /// them, and a multi-worker switch receives on each queue with another worker).
+    pub fn host_with_queues(mut self, name: &str, network: &str, cidr: &str, queues: u32) -> Self {
+        self.hosts.push(HostSpec {
+            name: name.to_string(),
+            network: network.to_string(),
+            cidr: cidr.to_string(),
+            queues,
         });
         self
     }
@@ -101,7 +115,9 @@ impl LabBuilder {
             _serial: serial,
         };
         for h in &self.hosts {
-            lab.hosts.push(Host::create(&lab.id, &h.name, &h.cidr));
+            lab.hosts.push(Host::create_with_queues(
+                &lab.id, &h.name, &h.cidr, h.queues,
+            ));
             lab.host_networks.push(h.network.clone());
         }
         match lab.dataplane {

@@ -73,6 +73,30 @@ pub struct WorkerStats {
     /// Whether the free list held no frame twice (a double free), where reported.
     #[serde(default)]
     pub umem_free_list_unique: Option<bool>,
+    /// Loop turns.
+    #[serde(default)]
+    pub loops: u64,
+    /// Loop turns that found frames.
+    #[serde(default)]
+    pub busy_loops: u64,
+    /// Idle back-off sleeps.
+    #[serde(default)]
+    pub idle_sleeps: u64,
+    /// Frames received from sockets.
+    #[serde(default)]
+    pub rx_packets: u64,
+    /// Frames handed to the worker owning the output port.
+    #[serde(default)]
+    pub handed_out: u64,
+    /// Frames taken over from other workers.
+    #[serde(default)]
+    pub handed_in: u64,
+    /// Worker thread CPU time.
+    #[serde(default)]
+    pub cpu_ms: u64,
+    /// Sockets as "port:queue".
+    #[serde(default)]
+    pub sockets: Vec<String>,
 }
 
 /// MAC table totals.
