@@ -9,14 +9,22 @@ const SPIN_TURNS: u32 = 512;
 const YIELD_TURNS: u32 = 1024;
 /// First sleep; doubles on each further idle turn up to [`MAX_SLEEP`].
 const MIN_SLEEP: Duration = Duration::from_micros(20);
-/// Longest sleep: bounds the latency added to the first frame after idling.
-const MAX_SLEEP: Duration = Duration::from_millis(1);
+/// Longest sleep by default: bounds the delay of work that cannot wake a sleeping
+/// worker (frames handed over by another worker, learn events, stats requests).
+pub const MAX_SLEEP: Duration = Duration::from_millis(1);
 
 /// Tracks consecutive idle loop turns and decides how to wait.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Backoff {
     idle_turns: u32,
     sleep: Duration,
+    max_sleep: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self::with_max_sleep(MAX_SLEEP)
+    }
 }
 
 /// What the worker should do after an idle turn.
@@ -31,6 +39,17 @@ pub enum Wait {
 }
 
 impl Backoff {
+    /// A back-off whose sleeps grow up to `max_sleep`. A worker sleeping in poll()
+    /// on its sockets wakes when frames arrive, so it can afford longer sleeps when
+    /// nothing else needs it promptly.
+    pub fn with_max_sleep(max_sleep: Duration) -> Self {
+        Backoff {
+            idle_turns: 0,
+            sleep: Duration::ZERO,
+            max_sleep: max_sleep.max(MIN_SLEEP),
+        }
+    }
+
     /// Records a turn that did (`work > 0`) or did not find frames and says how to wait.
     pub fn after_turn(&mut self, work: usize) -> Wait {
         if work > 0 {
@@ -44,7 +63,7 @@ impl Backoff {
         } else if self.idle_turns < SPIN_TURNS + YIELD_TURNS {
             Wait::Yield
         } else {
-            self.sleep = (self.sleep * 2).clamp(MIN_SLEEP, MAX_SLEEP);
+            self.sleep = (self.sleep * 2).clamp(MIN_SLEEP, self.max_sleep);
             Wait::Sleep(self.sleep)
         }
     }

@@ -83,6 +83,12 @@ impl Fabric {
         }
     }
 
+    /// True when workers hand frames to each other (then an idle worker must
+    /// look at its mailbox often, since a handed-over frame cannot wake it).
+    pub fn has_handoff(&self) -> bool {
+        !self.mailboxes.is_empty()
+    }
+
     /// Number of workers.
     pub fn workers(&self) -> usize {
         self.inboxes.len()

@@ -18,6 +18,10 @@ use switchyard_drivers::{sys, PortError};
 use switchyard_pipeline::{L2Switch, PortId, Timestamp};
 use tracing::warn;
 
+/// Longest idle sleep in ppoll() when only the worker's own sockets can bring
+/// work: frames wake it at once, so this only bounds stats and shutdown latency.
+const IDLE_POLL_MAX_SLEEP: Duration = Duration::from_millis(10);
+
 /// What one worker is to run.
 pub struct WorkerSpec {
     /// Worker index.
@@ -112,7 +116,14 @@ fn run(spec: WorkerSpec, commands: Receiver<WorkerCommand>, ready: Sender<Result
             revents: 0,
         })
         .collect();
-    let mut backoff = Backoff::default();
+    // Frames wake a worker sleeping in ppoll() on its sockets; handed-over frames
+    // from other workers do not, so with handoff the sleeps stay short.
+    let max_sleep = if spec.fabric.has_handoff() || pollfds.is_empty() {
+        crate::backoff::MAX_SLEEP
+    } else {
+        IDLE_POLL_MAX_SLEEP
+    };
+    let mut backoff = Backoff::with_max_sleep(max_sleep);
     loop {
         let received = worker.poll_once(now());
         match commands.try_recv() {
