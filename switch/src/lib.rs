@@ -2,7 +2,10 @@
 //! poll worker the `switchyard` binary runs (over in-memory ports).
 
 pub mod backoff;
+pub mod cni;
+pub mod control;
 pub mod fabric;
+pub mod netlink;
 pub mod placement;
 pub mod stats;
 pub mod worker;

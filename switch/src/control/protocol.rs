@@ -1,0 +1,199 @@
+//! The control protocol: one JSON request per line, one JSON reply per line, over
+//! a Unix socket (mode 0600). Shared by the daemon, `switchyard ctl` and the CNI
+//! plugin, so all three agree by construction.
+//!
+//! A request is an object with a `cmd` field naming the command, e.g.
+//! `{"cmd":"attach","netns":"/run/netns/c1","network":"web"}`. A reply is
+//! `{"ok":true,"result":...}` or `{"ok":false,"error":{"code":"...","message":"..."}}`.
+
+use serde::{Deserialize, Serialize};
+
+/// Longest request line the daemon reads; a longer one is answered with
+/// `request_too_large` and the rest of the line is skipped.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Protocol version reported by `version`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A control request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Request {
+    /// Daemon and protocol version.
+    Version,
+    /// Ports with their interface, network, MAC, address and counters.
+    Ports,
+    /// Learned MACs, optionally of one network.
+    Fdb {
+        /// Only this network.
+        #[serde(default)]
+        network: Option<String>,
+    },
+    /// Counters of ports, workers and tables (the stats document).
+    Stats,
+    /// Creates a veth into a container's namespace and attaches its host end.
+    Attach(AttachRequest),
+    /// Detaches an attached container port and deletes its veth.
+    Detach {
+        /// Port name.
+        name: String,
+    },
+    /// Attaches an existing interface (a NIC, a hand-made veth) as an AF_XDP port.
+    AddPort {
+        /// Port name.
+        name: String,
+        /// Interface in the daemon's namespace.
+        interface: String,
+        /// Network to join.
+        network: String,
+    },
+    /// Removes a port added with `add-port` (the interface is left alone).
+    DelPort {
+        /// Port name.
+        name: String,
+    },
+    /// Verifies an attached container port: its interface, address and default
+    /// route inside the namespace (CNI CHECK).
+    Check {
+        /// Port name.
+        name: String,
+        /// The container's namespace (path or PID), as at attach.
+        netns: String,
+        /// Interface name inside the namespace.
+        #[serde(default)]
+        ifname: Option<String>,
+    },
+    /// Re-reads the config file and applies the difference.
+    Reload,
+}
+
+/// Parameters of `attach`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachRequest {
+    /// The container's network namespace: a path (`/run/netns/c1`,
+    /// `/proc/1234/ns/net`) or a PID.
+    pub netns: String,
+    /// Network to join.
+    pub network: String,
+    /// Port name (default: derived from the namespace).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Address without prefix (default: the next free one of the network's pool).
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// MAC of the container's interface (default: generated).
+    #[serde(default)]
+    pub mac: Option<String>,
+    /// Interface name inside the namespace (default `eth0`).
+    #[serde(default)]
+    pub ifname: Option<String>,
+}
+
+/// What `attach` did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachResult {
+    /// Port name.
+    pub name: String,
+    /// Host end of the veth (the switch's port).
+    pub interface: String,
+    /// Interface name inside the namespace.
+    pub ifname: String,
+    /// MAC of the container's interface.
+    pub mac: String,
+    /// Address with prefix length, e.g. `172.30.0.5/24`.
+    pub address: String,
+    /// The network's gateway (default route), if it has one.
+    pub gateway: Option<String>,
+    /// Network joined.
+    pub network: String,
+    /// Namespace as given.
+    pub netns: String,
+}
+
+/// One port in `ports`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortInfo {
+    /// Port name.
+    pub name: String,
+    /// Interface the switch drives.
+    pub interface: String,
+    /// Network.
+    pub network: String,
+    /// How it came: `config`, `attach` or `add-port`.
+    pub origin: String,
+    /// Container MAC (attached ports).
+    #[serde(default)]
+    pub mac: Option<String>,
+    /// Container address (attached ports).
+    #[serde(default)]
+    pub address: Option<String>,
+    /// XDP mode in use.
+    pub xdp_mode: String,
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Frames transmitted.
+    pub tx_packets: u64,
+    /// Frames dropped.
+    pub drops: u64,
+}
+
+/// Machine-readable error codes; the message says the rest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The line was not JSON, not UTF-8, or not a known request shape.
+    BadRequest,
+    /// The line exceeded [`MAX_REQUEST_BYTES`].
+    RequestTooLarge,
+    /// A named port, network or namespace does not exist.
+    NotFound,
+    /// The name or address is taken.
+    AlreadyExists,
+    /// A field has a value that cannot work (bad IP, bad MAC, outside the subnet).
+    InvalidArgument,
+    /// The network has no free address left.
+    PoolExhausted,
+    /// The system refused (netlink, AF_XDP).
+    SystemError,
+    /// The config file has errors; nothing was changed.
+    InvalidConfig,
+    /// A CHECK found the container's setup differs from what was attached.
+    CheckFailed,
+    /// Something else went wrong inside the daemon.
+    Internal,
+}
+
+/// An error reply's body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Machine-readable code.
+    pub code: ErrorCode,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+/// A reply line.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    /// True on success.
+    pub ok: bool,
+    /// The result on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    /// The error otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+impl Reply {
+    /// A success reply.
+    pub fn success(result: impl Serialize) -> Self {
+        Reply { ok: true, result: Some(serde_json::to_value(result).unwrap_or(serde_json::Value::Null)), error: None }
+    }
+
+    /// An error reply.
+    pub fn failure(code: ErrorCode, message: impl Into<String>) -> Self {
+        Reply { ok: false, result: None, error: Some(ErrorBody { code, message: message.into() }) }
+    }
+}

@@ -1,0 +1,1 @@
+//! Container veths over netlink (being written).
