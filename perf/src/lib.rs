@@ -2,17 +2,27 @@
 //!
 //! - [`micro`]: the pipeline stages and the poll worker over in-memory ports,
 //!   no I/O: what one core can do at best, and where the nanoseconds go.
-//! - [`e2e`]: real forwarding between two veths, Switchyard next to the Linux
-//!   bridge on the same topology, generator and cores: whether we beat it.
+//! - [`e2e`]: named scenarios (throughput sweep, latency, TCP, idle CPU)
+//!   through two veths, Switchyard next to the Linux bridge and next to its
+//!   own empty pipeline, on the same topology, AF_XDP generator and sink and
+//!   cores: whether we beat the kernel, and what the pipeline costs.
 //!
-//! All `unsafe` code lives in [`sys`]; the rest of the crate may not use it.
+//! All `unsafe` code lives in [`sys`] (system calls) and [`xsk`] (AF_XDP
+//! rings and UMEM); the rest of the crate may not use it.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod e2e;
 pub mod frames;
+pub mod latency;
 pub mod machine;
 pub mod micro;
+pub mod pacing;
+pub mod payload;
+pub mod progress;
 pub mod report;
+pub mod svg;
 #[allow(unsafe_code)]
 pub mod sys;
+#[allow(unsafe_code)]
+pub mod xsk;

@@ -2,14 +2,17 @@
 #![deny(unsafe_code)]
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use switchyard_perf::e2e::dataplane::{daemon_binary, DataplaneKind};
-use switchyard_perf::e2e::{self, E2eOptions};
-use switchyard_perf::micro::{self, MicroOptions};
+use switchyard_perf::e2e::{self, E2eOptions, E2eReport, Scenario};
+use switchyard_perf::machine::Machine;
+use switchyard_perf::micro::{self, MicroOptions, MicroReport};
+use switchyard_perf::progress::Progress;
 use switchyard_perf::report;
 
 /// Command line of the benchmark harness.
@@ -20,7 +23,8 @@ use switchyard_perf::report;
     about = "Switchyard benchmarks: in-memory pipeline and end-to-end vs the Linux bridge"
 )]
 struct Cli {
-    /// Directory for `<subcommand>-latest.json` (default: perf/results of the source tree).
+    /// Directory for `<subcommand>-latest.json` and the plots (default:
+    /// perf/results of the source tree).
     #[arg(long, global = true)]
     results_dir: Option<PathBuf>,
     #[command(subcommand)]
@@ -29,6 +33,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Everything: pipeline micro-benchmarks, then every end-to-end scenario
+    /// (needs root). ~5 minutes on a 2-core VM, ~1 with --quick.
+    Run {
+        #[command(flatten)]
+        e2e: E2eArgs,
+        /// Measuring time per micro-benchmark case, in seconds.
+        #[arg(long)]
+        pipeline_seconds: Option<f64>,
+    },
     /// In-memory micro-benchmarks of the pipeline stages and the poll worker (no I/O, no root).
     Pipeline {
         /// Measuring time per benchmark case, in seconds.
@@ -47,34 +60,125 @@ enum Command {
         #[arg(long)]
         core: Option<usize>,
     },
-    /// End-to-end forwarding between two veths: Linux bridge and Switchyard (needs root).
+    /// End-to-end scenarios through the Linux bridge and Switchyard with an
+    /// AF_XDP generator and sink (needs root).
     E2e {
-        /// Measuring time per (dataplane, frame size) point, in seconds.
-        #[arg(long, default_value_t = 3.0)]
-        seconds: f64,
-        /// Untimed sending before each point, in seconds.
-        #[arg(long, default_value_t = 0.5)]
-        warmup: f64,
-        /// Frame sizes in bytes: Ethernet header to payload, no FCS (60..=1514).
-        #[arg(long, value_delimiter = ',', default_value = "64,1500")]
-        sizes: Vec<usize>,
-        /// Dataplanes to measure, in order.
-        #[arg(long, value_delimiter = ',', default_value = "bridge,switchyard")]
-        dataplanes: Vec<DataplaneKind>,
-        /// Core the generator thread is pinned to.
-        #[arg(long, default_value_t = 0)]
-        generator_core: usize,
-        /// Core the Switchyard worker is pinned to.
-        #[arg(long, default_value_t = 1)]
-        switch_core: usize,
-        /// UDP flows (source ports) the generator cycles through.
-        #[arg(long, default_value_t = 64)]
-        flows: usize,
-        /// Steer the bridge's work to --switch-core with RPS (true: both dataplanes
-        /// get the same two cores; false: the bridge runs in softirq on the generator's core).
-        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-        bridge_rps: bool,
+        #[command(flatten)]
+        e2e: E2eArgs,
     },
+}
+
+/// Options of the end-to-end scenarios; unset ones take the default of the
+/// chosen profile (full or --quick).
+#[derive(Args, Clone)]
+struct E2eArgs {
+    /// ~1 minute instead of ~5: two paced sweep points, shorter points and tests.
+    #[arg(long)]
+    quick: bool,
+    /// Scenarios: throughput, latency, tcp, idle [default: all four].
+    #[arg(long, value_delimiter = ',')]
+    scenarios: Option<Vec<Scenario>>,
+    /// Dataplanes, in order [default: bridge,switchyard,switchyard-empty].
+    #[arg(long, value_delimiter = ',')]
+    dataplanes: Option<Vec<DataplaneKind>>,
+    /// Frame sizes of the throughput sweep, Ethernet without FCS (60..=1514) [default: 64,512,1500].
+    #[arg(long, value_delimiter = ',')]
+    sizes: Option<Vec<usize>>,
+    /// Frame sizes of the latency scenario [default: 64].
+    #[arg(long, value_delimiter = ',')]
+    latency_sizes: Option<Vec<usize>>,
+    /// Latency loads, % of each dataplane's saturation rate [default: 10,50,90].
+    #[arg(long, value_delimiter = ',')]
+    loads: Option<Vec<f64>>,
+    /// Paced sweep points as fractions of the generator's unpaced rate
+    /// [default: 0.25,0.5,0.75,0.9; quick: 0.5,0.9].
+    #[arg(long, value_delimiter = ',')]
+    fractions: Option<Vec<f64>>,
+    /// Sending time per sweep point, seconds [default: 2; quick: 0.5].
+    #[arg(long)]
+    step_seconds: Option<f64>,
+    /// Sending time per latency point, seconds [default: 2; quick: 1].
+    #[arg(long)]
+    latency_seconds: Option<f64>,
+    /// Untimed sending before each frame size, seconds [default: 0.3; quick: 0.1].
+    #[arg(long)]
+    warmup: Option<f64>,
+    /// iperf3 test length, seconds (whole) [default: 3; quick: 1].
+    #[arg(long)]
+    tcp_seconds: Option<f64>,
+    /// iperf3 parallel streams, one test per value [default: 1,4].
+    #[arg(long, value_delimiter = ',')]
+    tcp_streams: Option<Vec<usize>>,
+    /// Idle measuring time per idle mode, seconds [default: 3; quick: 1.5].
+    #[arg(long)]
+    idle_seconds: Option<f64>,
+    /// Idle modes to measure [default: backoff,busy-poll].
+    #[arg(long, value_delimiter = ',')]
+    idle_modes: Option<Vec<String>>,
+    /// Core of the generator and the iperf3 client.
+    #[arg(long, default_value_t = 0)]
+    generator_core: usize,
+    /// Core of the sink and the iperf3 server.
+    #[arg(long, default_value_t = 0)]
+    sink_core: usize,
+    /// Cores of Switchyard's workers (`workers = [...]`); the bridge is steered
+    /// there with RPS.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    switch_cores: Vec<usize>,
+    /// Steer the bridge's work to --switch-cores with RPS (true: both dataplanes
+    /// get the same cores; false: the bridge runs in softirq on the generator's core).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    bridge_rps: bool,
+    /// UDP flows (source ports) the generator cycles through.
+    #[arg(long, default_value_t = 64)]
+    flows: usize,
+}
+
+impl E2eArgs {
+    fn options(self) -> E2eOptions {
+        let q = self.quick;
+        let pick = |quick: f64, full: f64| if q { quick } else { full };
+        E2eOptions {
+            scenarios: self.scenarios.unwrap_or_else(|| Scenario::ALL.to_vec()),
+            dataplanes: self
+                .dataplanes
+                .unwrap_or_else(|| DataplaneKind::ALL.to_vec()),
+            sizes: self.sizes.unwrap_or_else(|| vec![64, 512, 1500]),
+            latency_sizes: self.latency_sizes.unwrap_or_else(|| vec![64]),
+            latency_loads_pct: self.loads.unwrap_or_else(|| vec![10.0, 50.0, 90.0]),
+            sweep_fractions: self.fractions.unwrap_or_else(|| {
+                if q {
+                    vec![0.5, 0.9]
+                } else {
+                    vec![0.25, 0.5, 0.75, 0.9]
+                }
+            }),
+            step_seconds: self.step_seconds.unwrap_or(pick(0.5, 2.0)),
+            latency_seconds: self.latency_seconds.unwrap_or(pick(1.0, 2.0)),
+            warmup_seconds: self.warmup.unwrap_or(pick(0.1, 0.3)),
+            tcp_seconds: self.tcp_seconds.unwrap_or(pick(1.0, 3.0)),
+            tcp_streams: self.tcp_streams.unwrap_or_else(|| vec![1, 4]),
+            idle_seconds: self.idle_seconds.unwrap_or(pick(1.5, 3.0)),
+            idle_modes: self
+                .idle_modes
+                .unwrap_or_else(|| vec!["backoff".to_string(), "busy-poll".to_string()]),
+            generator_core: self.generator_core,
+            sink_core: self.sink_core,
+            switch_cores: self.switch_cores,
+            bridge_rps: self.bridge_rps,
+            flows: self.flows,
+            switchyard_binary: daemon_binary(),
+        }
+    }
+}
+
+/// The JSON document every subcommand but `pipeline` writes.
+#[derive(Serialize)]
+struct RunDocument<'a> {
+    subcommand: &'static str,
+    machine: &'a Machine,
+    pipeline: Option<&'a MicroReport>,
+    e2e: Option<&'a E2eReport>,
 }
 
 fn main() -> ExitCode {
@@ -86,6 +190,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn last_core() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get() - 1)
+        .unwrap_or(0)
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -104,15 +214,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             frame_size,
             core,
         } => {
-            let last_core = std::thread::available_parallelism()
-                .map(|n| n.get() - 1)
-                .unwrap_or(0);
             let options = MicroOptions {
                 seconds,
                 batches,
                 flows,
                 frame_size,
-                core: Some(core.unwrap_or(last_core)),
+                core: Some(core.unwrap_or_else(last_core)),
             };
             let report = micro::run(options, &stop)?;
             report.print();
@@ -120,34 +227,87 @@ fn run(cli: Cli) -> Result<ExitCode> {
             save(&results_dir, "pipeline", &report, interrupted)?;
             Ok(exit_code(interrupted, false))
         }
-        Command::E2e {
-            seconds,
-            warmup,
-            sizes,
-            dataplanes,
-            generator_core,
-            switch_core,
-            flows,
-            bridge_rps,
+        Command::E2e { e2e } => run_all("e2e", e2e, None, &results_dir, stop),
+        Command::Run {
+            e2e,
+            pipeline_seconds,
         } => {
-            let options = E2eOptions {
-                seconds,
-                warmup_seconds: warmup,
-                sizes,
-                dataplanes,
-                generator_core,
-                switch_core,
-                flows,
-                bridge_rps,
-                switchyard_binary: daemon_binary(),
-            };
-            let report = e2e::run(options, Arc::clone(&stop))?;
-            report.print();
-            let interrupted = report.interrupted || stop.load(Ordering::Relaxed);
-            save(&results_dir, "e2e", &report, interrupted)?;
-            Ok(exit_code(interrupted, report.has_errors()))
+            let seconds = pipeline_seconds.unwrap_or(if e2e.quick { 0.1 } else { 0.5 });
+            run_all("run", e2e, Some(seconds), &results_dir, stop)
         }
     }
+}
+
+/// The end-to-end scenarios, preceded by the micro-benchmarks when
+/// `pipeline_seconds` is set: tables, JSON and plots.
+fn run_all(
+    subcommand: &'static str,
+    args: E2eArgs,
+    pipeline_seconds: Option<f64>,
+    results_dir: &Path,
+    stop: Arc<AtomicBool>,
+) -> Result<ExitCode> {
+    let options = args.options();
+    options.validate()?;
+    let machine = Machine::detect();
+    machine.print();
+    let micro_options = pipeline_seconds.map(|seconds| MicroOptions {
+        seconds,
+        batches: vec![64, 256],
+        flows: 64,
+        frame_size: 64,
+        core: Some(last_core()),
+    });
+    // Eight cases, each with a warm-up and a check before it is timed.
+    let micro_planned = micro_options
+        .as_ref()
+        .map_or(0.0, |m| 8.0 * (m.seconds + 0.3));
+    let mut progress = Progress::new(micro_planned + options.planned_seconds());
+    let pipeline = match micro_options {
+        Some(micro_options) => {
+            progress.step("pipeline micro-benchmarks", micro_planned);
+            Some(micro::run(micro_options, &stop)?)
+        }
+        None => None,
+    };
+    let e2e = if stop.load(Ordering::Relaxed) {
+        None
+    } else {
+        Some(e2e::run(
+            options,
+            machine.clone(),
+            Arc::clone(&stop),
+            &mut progress,
+        )?)
+    };
+    progress.finish();
+    if let Some(pipeline) = &pipeline {
+        println!("\nPipeline micro-benchmarks (in memory, one core)");
+        pipeline.print();
+    }
+    let mut failed = false;
+    if let Some(e2e) = &e2e {
+        print!("{}", e2e::report::render(e2e));
+        println!("run took {}", switchyard_perf::progress::clock(e2e.seconds));
+        failed = e2e.has_errors();
+    }
+    machine.print();
+    let interrupted = stop.load(Ordering::Relaxed)
+        || pipeline.as_ref().is_some_and(|p| p.interrupted)
+        || e2e.as_ref().is_some_and(|e| e.interrupted);
+    let document = RunDocument {
+        subcommand,
+        machine: &machine,
+        pipeline: pipeline.as_ref(),
+        e2e: e2e.as_ref(),
+    };
+    save(results_dir, subcommand, &document, interrupted)?;
+    if let (Some(e2e), false) = (&e2e, interrupted) {
+        for path in e2e::report::write_plots(e2e, results_dir, subcommand)? {
+            println!("plot: {}", path.display());
+        }
+    }
+    Ok(exit_code(interrupted, failed))
 }
 
 /// Writes the result document, except after an interruption: a cut-short run

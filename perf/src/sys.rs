@@ -246,3 +246,59 @@ impl MmsgBatch {
         }
     }
 }
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock both ends of a latency probe
+/// read, so one-way latency is a plain difference. (`Instant` reads the same
+/// clock but hides the value; a probe must carry it in the frame.)
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a live, writable timespec on our stack; CLOCK_MONOTONIC
+    // always exists on Linux, so the call only writes `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Sets the calling thread's timer slack (default 50 µs), so the pacing
+/// generator's short sleeps end when asked instead of up to 50 µs late.
+pub fn set_timer_slack_ns(ns: u64) -> io::Result<()> {
+    // SAFETY: PR_SET_TIMERSLACK takes an integer and affects only this thread.
+    let rc = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, ns as libc::c_ulong, 0, 0, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Gives the calling thread real-time priority `priority` (SCHED_FIFO), so
+/// the sink, woken by poll(), preempts the generator that shares its core:
+/// otherwise the latency it measures includes waiting for the generator's
+/// time slice to end. The sink blocks in poll() whenever its ring is empty,
+/// and the kernel's RT throttling bounds it anyway.
+pub fn set_fifo_priority(priority: i32) -> io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: `param` is a live sched_param on our stack; pid 0 is the calling
+    // thread; the kernel only reads `param`.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Clock ticks per second of `utime`/`stime` in /proc/<pid>/stat (USER_HZ).
+pub fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf only reads a system constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 {
+        hz as u64
+    } else {
+        100
+    }
+}

@@ -17,32 +17,72 @@ use std::time::{Duration, Instant};
 
 /// Which dataplane forwards between the two veths.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum DataplaneKind {
-    /// A Linux bridge in the root namespace.
+    /// A Linux bridge in the root namespace: the baseline to beat.
     Bridge,
-    /// The `switchyard run` daemon over AF_XDP.
+    /// The `switchyard run` daemon over AF_XDP with its full L2 pipeline.
     Switchyard,
+    /// The daemon with `pipeline = "empty"` (port i to port i+1, no
+    /// lookups): what the I/O alone costs, so full/empty shows the
+    /// pipeline's share.
+    SwitchyardEmpty,
+}
+
+impl DataplaneKind {
+    /// Every dataplane, in the order a full run measures them.
+    pub const ALL: [DataplaneKind; 3] = [
+        DataplaneKind::Bridge,
+        DataplaneKind::Switchyard,
+        DataplaneKind::SwitchyardEmpty,
+    ];
+
+    /// The name used on the command line, in tables and in the JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataplaneKind::Bridge => "bridge",
+            DataplaneKind::Switchyard => "switchyard",
+            DataplaneKind::SwitchyardEmpty => "switchyard-empty",
+        }
+    }
+
+    /// The daemon's `pipeline` setting, for the Switchyard dataplanes.
+    pub fn pipeline(self) -> Option<&'static str> {
+        match self {
+            DataplaneKind::Bridge => None,
+            DataplaneKind::Switchyard => Some("l2"),
+            DataplaneKind::SwitchyardEmpty => Some("empty"),
+        }
+    }
 }
 
 impl fmt::Display for DataplaneKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DataplaneKind::Bridge => "bridge",
-            DataplaneKind::Switchyard => "switchyard",
-        })
+        f.write_str(self.name())
     }
 }
 
 impl FromStr for DataplaneKind {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "bridge" => Ok(DataplaneKind::Bridge),
-            "switchyard" => Ok(DataplaneKind::Switchyard),
-            other => bail!("unknown dataplane {other:?} (expected bridge or switchyard)"),
-        }
+        DataplaneKind::ALL
+            .into_iter()
+            .find(|kind| kind.name() == s)
+            .ok_or_else(|| {
+                anyhow!("unknown dataplane {s:?} (expected bridge, switchyard or switchyard-empty)")
+            })
     }
+}
+
+/// How the daemon is started: which cores, which pipeline, which idle mode.
+#[derive(Clone, Debug, Serialize)]
+pub struct DaemonSettings {
+    /// Cores of the poll workers (`[switch] workers`).
+    pub workers: Vec<usize>,
+    /// `[switch] pipeline`: "l2" or "empty".
+    pub pipeline: String,
+    /// `[switch] idle`: "backoff" or "busy-poll".
+    pub idle: String,
 }
 
 /// A Linux bridge with both host ends enslaved; deleted on drop (which frees
@@ -61,11 +101,11 @@ impl Bridge {
     /// host ends.
     ///
     /// With `steer_to` set, RPS on the generator's host end moves the bridge's
-    /// work (and the sink's receive) to that core. Without it the kernel does
+    /// work (and the sink's receive) to those cores. Without it the kernel does
     /// all of it in softirq on the generator's core, so the bridge would get
     /// one core where Switchyard gets its worker core besides: steering gives
-    /// both dataplanes the same two cores.
-    pub fn attach(topology: &Topology, steer_to: Option<usize>) -> Result<Self> {
+    /// both dataplanes the same cores.
+    pub fn attach(topology: &Topology, steer_to: Option<&[usize]>) -> Result<Self> {
         let name = object_name(&topology.id, "br")?;
         let mut bridge = Bridge {
             name,
@@ -99,18 +139,15 @@ impl Bridge {
             "ip",
             &["link", "set", &bridge.name, "multicast", "off", "up"],
         )?;
-        if let Some(core) = steer_to {
-            bridge.steer(&topology.gen.host_interface, core)?;
+        if let Some(cores) = steer_to {
+            bridge.steer(&topology.gen.host_interface, cores)?;
         }
         Ok(bridge)
     }
 
-    /// Sets the RPS mask of every receive queue of `interface` to `core` alone.
-    fn steer(&mut self, interface: &str, core: usize) -> Result<()> {
-        if core >= 64 {
-            bail!("RPS steering supports cores 0..63, not {core}");
-        }
-        let mask = format!("{:x}", 1u64 << core);
+    /// Sets the RPS mask of every receive queue of `interface` to `cores`.
+    fn steer(&mut self, interface: &str, cores: &[usize]) -> Result<()> {
+        let mask = rps_mask(cores)?;
         let queues = Path::new("/sys/class/net").join(interface).join("queues");
         let entries =
             std::fs::read_dir(&queues).with_context(|| format!("listing {}", queues.display()))?;
@@ -180,13 +217,13 @@ pub fn daemon_binary() -> PathBuf {
 }
 
 impl Daemon {
-    /// Writes a config for the two host ends with one worker on `core`, starts
+    /// Writes a config for the two host ends with `settings`, starts
     /// `switchyard run` and waits (bounded) until it has written its stats file,
     /// which it does once every port is open.
     pub fn start(
         topology: &Topology,
         binary: &Path,
-        core: usize,
+        settings: &DaemonSettings,
         stop: &AtomicBool,
     ) -> Result<Self> {
         if !binary.is_file() {
@@ -209,7 +246,7 @@ impl Daemon {
             ],
         };
         let config_file = daemon.dir.join("switchyard.toml");
-        std::fs::write(&config_file, config_text(topology, core))
+        std::fs::write(&config_file, config_text(topology, settings))
             .with_context(|| format!("writing {}", config_file.display()))?;
         let log = std::fs::File::create(&daemon.log_file)
             .with_context(|| format!("creating {}", daemon.log_file.display()))?;
@@ -259,6 +296,19 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
         Ok(daemon)
+    }
+
+    /// The daemon's PID while it runs (for /proc/<pid>/stat).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// CPU time the daemon has used so far (all threads, user + system), in
+    /// clock ticks; `None` when it is not running or /proc cannot be read.
+    pub fn cpu_ticks(&self) -> Option<u64> {
+        let pid = self.pid()?;
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        parse_stat_cpu_ticks(&text)
     }
 
     /// Stops the daemon with SIGTERM (SIGKILL after a bounded wait) and returns
@@ -344,15 +394,52 @@ impl Drop for Daemon {
     }
 }
 
-/// The daemon config: one network, one worker on `core`, both host ends as
-/// AF_XDP ports, periodic stats off (they would cost the worker time).
-fn config_text(topology: &Topology, core: usize) -> String {
+/// The RPS mask (hex, as /sys wants it) selecting `cores`.
+fn rps_mask(cores: &[usize]) -> Result<String> {
+    if cores.is_empty() {
+        bail!("RPS steering needs at least one core");
+    }
+    let mut mask = 0u64;
+    for &core in cores {
+        if core >= 64 {
+            bail!("RPS steering supports cores 0..63, not {core}");
+        }
+        mask |= 1u64 << core;
+    }
+    Ok(format!("{mask:x}"))
+}
+
+/// utime + stime (clock ticks) from the text of /proc/<pid>/stat. The
+/// command name (field 2) may contain spaces and parentheses, so fields are
+/// counted from the last ')'.
+pub fn parse_stat_cpu_ticks(text: &str) -> Option<u64> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    // After the name: state (3) ... utime is field 14, stime field 15.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The daemon config: one network, the workers, pipeline and idle mode of
+/// `settings`, both host ends as AF_XDP ports, periodic stats off (they
+/// would cost the worker time).
+fn config_text(topology: &Topology, settings: &DaemonSettings) -> String {
+    let workers = settings
+        .workers
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
-        "[switch]\nworkers = [{core}]\nstats_interval_secs = 0\n\n\
+        "[switch]\nworkers = [{workers}]\nstats_interval_secs = 0\npipeline = \"{}\"\nidle = \"{}\"\n\n\
          [[network]]\nname = \"bench\"\n\n\
          [[port]]\nname = \"gen\"\ndriver = \"af_xdp\"\ninterface = \"{}\"\nnetwork = \"bench\"\n\n\
          [[port]]\nname = \"sink\"\ndriver = \"af_xdp\"\ninterface = \"{}\"\nnetwork = \"bench\"\n",
-        topology.gen.host_interface, topology.sink.host_interface
+        settings.pipeline,
+        settings.idle,
+        topology.gen.host_interface,
+        topology.sink.host_interface
     )
 }
 
@@ -362,9 +449,31 @@ mod tests {
 
     #[test]
     fn dataplane_names_round_trip() {
-        for kind in [DataplaneKind::Bridge, DataplaneKind::Switchyard] {
+        for kind in DataplaneKind::ALL {
             assert_eq!(kind.to_string().parse::<DataplaneKind>().unwrap(), kind);
         }
         assert!("ovs".parse::<DataplaneKind>().is_err());
+        assert_eq!(
+            serde_json::to_string(&DataplaneKind::SwitchyardEmpty).unwrap(),
+            "\"switchyard-empty\""
+        );
+    }
+
+    #[test]
+    fn rps_masks_select_the_cores() {
+        assert_eq!(rps_mask(&[1]).unwrap(), "2");
+        assert_eq!(rps_mask(&[1, 2, 3]).unwrap(), "e");
+        assert_eq!(rps_mask(&[0, 63]).unwrap(), "8000000000000001");
+        assert!(rps_mask(&[]).is_err());
+        assert!(rps_mask(&[64]).is_err());
+    }
+
+    #[test]
+    fn cpu_ticks_come_from_utime_and_stime() {
+        // A name with a space and a parenthesis, as a thread name may have.
+        let stat = "4242 (switch yard)) S 1 4242 4242 0 -1 4194560 1234 0 0 0 \
+                    150 25 0 0 20 0 3 0 12345 1000000 500 18446744073709551615";
+        assert_eq!(parse_stat_cpu_ticks(stat), Some(175));
+        assert_eq!(parse_stat_cpu_ticks("garbage"), None);
     }
 }

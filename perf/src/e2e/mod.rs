@@ -1,82 +1,301 @@
-//! `switchyard-perf e2e`: forwarding between two veths, measured for each
-//! dataplane in turn on one topology with the same generator and cores, so the
-//! Linux bridge baseline and Switchyard differ only in the dataplane.
+//! `switchyard-perf e2e`: named scenarios end to end through each dataplane
+//! on one topology (two namespaces, two veths), with the same AF_XDP
+//! generator and sink and the same cores, so the Linux bridge baseline,
+//! Switchyard and Switchyard's empty pipeline differ only in the dataplane.
 //!
-//! Per dataplane and frame size: teach the dataplane the sink's MAC (so the
-//! measured traffic is known unicast, not flooding), warm up, read the sink's
-//! kernel rx counters, send for the measuring time, let in-flight frames land,
-//! read the counters again. Offered = frames `sendmmsg` took; delivered = the
-//! sink veth's rx_packets difference.
+//! Scenarios, per dataplane in turn:
+//! - `throughput`: per frame size, the offered load is swept up to and past
+//!   saturation (one unpaced point gives the generator's capacity, paced
+//!   points at fractions of it); delivered Mpps and Gbit/s, loss.
+//! - `latency`: one-way latency percentiles at shares (10/50/90 %) of the
+//!   saturation rate that dataplane reached; loss and reordering.
+//! - `tcp`: iperf3 with 1 and 4 streams between the namespaces, MTU 1500.
+//! - `idle`: the daemon with no traffic, `idle = "backoff"` and
+//!   `idle = "busy-poll"`: its CPU use from /proc/<pid>/stat.
 
 pub mod cmd;
 pub mod dataplane;
 pub mod generator;
 pub mod netns;
+pub mod report;
+pub mod tcp;
 pub mod topology;
+pub mod traffic;
 
 use crate::frames::{self, MAX_FRAME_LEN, MIN_FRAME_LEN};
+use crate::latency::{self, ProbeSummary};
 use crate::machine::Machine;
+use crate::progress::Progress;
+use crate::xsk::SocketStats;
 use anyhow::{bail, Result};
-use dataplane::{Bridge, Daemon, DataplaneKind};
-use generator::GeneratorConfig;
+use dataplane::{Bridge, Daemon, DaemonSettings, DataplaneKind};
 use serde::Serialize;
+use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use topology::{Topology, NS_INTERFACE};
+use traffic::{PointSpec, Rig, RigConfig, RunIds};
+
+/// A named part of the end-to-end run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// Offered-load sweep per frame size.
+    Throughput,
+    /// Latency percentiles at shares of the saturation rate.
+    Latency,
+    /// iperf3 TCP streams.
+    Tcp,
+    /// The idle daemon's CPU use per idle mode.
+    Idle,
+}
+
+impl Scenario {
+    /// Every scenario, in the order a run measures them.
+    pub const ALL: [Scenario; 4] = [
+        Scenario::Throughput,
+        Scenario::Latency,
+        Scenario::Tcp,
+        Scenario::Idle,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Throughput => "throughput",
+            Scenario::Latency => "latency",
+            Scenario::Tcp => "tcp",
+            Scenario::Idle => "idle",
+        }
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Scenario {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        if s == "all" {
+            bail!("use the scenario names: throughput,latency,tcp,idle");
+        }
+        Scenario::ALL
+            .into_iter()
+            .find(|x| x.name() == s)
+            .ok_or_else(|| {
+                anyhow::anyhow!("unknown scenario {s:?} (throughput, latency, tcp or idle)")
+            })
+    }
+}
 
 /// How the end-to-end run is set up.
 #[derive(Clone, Debug, Serialize)]
 pub struct E2eOptions {
-    /// Measuring time per (dataplane, size) point.
-    pub seconds: f64,
-    /// Untimed sending before each point (fills caches, wakes the poller).
-    pub warmup_seconds: f64,
-    /// Frame sizes in bytes (Ethernet without FCS).
-    pub sizes: Vec<usize>,
+    /// Scenarios to run.
+    pub scenarios: Vec<Scenario>,
     /// Dataplanes, measured in this order.
     pub dataplanes: Vec<DataplaneKind>,
-    /// Core the generator is pinned to.
+    /// Frame sizes of the throughput sweep (Ethernet without FCS).
+    pub sizes: Vec<usize>,
+    /// Frame sizes of the latency scenario.
+    pub latency_sizes: Vec<usize>,
+    /// Loads of the latency scenario, in percent of the saturation rate.
+    pub latency_loads_pct: Vec<f64>,
+    /// Paced sweep points as fractions of the generator's unpaced rate.
+    pub sweep_fractions: Vec<f64>,
+    /// Sending time per sweep point.
+    pub step_seconds: f64,
+    /// Sending time per latency point.
+    pub latency_seconds: f64,
+    /// Untimed sending before each frame size.
+    pub warmup_seconds: f64,
+    /// iperf3 test length.
+    pub tcp_seconds: f64,
+    /// iperf3 parallel streams, one test each.
+    pub tcp_streams: Vec<usize>,
+    /// Measuring time per idle mode.
+    pub idle_seconds: f64,
+    /// Idle modes to measure.
+    pub idle_modes: Vec<String>,
+    /// Core of the generator (and the iperf3 client).
     pub generator_core: usize,
-    /// Core the Switchyard worker is pinned to.
-    pub switch_core: usize,
-    /// Steer the bridge's forwarding to `switch_core` with RPS, so both
-    /// dataplanes use the same two cores (see [`Bridge::attach`]).
+    /// Core of the sink (and the iperf3 server).
+    pub sink_core: usize,
+    /// Cores of Switchyard's workers; the bridge is steered there with RPS.
+    pub switch_cores: Vec<usize>,
+    /// Steer the bridge to `switch_cores` with RPS (see [`Bridge::attach`]).
     pub bridge_rps: bool,
     /// UDP flows (source ports) the generator cycles through.
     pub flows: usize,
-    /// The daemon binary used for the switchyard dataplane.
+    /// The daemon binary.
     pub switchyard_binary: PathBuf,
 }
+
+impl E2eOptions {
+    /// Checks the options before anything is created.
+    pub fn validate(&self) -> Result<()> {
+        for &size in self.sizes.iter().chain(&self.latency_sizes) {
+            if !(MIN_FRAME_LEN..=MAX_FRAME_LEN).contains(&size) {
+                bail!("frame size {size} is outside {MIN_FRAME_LEN}..={MAX_FRAME_LEN} (Ethernet without FCS)");
+            }
+        }
+        for (name, value) in [
+            ("--step-seconds", self.step_seconds),
+            ("--latency-seconds", self.latency_seconds),
+            ("--tcp-seconds", self.tcp_seconds),
+            ("--idle-seconds", self.idle_seconds),
+        ] {
+            if !(value > 0.0 && value <= 600.0) {
+                bail!("{name} must be in (0, 600]");
+            }
+        }
+        if !(0.0..=60.0).contains(&self.warmup_seconds) {
+            bail!("--warmup must be in [0, 60]");
+        }
+        if self
+            .sweep_fractions
+            .iter()
+            .any(|f| !(*f > 0.0 && *f <= 1.0))
+        {
+            bail!("sweep fractions must be in (0, 1]");
+        }
+        if self
+            .latency_loads_pct
+            .iter()
+            .any(|l| !(*l > 0.0 && *l <= 100.0))
+        {
+            bail!("latency loads must be in (0, 100] percent");
+        }
+        if self.switch_cores.is_empty() {
+            bail!("--switch-cores needs at least one core");
+        }
+        if !(1..=4096).contains(&self.flows) {
+            bail!("--flows must be in 1..=4096");
+        }
+        for mode in &self.idle_modes {
+            if mode != "backoff" && mode != "busy-poll" {
+                bail!("idle mode {mode:?} is not backoff or busy-poll");
+            }
+        }
+        Ok(())
+    }
+
+    fn runs(&self, scenario: Scenario) -> bool {
+        self.scenarios.contains(&scenario)
+    }
+
+    /// About how long the run takes, for the progress estimate.
+    pub fn planned_seconds(&self) -> f64 {
+        let point = |seconds: f64| seconds + POINT_OVERHEAD_S;
+        let mut per_dataplane = 0.0;
+        if self.runs(Scenario::Throughput) {
+            per_dataplane += self.sizes.len() as f64
+                * (point(self.warmup_seconds)
+                    + point(self.step_seconds) * (1 + self.sweep_fractions.len()) as f64);
+        }
+        if self.runs(Scenario::Latency) {
+            per_dataplane += self.latency_sizes.len() as f64
+                * self.latency_loads_pct.len() as f64
+                * point(self.latency_seconds);
+        }
+        if self.runs(Scenario::Tcp) {
+            per_dataplane += self.tcp_streams.len() as f64 * (self.tcp_seconds.round() + 1.0);
+        }
+        let starts = self
+            .dataplanes
+            .iter()
+            .filter(|d| d.pipeline().is_some())
+            .count();
+        let mut total =
+            per_dataplane * self.dataplanes.len() as f64 + starts as f64 * DAEMON_START_S + 1.0;
+        if self.runs(Scenario::Idle) {
+            total += self.idle_modes.len() as f64
+                * (DAEMON_START_S + IDLE_SETTLE.as_secs_f64() + self.idle_seconds);
+        }
+        total
+    }
+}
+
+/// Planned extra time per point: drain, sink arming, template loading.
+const POINT_OVERHEAD_S: f64 = 0.3;
+
+/// Planned time to start and stop the daemon.
+const DAEMON_START_S: f64 = 2.0;
+
+/// Time the idle daemon gets to reach its idle state before measuring.
+const IDLE_SETTLE: Duration = Duration::from_millis(700);
+
+/// Loss above which a point counts as past saturation for the "no-drop" rate.
+pub const NO_DROP_LOSS_PCT: f64 = 0.1;
 
 /// One measured point.
 #[derive(Clone, Debug, Serialize)]
 pub struct Point {
-    /// Dataplane measured.
-    pub dataplane: DataplaneKind,
     /// Frame size in bytes (Ethernet without FCS).
     pub frame_size: usize,
-    /// Sending time (from the first to the end of the last send call).
+    /// Rate asked of the generator; `None` for the unpaced point.
+    pub target_mpps: Option<f64>,
+    /// Sending time.
     pub seconds: f64,
-    /// Frames the generator's `sendmmsg` calls took.
+    /// Frames the generator put on its TX ring.
     pub offered_frames: u64,
-    /// Frames the sink veth received (kernel rx_packets difference).
-    pub delivered_frames: u64,
-    /// Bytes the sink veth received.
-    pub delivered_bytes: u64,
     /// Offered rate.
     pub offered_mpps: f64,
+    /// Distinct probes the sink received.
+    pub delivered_frames: u64,
     /// Delivered rate.
     pub delivered_mpps: f64,
-    /// Delivered throughput in Gbit/s of frame bytes (no preamble, gap or FCS).
+    /// Delivered frame bytes as Gbit/s (no preamble, gap or FCS).
     pub delivered_gbps: f64,
-    /// Share of offered frames not delivered.
-    pub loss_pct: f64,
-    /// Send calls that found the device busy.
-    pub generator_busy_calls: u64,
-    /// Whether the generator thread was pinned to its core.
+    /// Loss, reordering and one-way latency.
+    pub probes: ProbeSummary,
+    /// Frames the sink's own socket dropped (counted in the loss, but the
+    /// sink's fault, not the dataplane's).
+    pub sink_socket: SocketStats,
+    /// Frames the pacer skipped: the generator could not keep the rate.
+    pub generator_skipped: u64,
+    /// TX kicks.
+    pub generator_kicks: u64,
+    /// Frames the generator's socket had not completed after the point.
+    pub generator_unfinished: usize,
+    /// Whether the generator was pinned to its core.
     pub generator_pinned: bool,
+    /// The daemon's CPU use over the point, % of one core (Switchyard only).
+    pub daemon_cpu_pct: Option<f64>,
+}
+
+/// The offered-load sweep of one frame size.
+#[derive(Clone, Debug, Serialize)]
+pub struct Sweep {
+    /// Frame size.
+    pub frame_size: usize,
+    /// Points, by offered rate.
+    pub points: Vec<Point>,
+    /// Highest delivered rate of the sweep: the saturation rate.
+    pub saturation_mpps: f64,
+    /// Delivered Gbit/s at that point.
+    pub saturation_gbps: f64,
+    /// Highest offered rate delivered with at most [`NO_DROP_LOSS_PCT`] loss.
+    pub no_drop_mpps: Option<f64>,
+    /// True when even the unpaced generator lost (almost) nothing: the
+    /// generator, not the dataplane, was the limit.
+    pub generator_bound: bool,
+}
+
+/// A latency point: a share of the saturation rate.
+#[derive(Clone, Debug, Serialize)]
+pub struct LatencyPoint {
+    /// Share of the saturation rate, in percent.
+    pub load_pct: f64,
+    /// The saturation rate it is a share of.
+    pub saturation_mpps: f64,
+    /// The measurement.
+    pub point: Point,
 }
 
 /// Everything measured for one dataplane.
@@ -84,31 +303,50 @@ pub struct Point {
 pub struct DataplaneRun {
     /// The dataplane.
     pub dataplane: DataplaneKind,
-    /// Points measured (possibly fewer than asked when `error` is set).
-    pub points: Vec<Point>,
+    /// Throughput sweeps, per frame size.
+    pub sweeps: Vec<Sweep>,
+    /// Latency points.
+    pub latency: Vec<LatencyPoint>,
+    /// iperf3 results.
+    pub tcp: Vec<tcp::TcpResult>,
     /// Whether the dataplane had learned the sink's MAC on the sink port
-    /// (`None`: could not be checked).
+    /// (`None`: not checked).
     pub sink_mac_learned: Option<bool>,
-    /// Why the run stopped early, if it did.
-    pub error: Option<String>,
-    /// The daemon's final stats (ports, workers), for the switchyard dataplane.
+    /// XDP mode of the sink's program.
+    pub sink_xdp_mode: Option<crate::xsk::AttachMode>,
+    /// Whether the sink thread got SCHED_FIFO.
+    pub sink_fifo: Option<bool>,
+    /// What went wrong (the run goes on with the next scenario).
+    pub errors: Vec<String>,
+    /// The daemon's final stats (ports, workers, MAC table), for Switchyard.
     pub daemon_stats: Option<serde_json::Value>,
 }
 
-/// Switchyard's delivered rate over the bridge's, per frame size.
+impl DataplaneRun {
+    /// The sweep of `size`, if measured.
+    pub fn sweep(&self, size: usize) -> Option<&Sweep> {
+        self.sweeps.iter().find(|s| s.frame_size == size)
+    }
+}
+
+/// The idle daemon's CPU use in one idle mode.
 #[derive(Clone, Debug, Serialize)]
-pub struct Ratio {
-    /// Frame size in bytes.
-    pub frame_size: usize,
-    /// switchyard delivered Mpps / bridge delivered Mpps.
-    pub switchyard_over_bridge: f64,
+pub struct IdleRun {
+    /// `idle` setting.
+    pub mode: String,
+    /// Measuring time.
+    pub seconds: f64,
+    /// utime + stime over the measuring time, % of one core.
+    pub cpu_pct: Option<f64>,
+    /// The daemon's worker counters at exit.
+    pub workers: Option<serde_json::Value>,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
 }
 
 /// The `e2e` result document.
 #[derive(Clone, Debug, Serialize)]
 pub struct E2eReport {
-    /// Always "e2e".
-    pub subcommand: &'static str,
     /// When the run started (Unix seconds).
     pub unix_time: u64,
     /// Where it ran.
@@ -117,123 +355,102 @@ pub struct E2eReport {
     pub options: E2eOptions,
     /// Results per dataplane.
     pub runs: Vec<DataplaneRun>,
-    /// switchyard/bridge per size, where both were measured.
-    pub ratios: Vec<Ratio>,
+    /// Idle CPU per idle mode.
+    pub idle: Vec<IdleRun>,
+    /// Ratios between dataplanes (Switchyard/bridge, full/empty pipeline).
+    pub ratios: Vec<report::Ratio>,
+    /// Wall-clock time of the run.
+    pub seconds: f64,
     /// True when Ctrl-C (or SIGTERM) cut the run short.
     pub interrupted: bool,
 }
 
 impl E2eReport {
-    /// True when some dataplane stopped with an error.
+    /// True when something failed.
     pub fn has_errors(&self) -> bool {
-        self.runs.iter().any(|r| r.error.is_some())
-    }
-
-    /// Prints the results table and the ratios.
-    pub fn print(&self) {
-        println!();
-        println!(
-            "{:>6}  {:<11} {:>12} {:>14} {:>16} {:>8}",
-            "size", "dataplane", "offered Mpps", "delivered Mpps", "delivered Gbit/s", "loss %"
-        );
-        for run in &self.runs {
-            for p in &run.points {
-                println!(
-                    "{:>6}  {:<11} {:>12.3} {:>14.3} {:>16.3} {:>8.2}",
-                    p.frame_size,
-                    p.dataplane.to_string(),
-                    p.offered_mpps,
-                    p.delivered_mpps,
-                    p.delivered_gbps,
-                    p.loss_pct
-                );
-            }
-            if let Some(error) = &run.error {
-                println!(
-                    "{:>6}  {:<11} error: {}",
-                    "-",
-                    run.dataplane.to_string(),
-                    first_line(error)
-                );
-            }
-            if run.sink_mac_learned == Some(false) {
-                println!(
-                    "{:>6}  {:<11} warning: the sink MAC was not learned (traffic was flooded)",
-                    "-",
-                    run.dataplane.to_string()
-                );
-            }
-        }
-        for ratio in &self.ratios {
-            println!(
-                "ratio switchyard/bridge at {} B (delivered Mpps): {:.2}",
-                ratio.frame_size, ratio.switchyard_over_bridge
-            );
-        }
-        let o = &self.options;
-        let bridge_core = if o.bridge_rps {
-            format!("bridge steered to core {} by RPS", o.switch_core)
-        } else {
-            format!("bridge in softirq on core {}", o.generator_core)
-        };
-        println!(
-            "generator on core {}, switchyard worker on core {}, {bridge_core}; {} s per point",
-            o.generator_core, o.switch_core, o.seconds
-        );
-        println!("sizes are Ethernet frames without FCS; Gbit/s counts frame bytes only");
+        self.runs.iter().any(|r| !r.errors.is_empty())
+            || self.idle.iter().any(|i| i.error.is_some())
     }
 }
 
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or("")
-}
-
-/// Runs every dataplane over every size on one topology and returns the report
-/// (errors of one dataplane are recorded in it, not returned). Returns an error
-/// only when the topology itself cannot be built.
-pub fn run(options: E2eOptions, stop: Arc<AtomicBool>) -> Result<E2eReport> {
-    for &size in &options.sizes {
-        if !(MIN_FRAME_LEN..=MAX_FRAME_LEN).contains(&size) {
-            bail!("frame size {size} is outside {MIN_FRAME_LEN}..={MAX_FRAME_LEN} (Ethernet without FCS)");
-        }
-    }
-    if !(options.seconds > 0.0 && options.seconds <= 600.0) {
-        bail!("--seconds must be in (0, 600]");
-    }
+/// Runs every scenario for every dataplane on one topology and returns the
+/// report (failures are recorded in it and the run goes on). Returns an
+/// error only when the run cannot start (options, privileges, topology).
+pub fn run(
+    options: E2eOptions,
+    machine: Machine,
+    stop: Arc<AtomicBool>,
+    progress: &mut Progress,
+) -> Result<E2eReport> {
+    options.validate()?;
     if !is_root() {
-        bail!("e2e creates namespaces, veths and bridges and opens raw sockets: run it as root");
+        bail!(
+            "e2e creates namespaces, veths and bridges and attaches XDP programs: run it as root"
+        );
     }
-    let machine = Machine::detect();
-    machine.print();
+    let needs_daemon =
+        options.dataplanes.iter().any(|d| d.pipeline().is_some()) || options.runs(Scenario::Idle);
+    if needs_daemon && !options.switchyard_binary.is_file() {
+        bail!(
+            "no switchyard binary at {} (build it with `cargo build --release -p switchyard-switch` \
+             or set SWITCHYARD_BIN)",
+            options.switchyard_binary.display()
+        );
+    }
+    // libxdp and libbpf would print their harmless notices over the progress line.
+    switchyard_drivers::afxdp::xdp_program::quiet_library_logs();
+    let started = Instant::now();
     topology::remove_stale();
     let topology = Topology::create()?;
-    eprintln!(
-        "topology: {} ({}) -> {} | {} <- {} ({})",
+    progress.log(&format!(
+        "topology: {} ({NS_INTERFACE}) -> {} | {} <- {} ({NS_INTERFACE}); generator core {}, sink core {}, switch cores {:?}",
         topology.gen.netns,
-        NS_INTERFACE,
         topology.gen.host_interface,
         topology.sink.host_interface,
         topology.sink.netns,
-        NS_INTERFACE
-    );
-
+        options.generator_core,
+        options.sink_core,
+        options.switch_cores,
+    ));
+    let mut ids = RunIds::default();
     let mut runs = Vec::new();
     for &kind in &options.dataplanes {
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        eprintln!("dataplane {kind}:");
-        runs.push(run_dataplane(kind, &topology, &options, &stop));
+        runs.push(run_dataplane(
+            kind, &topology, &options, &stop, progress, &mut ids,
+        ));
+    }
+    let mut idle = Vec::new();
+    if options.runs(Scenario::Idle) {
+        for mode in &options.idle_modes {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            progress.step(
+                &format!("idle CPU, idle = {mode}"),
+                DAEMON_START_S + options.idle_seconds,
+            );
+            let result = measure_idle(&topology, &options, mode, &stop);
+            progress.log(&match (&result.cpu_pct, &result.error) {
+                (_, Some(error)) => format!("idle {mode}: {}", first_line(error)),
+                (Some(cpu), None) => format!("idle {mode}: daemon at {cpu:.1} % of one core"),
+                (None, None) => format!("idle {mode}: no CPU figure"),
+            });
+            idle.push(result);
+        }
     }
     drop(topology);
-    let ratios = ratios(&runs);
+    let ratios = report::ratios(&runs);
     Ok(E2eReport {
-        subcommand: "e2e",
         unix_time: crate::report::unix_time(),
         machine,
         options,
         runs,
+        idle,
         ratios,
+        seconds: started.elapsed().as_secs_f64(),
         interrupted: stop.load(Ordering::Relaxed),
     })
 }
@@ -249,90 +466,533 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
+}
+
 /// The dataplane while attached.
 enum Attached {
     Bridge(Bridge),
     Switchyard(Daemon),
 }
 
+impl Attached {
+    fn daemon(&self) -> Option<&Daemon> {
+        match self {
+            Attached::Switchyard(daemon) => Some(daemon),
+            Attached::Bridge(_) => None,
+        }
+    }
+}
+
+fn daemon_settings(options: &E2eOptions, pipeline: &str, idle: &str) -> DaemonSettings {
+    DaemonSettings {
+        workers: options.switch_cores.clone(),
+        pipeline: pipeline.to_string(),
+        idle: idle.to_string(),
+    }
+}
+
+fn attach(
+    kind: DataplaneKind,
+    topology: &Topology,
+    options: &E2eOptions,
+    stop: &AtomicBool,
+) -> Result<Attached> {
+    match kind.pipeline() {
+        None => {
+            let steer_to = options
+                .bridge_rps
+                .then_some(options.switch_cores.as_slice());
+            Bridge::attach(topology, steer_to).map(Attached::Bridge)
+        }
+        Some(pipeline) => Daemon::start(
+            topology,
+            &options.switchyard_binary,
+            &daemon_settings(options, pipeline, "backoff"),
+            stop,
+        )
+        .map(Attached::Switchyard),
+    }
+}
+
+/// Measures one dataplane: attach, UDP scenarios with the AF_XDP rig, TCP,
+/// detach. Failures are recorded and the next scenario still runs.
 fn run_dataplane(
     kind: DataplaneKind,
     topology: &Topology,
     options: &E2eOptions,
     stop: &Arc<AtomicBool>,
+    progress: &mut Progress,
+    ids: &mut RunIds,
 ) -> DataplaneRun {
     let mut run = DataplaneRun {
         dataplane: kind,
-        points: Vec::new(),
+        sweeps: Vec::new(),
+        latency: Vec::new(),
+        tcp: Vec::new(),
         sink_mac_learned: None,
-        error: None,
+        sink_xdp_mode: None,
+        sink_fifo: None,
+        errors: Vec::new(),
         daemon_stats: None,
     };
-    let attached = match kind {
-        DataplaneKind::Bridge => {
-            let steer_to = options.bridge_rps.then_some(options.switch_core);
-            Bridge::attach(topology, steer_to).map(Attached::Bridge)
-        }
-        DataplaneKind::Switchyard => Daemon::start(
-            topology,
-            &options.switchyard_binary,
-            options.switch_core,
-            stop,
-        )
-        .map(Attached::Switchyard),
-    };
-    let mut attached = match attached {
+    if kind.pipeline().is_some() {
+        progress.step(&format!("{kind}: starting the daemon"), DAEMON_START_S);
+    }
+    let mut attached = match attach(kind, topology, options, stop) {
         Ok(attached) => attached,
         Err(error) => {
-            eprintln!("  cannot attach: {error:#}");
-            run.error = Some(format!("{error:#}"));
+            progress.log(&format!(
+                "{kind}: cannot attach: {}",
+                first_line(&format!("{error:#}"))
+            ));
+            run.errors.push(format!("attach: {error:#}"));
             return run;
         }
     };
-    for &size in &options.sizes {
-        if stop.load(Ordering::Relaxed) {
-            run.error = Some("interrupted".to_string());
-            break;
-        }
-        match measure(kind, topology, size, options, stop) {
-            Ok(point) => {
-                eprintln!(
-                    "  {size:>5} B: offered {:.3} Mpps, delivered {:.3} Mpps ({:.2} % loss)",
-                    point.offered_mpps, point.delivered_mpps, point.loss_pct
-                );
-                run.points.push(point);
-            }
-            Err(error) => {
-                eprintln!("  {size} B failed: {error:#}");
-                run.error = Some(format!("{size} B: {error:#}"));
-                break;
-            }
-        }
-        if let Attached::Bridge(bridge) = &attached {
-            let learned = bridge
-                .has_learned(&topology.sink.mac, &topology.sink.host_interface)
-                .ok();
-            run.sink_mac_learned = learned.map(|l| l && run.sink_mac_learned.unwrap_or(true));
-        }
+    if options.runs(Scenario::Throughput) || options.runs(Scenario::Latency) {
+        udp_scenarios(&mut run, &attached, topology, options, stop, progress, ids);
+        // TCP needs the sink's stack: no XDP program may steal its frames.
+        topology.detach_xdp(&topology.sink);
+    }
+    if let Attached::Bridge(bridge) = &attached {
+        run.sink_mac_learned = bridge
+            .has_learned(&topology.sink.mac, &topology.sink.host_interface)
+            .ok();
+    }
+    if options.runs(Scenario::Tcp) && !stop.load(Ordering::Relaxed) {
+        tcp_scenario(&mut run, topology, options, stop, progress);
     }
     if let Attached::Switchyard(daemon) = &mut attached {
         match daemon.stop() {
             Ok(stats) => {
-                run.sink_mac_learned = Some(fdb_has(&stats, &topology.sink.mac, "sink"));
+                if options.runs(Scenario::Throughput) || options.runs(Scenario::Latency) {
+                    // The empty pipeline learns nothing; only the L2 one has an FDB.
+                    if kind == DataplaneKind::Switchyard {
+                        run.sink_mac_learned = Some(fdb_has(&stats, &topology.sink.mac, "sink"));
+                    }
+                }
                 run.daemon_stats = Some(serde_json::json!({
                     "ports": stats.get("ports"),
                     "workers": stats.get("workers"),
                     "mac_table": stats.get("mac_table"),
                 }));
             }
-            Err(error) => {
-                eprintln!("  stopping switchyard: {error:#}");
-                run.error.get_or_insert(format!("{error:#}"));
-            }
+            Err(error) => run.errors.push(format!("stopping switchyard: {error:#}")),
         }
     }
     drop(attached);
     run
+}
+
+fn udp_scenarios(
+    run: &mut DataplaneRun,
+    attached: &Attached,
+    topology: &Topology,
+    options: &E2eOptions,
+    stop: &Arc<AtomicBool>,
+    progress: &mut Progress,
+    ids: &mut RunIds,
+) {
+    let kind = run.dataplane;
+    let config = RigConfig {
+        gen_netns: topology.gen.netns.clone(),
+        sink_netns: topology.sink.netns.clone(),
+        interface: NS_INTERFACE.to_string(),
+        gen_core: Some(options.generator_core),
+        sink_core: Some(options.sink_core),
+    };
+    let mut rig = match Rig::start(&config, stop) {
+        Ok(rig) => rig,
+        Err(error) => {
+            progress.log(&format!(
+                "{kind}: traffic rig: {}",
+                first_line(&format!("{error:#}"))
+            ));
+            run.errors.push(format!("traffic rig: {error:#}"));
+            return;
+        }
+    };
+    run.sink_xdp_mode = Some(rig.sink_mode());
+    run.sink_fifo = Some(rig.sink_fifo());
+    let mut ctx = PointContext {
+        rig: &mut rig,
+        topology,
+        options,
+        daemon: attached.daemon(),
+        ids,
+        stop,
+    };
+    if options.runs(Scenario::Throughput) {
+        for &size in &options.sizes {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            match sweep(&mut ctx, kind, size, progress) {
+                Ok(sweep) => run.sweeps.push(sweep),
+                Err(error) => {
+                    progress.log(&format!(
+                        "{kind} {size} B: {}",
+                        first_line(&format!("{error:#}"))
+                    ));
+                    run.errors.push(format!("throughput {size} B: {error:#}"));
+                }
+            }
+        }
+    }
+    if options.runs(Scenario::Latency) {
+        for &size in &options.latency_sizes {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let saturation = run.sweep(size).map(|s| s.saturation_mpps);
+            match latency_points(&mut ctx, kind, size, saturation, progress) {
+                Ok(points) => run.latency.extend(points),
+                Err(error) => {
+                    progress.log(&format!(
+                        "{kind} latency {size} B: {}",
+                        first_line(&format!("{error:#}"))
+                    ));
+                    run.errors.push(format!("latency {size} B: {error:#}"));
+                }
+            }
+        }
+    }
+}
+
+/// What every point needs.
+struct PointContext<'a> {
+    rig: &'a mut Rig,
+    topology: &'a Topology,
+    options: &'a E2eOptions,
+    daemon: Option<&'a Daemon>,
+    ids: &'a mut RunIds,
+    stop: &'a Arc<AtomicBool>,
+}
+
+impl PointContext<'_> {
+    /// Teaches the dataplane where the sink lives: a few frames from the
+    /// sink to the generator (flooded or forwarded, either way learned).
+    fn teach_sink_mac(&self) -> Result<()> {
+        let learn = frames::udp_flows(
+            self.topology.sink.mac,
+            self.topology.gen.mac,
+            MIN_FRAME_LEN,
+            3,
+        )?;
+        generator::send_few(&self.topology.sink.netns, NS_INTERFACE, learn)?;
+        std::thread::sleep(Duration::from_millis(20));
+        Ok(())
+    }
+
+    /// Sends one point and sums it up.
+    fn measure(&mut self, size: usize, rate_pps: Option<f64>, seconds: f64) -> Result<Point> {
+        if self.stop.load(Ordering::Relaxed) {
+            bail!("interrupted");
+        }
+        let templates = traffic::templates(
+            self.topology.gen.mac,
+            self.topology.sink.mac,
+            size,
+            self.options.flows,
+        )?;
+        let duration = Duration::from_secs_f64(seconds);
+        let spec = PointSpec {
+            run: self.ids.next_id(),
+            templates,
+            rate_pps,
+            duration,
+            max_frames: traffic::max_frames(rate_pps, duration),
+        };
+        let cpu_before = self.daemon.and_then(Daemon::cpu_ticks);
+        let wall = Instant::now();
+        let (gen, sink) = self.rig.measure(spec)?;
+        let wall = wall.elapsed().as_secs_f64();
+        let cpu_after = self.daemon.and_then(Daemon::cpu_ticks);
+        if self.stop.load(Ordering::Relaxed) {
+            bail!("interrupted");
+        }
+        let seconds = gen.elapsed.as_secs_f64().max(1e-9);
+        let probes = sink.probes.summary(gen.sent);
+        let delivered = probes.received;
+        let daemon_cpu_pct = match (cpu_before, cpu_after) {
+            (Some(a), Some(b)) => Some(cpu_pct(b.saturating_sub(a), wall)),
+            _ => None,
+        };
+        Ok(Point {
+            frame_size: size,
+            target_mpps: rate_pps.map(|r| r / 1e6),
+            seconds,
+            offered_frames: gen.sent,
+            offered_mpps: gen.sent as f64 / seconds / 1e6,
+            delivered_frames: delivered,
+            delivered_mpps: delivered as f64 / seconds / 1e6,
+            delivered_gbps: (delivered * size as u64) as f64 * 8.0 / seconds / 1e9,
+            probes,
+            sink_socket: sink.socket,
+            generator_skipped: gen.skipped,
+            generator_kicks: gen.kicks,
+            generator_unfinished: gen.unfinished,
+            generator_pinned: gen.pinned,
+            daemon_cpu_pct,
+        })
+    }
+}
+
+/// CPU use in % of one core from a tick delta over `seconds`.
+pub fn cpu_pct(ticks: u64, seconds: f64) -> f64 {
+    ticks as f64 / crate::sys::clock_ticks_per_second() as f64 / seconds.max(1e-9) * 100.0
+}
+
+fn describe(kind: DataplaneKind, p: &Point) -> String {
+    let target = match p.target_mpps {
+        Some(t) => format!("{t:.3}"),
+        None => "max".to_string(),
+    };
+    let p99 = p
+        .probes
+        .latency
+        .map(|l| {
+            format!(
+                ", p50 {} µs, p99 {} µs",
+                latency::format_us(l.p50_us),
+                latency::format_us(l.p99_us)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "  {kind} {:>4} B target {target:>5} Mpps: offered {:.3}, delivered {:.3} Mpps ({:.2} Gbit/s), loss {:.2} %{p99}",
+        p.frame_size, p.offered_mpps, p.delivered_mpps, p.delivered_gbps, p.probes.loss_pct
+    )
+}
+
+fn sweep(
+    ctx: &mut PointContext<'_>,
+    kind: DataplaneKind,
+    size: usize,
+    progress: &mut Progress,
+) -> Result<Sweep> {
+    let options = ctx.options;
+    ctx.teach_sink_mac()?;
+    if options.warmup_seconds > 0.0 {
+        progress.step(
+            &format!("{kind} {size} B: warm-up"),
+            options.warmup_seconds + POINT_OVERHEAD_S,
+        );
+        ctx.measure(size, None, options.warmup_seconds)?;
+    }
+    let steps = 1 + options.sweep_fractions.len();
+    let planned = options.step_seconds + POINT_OVERHEAD_S;
+    progress.step(
+        &format!("{kind} {size} B: step 1/{steps}, unpaced"),
+        planned,
+    );
+    let unpaced = ctx.measure(size, None, options.step_seconds)?;
+    progress.log(&describe(kind, &unpaced));
+    let capacity = unpaced.offered_mpps * 1e6;
+    let mut points = vec![unpaced];
+    for (i, fraction) in options.sweep_fractions.iter().enumerate() {
+        let rate = capacity * fraction;
+        progress.step(
+            &format!(
+                "{kind} {size} B: step {}/{steps}, {:.3} Mpps",
+                i + 2,
+                rate / 1e6
+            ),
+            planned,
+        );
+        let point = ctx.measure(size, Some(rate), options.step_seconds)?;
+        progress.log(&describe(kind, &point));
+        points.push(point);
+    }
+    Ok(summarize_sweep(size, points))
+}
+
+/// Orders a sweep's points by offered rate and finds its saturation and
+/// no-drop rates.
+pub fn summarize_sweep(size: usize, mut points: Vec<Point>) -> Sweep {
+    let generator_bound = points
+        .iter()
+        .find(|p| p.target_mpps.is_none())
+        .is_some_and(|p| p.probes.loss_pct < 1.0);
+    points.sort_by(|a, b| a.offered_mpps.total_cmp(&b.offered_mpps));
+    let best = points
+        .iter()
+        .max_by(|a, b| a.delivered_mpps.total_cmp(&b.delivered_mpps));
+    let saturation_mpps = best.map_or(0.0, |p| p.delivered_mpps);
+    let saturation_gbps = best.map_or(0.0, |p| p.delivered_gbps);
+    let no_drop_mpps = points
+        .iter()
+        .filter(|p| p.probes.loss_pct <= NO_DROP_LOSS_PCT && p.offered_frames > 0)
+        .map(|p| p.offered_mpps)
+        .max_by(f64::total_cmp);
+    Sweep {
+        frame_size: size,
+        points,
+        saturation_mpps,
+        saturation_gbps,
+        no_drop_mpps,
+        generator_bound,
+    }
+}
+
+fn latency_points(
+    ctx: &mut PointContext<'_>,
+    kind: DataplaneKind,
+    size: usize,
+    saturation: Option<f64>,
+    progress: &mut Progress,
+) -> Result<Vec<LatencyPoint>> {
+    let options = ctx.options;
+    ctx.teach_sink_mac()?;
+    let saturation = match saturation {
+        Some(s) => s,
+        None => {
+            progress.step(
+                &format!("{kind} {size} B: saturation for latency"),
+                options.step_seconds + POINT_OVERHEAD_S,
+            );
+            let point = ctx.measure(size, None, options.step_seconds)?;
+            progress.log(&describe(kind, &point));
+            point.delivered_mpps
+        }
+    };
+    if saturation <= 0.0 {
+        bail!("nothing was delivered at full load: no saturation rate to take shares of");
+    }
+    let mut points = Vec::new();
+    for &load in &options.latency_loads_pct {
+        let rate = saturation * 1e6 * load / 100.0;
+        progress.step(
+            &format!(
+                "{kind} {size} B: latency at {load:.0} % ({:.3} Mpps)",
+                rate / 1e6
+            ),
+            options.latency_seconds + POINT_OVERHEAD_S,
+        );
+        let point = ctx.measure(size, Some(rate), options.latency_seconds)?;
+        progress.log(&describe(kind, &point));
+        points.push(LatencyPoint {
+            load_pct: load,
+            saturation_mpps: saturation,
+            point,
+        });
+    }
+    Ok(points)
+}
+
+fn tcp_scenario(
+    run: &mut DataplaneRun,
+    topology: &Topology,
+    options: &E2eOptions,
+    stop: &AtomicBool,
+    progress: &mut Progress,
+) {
+    let kind = run.dataplane;
+    let _addresses = match topology.add_addresses() {
+        Ok(guard) => guard,
+        Err(error) => {
+            run.errors.push(format!("tcp: addresses: {error:#}"));
+            return;
+        }
+    };
+    let dir = std::env::temp_dir().join(format!("syp{}-tcp", topology.id));
+    for &streams in &options.tcp_streams {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        progress.step(
+            &format!("{kind}: TCP, {streams} stream(s)"),
+            options.tcp_seconds.round() + 1.0,
+        );
+        match tcp::measure(
+            topology,
+            streams,
+            options.tcp_seconds,
+            options.generator_core,
+            options.sink_core,
+            &dir,
+            stop,
+        ) {
+            Ok(result) => {
+                progress.log(&format!(
+                    "  {kind} TCP {streams} stream(s): {:.2} Gbit/s, {} retransmits",
+                    result.gbps,
+                    result
+                        .retransmits
+                        .map_or("?".to_string(), |r| r.to_string())
+                ));
+                run.tcp.push(result);
+            }
+            Err(error) => {
+                progress.log(&format!(
+                    "  {kind} TCP {streams} stream(s): {}",
+                    first_line(&format!("{error:#}"))
+                ));
+                run.errors
+                    .push(format!("tcp {streams} stream(s): {error:#}"));
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Starts the daemon in idle mode `mode`, lets it settle, and measures its
+/// CPU use with no traffic.
+fn measure_idle(
+    topology: &Topology,
+    options: &E2eOptions,
+    mode: &str,
+    stop: &AtomicBool,
+) -> IdleRun {
+    let mut result = IdleRun {
+        mode: mode.to_string(),
+        seconds: 0.0,
+        cpu_pct: None,
+        workers: None,
+        error: None,
+    };
+    let settings = daemon_settings(options, "l2", mode);
+    let mut daemon = match Daemon::start(topology, &options.switchyard_binary, &settings, stop) {
+        Ok(daemon) => daemon,
+        Err(error) => {
+            result.error = Some(format!("{error:#}"));
+            return result;
+        }
+    };
+    sleep_unless_stopped(IDLE_SETTLE, stop);
+    let before = daemon.cpu_ticks();
+    let start = Instant::now();
+    sleep_unless_stopped(Duration::from_secs_f64(options.idle_seconds), stop);
+    let after = daemon.cpu_ticks();
+    result.seconds = start.elapsed().as_secs_f64();
+    if let (Some(a), Some(b)) = (before, after) {
+        result.cpu_pct = Some(cpu_pct(b.saturating_sub(a), result.seconds));
+    } else {
+        result.error = Some("could not read the daemon's /proc/<pid>/stat".to_string());
+    }
+    match daemon.stop() {
+        Ok(stats) => result.workers = stats.get("workers").cloned(),
+        Err(error) => {
+            result
+                .error
+                .get_or_insert(format!("stopping switchyard: {error:#}"));
+        }
+    }
+    result
+}
+
+/// Sleeps `duration` in short steps, returning early on Ctrl-C.
+fn sleep_unless_stopped(duration: Duration, stop: &AtomicBool) {
+    let deadline = Instant::now() + duration;
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
+    }
 }
 
 /// True when a switchyard stats document lists `mac` on port `port` in its FDB.
@@ -353,95 +1013,4 @@ fn fdb_has(stats: &serde_json::Value, mac: &[u8; 6], port: &str) -> bool {
                     && e.get("port").and_then(|p| p.as_str()) == Some(port)
             })
         })
-}
-
-/// Frames per second no veth pair on any machine reaches: bounds the
-/// generator's loop in count as well as in time.
-const MAX_RATE_PPS: f64 = 50e6;
-
-fn measure(
-    kind: DataplaneKind,
-    topology: &Topology,
-    size: usize,
-    options: &E2eOptions,
-    stop: &Arc<AtomicBool>,
-) -> Result<Point> {
-    // Teach the dataplane where the sink lives: frames from the sink to the
-    // generator (flooded or forwarded, either way learned).
-    let learn = frames::udp_flows(topology.sink.mac, topology.gen.mac, MIN_FRAME_LEN, 3)?;
-    generator::send_few(&topology.sink.netns, NS_INTERFACE, learn)?;
-    std::thread::sleep(Duration::from_millis(20));
-
-    let traffic = frames::udp_flows(
-        topology.gen.mac,
-        topology.sink.mac,
-        size,
-        options.flows.max(1),
-    )?;
-    let config = |seconds: f64| GeneratorConfig {
-        netns: topology.gen.netns.clone(),
-        interface: NS_INTERFACE.to_string(),
-        core: Some(options.generator_core),
-        frames: traffic.clone(),
-        duration: Duration::from_secs_f64(seconds),
-        max_frames: (seconds * MAX_RATE_PPS) as u64 + 1,
-    };
-    if options.warmup_seconds > 0.0 {
-        generator::run(config(options.warmup_seconds), Arc::clone(stop))?;
-    }
-    std::thread::sleep(Duration::from_millis(100));
-    let before = topology.sink_counters()?;
-    let sent = generator::run(config(options.seconds), Arc::clone(stop))?;
-    // Let frames still in rings and backlogs land before reading again.
-    std::thread::sleep(Duration::from_millis(250));
-    let after = topology.sink_counters()?;
-    if stop.load(Ordering::Relaxed) {
-        bail!("interrupted");
-    }
-
-    let seconds = sent.elapsed.as_secs_f64().max(1e-9);
-    let delivered = after.packets.saturating_sub(before.packets);
-    let delivered_bytes = after.bytes.saturating_sub(before.bytes);
-    let loss_pct = if sent.frames == 0 {
-        100.0
-    } else {
-        (sent.frames.saturating_sub(delivered) as f64 / sent.frames as f64 * 100.0).max(0.0)
-    };
-    Ok(Point {
-        dataplane: kind,
-        frame_size: size,
-        seconds,
-        offered_frames: sent.frames,
-        delivered_frames: delivered,
-        delivered_bytes,
-        offered_mpps: sent.frames as f64 / seconds / 1e6,
-        delivered_mpps: delivered as f64 / seconds / 1e6,
-        delivered_gbps: delivered_bytes as f64 * 8.0 / seconds / 1e9,
-        loss_pct,
-        generator_busy_calls: sent.busy_calls,
-        generator_pinned: sent.pinned,
-    })
-}
-
-fn ratios(runs: &[DataplaneRun]) -> Vec<Ratio> {
-    let find = |kind: DataplaneKind| runs.iter().find(|r| r.dataplane == kind);
-    let (Some(bridge), Some(switchyard)) =
-        (find(DataplaneKind::Bridge), find(DataplaneKind::Switchyard))
-    else {
-        return Vec::new();
-    };
-    bridge
-        .points
-        .iter()
-        .filter_map(|b| {
-            let s = switchyard
-                .points
-                .iter()
-                .find(|s| s.frame_size == b.frame_size)?;
-            (b.delivered_mpps > 0.0).then(|| Ratio {
-                frame_size: b.frame_size,
-                switchyard_over_bridge: s.delivered_mpps / b.delivered_mpps,
-            })
-        })
-        .collect()
 }

@@ -22,6 +22,15 @@ pub const IFNAME_MAX: usize = 15;
 /// Name of the veth end inside each namespace.
 pub const NS_INTERFACE: &str = "eth0";
 
+/// The generator's address in the TCP scenario (the UDP frames carry it too).
+pub const GEN_IP: &str = "10.83.0.1";
+
+/// The sink's address in the TCP scenario.
+pub const SINK_IP: &str = "10.83.0.2";
+
+/// Prefix length of the test hosts' subnet.
+const PREFIX_LEN: u8 = 24;
+
 /// One namespace with its veth.
 #[derive(Clone, Debug)]
 pub struct Station {
@@ -165,6 +174,90 @@ impl Topology {
         netns::run_in(&self.sink.netns, Duration::from_secs(5), || {
             netns::rx_counters_here(NS_INTERFACE)
         })
+    }
+}
+
+impl Topology {
+    /// Gives both `eth0`s their IPv4 address (for TCP); removed again when
+    /// the guard drops. The UDP scenarios run without addresses, so the
+    /// namespaces' own stacks never answer the generated frames.
+    pub fn add_addresses(&self) -> Result<Addresses<'_>> {
+        let guard = Addresses { topology: self };
+        for (station, ip) in [(&self.gen, GEN_IP), (&self.sink, SINK_IP)] {
+            let address = format!("{ip}/{PREFIX_LEN}");
+            cmd::run(
+                "ip",
+                &[
+                    "-n",
+                    &station.netns,
+                    "addr",
+                    "add",
+                    &address,
+                    "dev",
+                    NS_INTERFACE,
+                ],
+            )?;
+        }
+        Ok(guard)
+    }
+
+    /// Removes any XDP program left on `eth0` of `station`'s namespace (the
+    /// sink's AF_XDP socket attaches one; TCP must reach the kernel stack).
+    pub fn detach_xdp(&self, station: &Station) {
+        let details = cmd::run(
+            "ip",
+            &[
+                "-n",
+                &station.netns,
+                "-d",
+                "link",
+                "show",
+                "dev",
+                NS_INTERFACE,
+            ],
+        )
+        .unwrap_or_default();
+        if details.contains("prog/xdp") || details.contains(" xdp") {
+            for mode in ["xdpgeneric", "xdpdrv"] {
+                cmd::cleanup(
+                    "ip",
+                    &[
+                        "-n",
+                        &station.netns,
+                        "link",
+                        "set",
+                        "dev",
+                        NS_INTERFACE,
+                        mode,
+                        "off",
+                    ],
+                );
+            }
+        }
+    }
+}
+
+/// The TCP scenario's addresses; flushed on drop.
+#[derive(Debug)]
+pub struct Addresses<'a> {
+    topology: &'a Topology,
+}
+
+impl Drop for Addresses<'_> {
+    fn drop(&mut self) {
+        for station in [&self.topology.gen, &self.topology.sink] {
+            if netns::netns_path(&station.netns).exists() {
+                cmd::cleanup(
+                    "ip",
+                    &["-n", &station.netns, "addr", "flush", "dev", NS_INTERFACE],
+                );
+                // Forget the peer's MAC too: the next scenario starts cold.
+                cmd::cleanup(
+                    "ip",
+                    &["-n", &station.netns, "neigh", "flush", "dev", NS_INTERFACE],
+                );
+            }
+        }
     }
 }
 

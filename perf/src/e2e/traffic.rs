@@ -1,0 +1,536 @@
+//! The AF_XDP traffic rig: a generator thread in the generator's namespace
+//! and a sink thread in the sink's, each holding its AF_XDP socket on the
+//! namespace's veth for a whole dataplane's UDP measurements.
+//!
+//! The generator paces by rate ([`crate::pacing`]): each batch of due frames
+//! gets its probes (run, sequence number, CLOCK_MONOTONIC send time) stamped
+//! in place, goes on the TX ring and leaves with one kick. The sink sleeps in
+//! poll() until frames arrive (it must not spin on the core it shares with
+//! the generator), runs at SCHED_FIFO so it preempts the generator when they
+//! do, and feeds every probe to [`ProbeStats`]: one clock read per received
+//! batch gives the one-way latency of each frame in it.
+//!
+//! One point: the sink is armed with the point's run id, the generator sends
+//! for the point's duration, in-flight frames get a moment to land, the sink
+//! is stopped and both report. Every wait is bounded, and the threads exit
+//! when the rig is dropped.
+
+use super::netns::{self, NsThread};
+use crate::latency::ProbeStats;
+use crate::pacing::Pacer;
+use crate::payload::{self, Probe};
+use crate::sys;
+use crate::xsk::{AttachMode, SocketStats, XskRx, XskTx};
+use anyhow::{anyhow, bail, Context, Result};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Frames per kick at most: the kernel transmits at most 32 frames per
+/// copy-mode `sendto` (its TX budget), so a larger batch would need a
+/// second kick.
+pub const MAX_TX_BATCH: usize = 32;
+
+/// The generator's UMEM: frames in flight at most (TX ring + completions).
+const GEN_FRAMES: u32 = 4096;
+
+/// TX and completion ring entries of the generator.
+const GEN_RING: u32 = 2048;
+
+/// The sink's UMEM, fill ring and RX ring: the AF_XDP notes found that
+/// fewer than ~4k frames on the fill ring drop frames on short preemptions.
+const SINK_FRAMES: u32 = 4096;
+
+/// How long the sink sleeps in poll() at most before looking for commands.
+const SINK_POLL_MS: i32 = 1;
+
+/// Waits above this are slept (with 1 ns timer slack); shorter ones yield.
+const SLEEP_THRESHOLD_NS: u64 = 50_000;
+
+/// How long a rig thread waits for its next command before it gives up.
+const IDLE_LIMIT: Duration = Duration::from_secs(900);
+
+/// Time given to frames still in rings and queues after the generator stops.
+pub const DRAIN: Duration = Duration::from_millis(150);
+
+/// Where the rig runs and on which cores.
+#[derive(Clone, Debug)]
+pub struct RigConfig {
+    /// Namespace of the generator.
+    pub gen_netns: String,
+    /// Namespace of the sink.
+    pub sink_netns: String,
+    /// Interface (the same name in both namespaces).
+    pub interface: String,
+    /// Core of the generator thread.
+    pub gen_core: Option<usize>,
+    /// Core of the sink thread.
+    pub sink_core: Option<usize>,
+}
+
+/// What to send for one point.
+#[derive(Clone, Debug)]
+pub struct PointSpec {
+    /// Run id stamped into every probe (the sink ignores other ids).
+    pub run: u16,
+    /// One template per flow (see [`payload::make_template`]), all one size.
+    pub templates: Vec<Vec<u8>>,
+    /// Frames per second; `None` sends as fast as the socket takes them.
+    pub rate_pps: Option<f64>,
+    /// Sending time.
+    pub duration: Duration,
+    /// Upper bound on frames, whatever the duration.
+    pub max_frames: u64,
+}
+
+/// What the generator did during one point.
+#[derive(Clone, Debug, Default)]
+pub struct GenResult {
+    /// Frames put on the TX ring (offered).
+    pub sent: u64,
+    /// Bytes in those frames.
+    pub sent_bytes: u64,
+    /// From the first send to the end of the last.
+    pub elapsed: Duration,
+    /// TX kicks (sendto calls).
+    pub kicks: u64,
+    /// Frames the pacer skipped because the generator fell behind the rate.
+    pub skipped: u64,
+    /// Loop turns that found no free frame or ring slot.
+    pub stalls: u64,
+    /// Frames not back from the kernel after the final drain.
+    pub unfinished: usize,
+    /// Whether pinning to its core worked.
+    pub pinned: bool,
+    /// Kernel counters of the generator's socket during the point.
+    pub socket: SocketStats,
+}
+
+/// What the sink saw during one point.
+#[derive(Debug)]
+pub struct SinkResult {
+    /// Probes, latency, loss and order.
+    pub probes: ProbeStats,
+    /// Frames received (any, including foreign ones).
+    pub frames: u64,
+    /// Kernel counters of the sink's socket during the point.
+    pub socket: SocketStats,
+}
+
+enum GenCommand {
+    Run(PointSpec),
+}
+
+enum SinkCommand {
+    Arm { run: u16, max_frames: u64 },
+    Stop,
+}
+
+enum SinkReply {
+    Armed,
+    Done(Box<SinkResult>),
+}
+
+/// The running generator and sink threads.
+pub struct Rig {
+    gen_tx: Option<Sender<GenCommand>>,
+    gen_rx: Receiver<Result<GenResult>>,
+    sink_tx: Option<Sender<SinkCommand>>,
+    sink_rx: Receiver<Result<SinkReply>>,
+    gen_thread: Option<NsThread<()>>,
+    sink_thread: Option<NsThread<()>>,
+    sink_mode: AttachMode,
+    sink_fifo: bool,
+}
+
+impl Rig {
+    /// Starts both threads and opens their sockets (the sink attaches its
+    /// XDP program to its interface). Fails if either socket cannot open.
+    pub fn start(config: &RigConfig, stop: &Arc<AtomicBool>) -> Result<Rig> {
+        let (sink_cmd_tx, sink_cmd_rx) = mpsc::channel();
+        let (sink_reply_tx, sink_reply_rx) = mpsc::channel();
+        let (sink_ready_tx, sink_ready_rx) = mpsc::channel();
+        let interface = config.interface.clone();
+        let core = config.sink_core;
+        let sink_thread = netns::spawn_in(&config.sink_netns, "syp-sink", move || {
+            sink_thread(&interface, core, sink_cmd_rx, sink_reply_tx, sink_ready_tx)
+        })?;
+        let ready = sink_ready_rx.recv_timeout(Duration::from_secs(10));
+        let (sink_mode, sink_fifo) = match ready {
+            Ok(Ok(ready)) => ready,
+            Ok(Err(error)) => {
+                let _ = sink_thread.join(Duration::from_secs(5));
+                return Err(error.context("opening the sink's AF_XDP socket"));
+            }
+            Err(_) => {
+                let error = sink_thread
+                    .join(Duration::from_secs(5))
+                    .err()
+                    .unwrap_or_else(|| anyhow!("the sink did not start"));
+                return Err(error.context("starting the sink"));
+            }
+        };
+
+        let (gen_cmd_tx, gen_cmd_rx) = mpsc::channel();
+        let (gen_reply_tx, gen_reply_rx) = mpsc::channel();
+        let (gen_ready_tx, gen_ready_rx) = mpsc::channel();
+        let interface = config.interface.clone();
+        let core = config.gen_core;
+        let stop = Arc::clone(stop);
+        let gen_thread = netns::spawn_in(&config.gen_netns, "syp-generator", move || {
+            gen_thread(
+                &interface,
+                core,
+                gen_cmd_rx,
+                gen_reply_tx,
+                gen_ready_tx,
+                &stop,
+            )
+        })?;
+        let mut rig = Rig {
+            gen_tx: Some(gen_cmd_tx),
+            gen_rx: gen_reply_rx,
+            sink_tx: Some(sink_cmd_tx),
+            sink_rx: sink_reply_rx,
+            gen_thread: Some(gen_thread),
+            sink_thread: Some(sink_thread),
+            sink_mode,
+            sink_fifo,
+        };
+        match gen_ready_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => Ok(rig),
+            Ok(Err(error)) => Err(error.context("opening the generator's AF_XDP socket")),
+            Err(_) => {
+                let error = rig
+                    .gen_thread
+                    .take()
+                    .and_then(|t| t.join(Duration::from_secs(5)).err())
+                    .unwrap_or_else(|| anyhow!("the generator did not start"));
+                Err(error.context("starting the generator"))
+            }
+        }
+    }
+
+    /// The XDP mode of the sink's program.
+    pub fn sink_mode(&self) -> AttachMode {
+        self.sink_mode
+    }
+
+    /// Whether the sink got real-time priority.
+    pub fn sink_fifo(&self) -> bool {
+        self.sink_fifo
+    }
+
+    /// Measures one point: arm the sink, send, let in-flight frames land,
+    /// stop the sink.
+    pub fn measure(&mut self, spec: PointSpec) -> Result<(GenResult, SinkResult)> {
+        let sink = self
+            .sink_tx
+            .as_ref()
+            .ok_or_else(|| anyhow!("rig stopped"))?;
+        let gen = self.gen_tx.as_ref().ok_or_else(|| anyhow!("rig stopped"))?;
+        sink.send(SinkCommand::Arm {
+            run: spec.run,
+            max_frames: spec.max_frames,
+        })
+        .map_err(|_| anyhow!("the sink thread has exited"))?;
+        match self.sink_rx.recv_timeout(Duration::from_secs(5)) {
+            Ok(Ok(SinkReply::Armed)) => {}
+            Ok(Ok(SinkReply::Done(_))) => bail!("the sink answered out of turn"),
+            Ok(Err(error)) => return Err(error.context("sink")),
+            Err(_) => bail!("the sink did not arm within 5 s"),
+        }
+        let limit = spec.duration + Duration::from_secs(10);
+        gen.send(GenCommand::Run(spec))
+            .map_err(|_| anyhow!("the generator thread has exited"))?;
+        let generated = match self.gen_rx.recv_timeout(limit) {
+            Ok(result) => result.context("generator"),
+            Err(_) => Err(anyhow!("the generator did not finish within {limit:?}")),
+        };
+        std::thread::sleep(DRAIN);
+        // Stop the sink whatever the generator did, so it is ready for the
+        // next point (or for shutdown).
+        sink.send(SinkCommand::Stop)
+            .map_err(|_| anyhow!("the sink thread has exited"))?;
+        let received = match self.sink_rx.recv_timeout(Duration::from_secs(5)) {
+            Ok(Ok(SinkReply::Done(result))) => *result,
+            Ok(Ok(SinkReply::Armed)) => bail!("the sink answered out of turn"),
+            Ok(Err(error)) => return Err(error.context("sink")),
+            Err(_) => bail!("the sink did not stop within 5 s"),
+        };
+        Ok((generated?, received))
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        // Closing the command channels ends both threads' loops.
+        self.gen_tx.take();
+        self.sink_tx.take();
+        for (thread, what) in [
+            (self.gen_thread.take(), "generator"),
+            (self.sink_thread.take(), "sink"),
+        ] {
+            if let Some(thread) = thread {
+                if let Err(error) = thread.join(Duration::from_secs(10)) {
+                    eprintln!("switchyard-perf: {what} thread: {error:#}");
+                }
+            }
+        }
+    }
+}
+
+fn pin(core: Option<usize>) -> bool {
+    core.is_some_and(|id| core_affinity::set_for_current(core_affinity::CoreId { id }))
+}
+
+fn gen_thread(
+    interface: &str,
+    core: Option<usize>,
+    commands: Receiver<GenCommand>,
+    replies: Sender<Result<GenResult>>,
+    ready: Sender<Result<()>>,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let pinned = pin(core);
+    // Short sleeps between batches must end on time, not up to 50 µs late.
+    let _ = sys::set_timer_slack_ns(1);
+    let mut socket = match XskTx::open(interface, GEN_FRAMES, GEN_RING) {
+        Ok(socket) => socket,
+        Err(error) => {
+            let _ = ready.send(Err(error));
+            return Ok(());
+        }
+    };
+    let _ = ready.send(Ok(()));
+    loop {
+        match commands.recv_timeout(IDLE_LIMIT) {
+            Ok(GenCommand::Run(spec)) => {
+                let result = send_point(&mut socket, &spec, stop).map(|mut r| {
+                    r.pinned = pinned;
+                    r
+                });
+                if replies.send(result).is_err() {
+                    return Ok(());
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            Err(RecvTimeoutError::Timeout) => bail!("no command for {IDLE_LIMIT:?}"),
+        }
+    }
+}
+
+/// The generator's sending loop for one point.
+fn send_point(socket: &mut XskTx, spec: &PointSpec, stop: &AtomicBool) -> Result<GenResult> {
+    if spec.max_frames > u64::from(u32::MAX) {
+        bail!("a point may send at most 2^32 frames (sequence numbers are 32-bit)");
+    }
+    socket.drain(Duration::from_secs(1));
+    socket.load_templates(&spec.templates)?;
+    let frame_len = spec.templates[0].len() as u64;
+    let stats_before = socket.stats();
+    let kicks_before = socket.kicks();
+    let mut result = GenResult::default();
+    let start = sys::monotonic_ns();
+    let deadline = start + spec.duration.as_nanos() as u64;
+    let mut pacer = Pacer::new(spec.rate_pps, start, MAX_TX_BATCH);
+    let mut seq: u64 = 0;
+    // Bounded by the deadline; the turn count bounds it too should the clock stall.
+    let max_turns = spec.max_frames.saturating_mul(64).max(1 << 24);
+    for _ in 0..max_turns {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let now = sys::monotonic_ns();
+        if now >= deadline || seq >= spec.max_frames {
+            break;
+        }
+        let due = pacer.due(now).min((spec.max_frames - seq) as usize);
+        if due == 0 {
+            let wait = pacer.wait_ns(now).min(deadline - now);
+            if wait > SLEEP_THRESHOLD_NS {
+                std::thread::sleep(Duration::from_nanos(wait - SLEEP_THRESHOLD_NS / 2));
+            } else {
+                std::thread::yield_now();
+            }
+            continue;
+        }
+        let tx_ns = sys::monotonic_ns();
+        let run = spec.run;
+        let first = seq as u32;
+        let sent = socket.send(due, |k, frame| {
+            let probe = Probe {
+                run,
+                seq: first.wrapping_add(k as u32),
+                tx_ns,
+            };
+            probe.write_to_frame(frame);
+        })?;
+        if sent == 0 {
+            result.stalls += 1;
+            std::thread::yield_now();
+        }
+        pacer.sent(sent);
+        seq += sent as u64;
+    }
+    result.elapsed = Duration::from_nanos(sys::monotonic_ns() - start);
+    result.sent = seq;
+    result.sent_bytes = seq * frame_len;
+    result.skipped = pacer.skipped();
+    result.unfinished = socket.drain(Duration::from_millis(500));
+    result.kicks = socket.kicks() - kicks_before;
+    result.socket = socket.stats().since(&stats_before);
+    Ok(result)
+}
+
+fn sink_thread(
+    interface: &str,
+    core: Option<usize>,
+    commands: Receiver<SinkCommand>,
+    replies: Sender<Result<SinkReply>>,
+    ready: Sender<Result<(AttachMode, bool)>>,
+) -> Result<()> {
+    pin(core);
+    let fifo = sys::set_fifo_priority(10).is_ok();
+    let mut socket = match XskRx::open(interface, SINK_FRAMES) {
+        Ok(socket) => socket,
+        Err(error) => {
+            let _ = ready.send(Err(error));
+            return Ok(());
+        }
+    };
+    let _ = ready.send(Ok((socket.mode(), fifo)));
+    loop {
+        match commands.recv_timeout(IDLE_LIMIT) {
+            Ok(SinkCommand::Arm { run, max_frames }) => {
+                let result = receive_point(&mut socket, run, max_frames, &commands, &replies);
+                match result {
+                    Ok(Some(done)) => {
+                        if replies.send(Ok(SinkReply::Done(Box::new(done)))).is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Ok(None) => return Ok(()),
+                    Err(error) => {
+                        let _ = replies.send(Err(error));
+                        return Ok(());
+                    }
+                }
+            }
+            Ok(SinkCommand::Stop) => {}
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            Err(RecvTimeoutError::Timeout) => bail!("no command for {IDLE_LIMIT:?}"),
+        }
+    }
+}
+
+/// Longest a point's reception may last (the generator's own limit is
+/// shorter): bounds the sink's loop in time whatever the main thread does.
+const SINK_SESSION_LIMIT: Duration = Duration::from_secs(700);
+
+/// The sink's receiving loop for one point; `None` when the rig is shutting down.
+fn receive_point(
+    socket: &mut XskRx,
+    run: u16,
+    max_frames: u64,
+    commands: &Receiver<SinkCommand>,
+    replies: &Sender<Result<SinkReply>>,
+) -> Result<Option<SinkResult>> {
+    // Whatever is still in the ring belongs to an earlier point: discard it.
+    let mut stale = 0;
+    while stale < 1 << 20 {
+        let n = socket.recv(|_| {});
+        if n == 0 {
+            break;
+        }
+        stale += n;
+    }
+    let mut probes = ProbeStats::new(run, max_frames);
+    let before = socket.stats();
+    let mut frames = 0u64;
+    if replies.send(Ok(SinkReply::Armed)).is_err() {
+        return Ok(None);
+    }
+    let deadline = Instant::now() + SINK_SESSION_LIMIT;
+    loop {
+        match commands.try_recv() {
+            Ok(SinkCommand::Stop) => break,
+            Ok(SinkCommand::Arm { .. }) => bail!("armed twice"),
+            Err(mpsc::TryRecvError::Disconnected) => return Ok(None),
+            Err(mpsc::TryRecvError::Empty) => {}
+        }
+        if Instant::now() >= deadline {
+            bail!("the point did not end within {SINK_SESSION_LIMIT:?}");
+        }
+        // One clock read per batch: the frames were all in the ring by now.
+        let rx_ns = sys::monotonic_ns();
+        let n = socket.recv(|frame| probes.record(Probe::read_from_frame(frame), rx_ns));
+        frames += n as u64;
+        if n == 0 {
+            socket.wait(SINK_POLL_MS)?;
+        }
+    }
+    Ok(Some(SinkResult {
+        probes,
+        frames,
+        socket: socket.stats().since(&before),
+    }))
+}
+
+/// Builds the templates of one point: `flows` UDP flows from `src` to `dst`
+/// of `size` bytes, with their UDP checksums cleared for the probe.
+pub fn templates(src: [u8; 6], dst: [u8; 6], size: usize, flows: usize) -> Result<Vec<Vec<u8>>> {
+    let mut frames = crate::frames::udp_flows(src, dst, size, flows.max(1))?;
+    for frame in &mut frames {
+        if !payload::make_template(frame) {
+            bail!("frame of {size} bytes is too short for a probe");
+        }
+    }
+    Ok(frames)
+}
+
+/// A run id for each point, so the sink can ignore stragglers of the last one.
+#[derive(Debug, Default)]
+pub struct RunIds(u16);
+
+impl RunIds {
+    /// The next id (wraps after 65536 points, far more than a run measures).
+    pub fn next_id(&mut self) -> u16 {
+        self.0 = self.0.wrapping_add(1);
+        self.0
+    }
+}
+
+/// Frames a point may send at most: the rate plus 10 % (unpaced: 20 Mpps, more
+/// than one core's AF_XDP copy-mode TX reaches), plus a batch.
+pub fn max_frames(rate_pps: Option<f64>, duration: Duration) -> u64 {
+    let rate = rate_pps.map_or(20e6, |r| r * 1.1);
+    ((rate * duration.as_secs_f64()) as u64 + MAX_TX_BATCH as u64).min(u64::from(u32::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_bounds_follow_the_rate() {
+        assert_eq!(
+            max_frames(Some(100_000.0), Duration::from_secs(2)),
+            220_000 + 32
+        );
+        assert_eq!(max_frames(None, Duration::from_secs(1)), 20_000_000 + 32);
+        assert_eq!(
+            max_frames(Some(1e12), Duration::from_secs(600)),
+            u64::from(u32::MAX)
+        );
+    }
+
+    #[test]
+    fn run_ids_change_every_point() {
+        let mut ids = RunIds::default();
+        let a = ids.next_id();
+        let b = ids.next_id();
+        assert_ne!(a, b);
+    }
+}
