@@ -95,6 +95,19 @@ pub trait Port {
         None
     }
 
+    /// Joins the pool after being opened elsewhere (hot-plug): takes receive
+    /// buffers from the pool.
+    fn adopt(&mut self, _pool: &mut Self::Pool) {}
+
+    /// Closes the port and returns every frame it still held to the pool; returns
+    /// how many came back. For removing a port at run time without leaking frames.
+    fn close(self, _pool: &mut Self::Pool) -> usize
+    where
+        Self: Sized,
+    {
+        0
+    }
+
     /// Returns every frame the port holds to the pool, for a clean shutdown.
     /// Only frames the kernel has handed back can be returned; what stays in the
     /// kernel's rings is reported by [`frames_held`](Self::frames_held).

@@ -17,6 +17,8 @@ pub enum TxRoute {
     Local(usize),
     /// Handed over to this worker, which owns a queue of the port.
     Handoff(usize),
+    /// No such port (removed, or never added): frames for it are dropped.
+    Absent,
 }
 
 /// One socket a worker opens.
@@ -124,6 +126,7 @@ mod tests {
                             prop_assert!(owner < workers);
                             prop_assert!(placements[owner].sockets.iter().any(|s| s.port == port));
                         }
+                        TxRoute::Absent => prop_assert!(false, "every port is reachable"),
                     }
                 }
                 let queue_zero = SocketPlan { port, queue: 0 };

@@ -18,7 +18,7 @@ use crate::stats::{FdbEntry, WorkerCounters};
 use std::sync::Arc;
 use switchyard_drivers::{BatchFrames, FramePool, Port};
 use switchyard_pipeline::{
-    DropReason, L2Switch, PacketMeta, PortCounters, PortId, Timestamp, Verdict, MAX_BURST,
+    DomainId, DropReason, L2Switch, PacketMeta, PortCounters, PortId, Timestamp, Verdict, MAX_BURST,
 };
 
 type Handle<P> = <<P as Port>::Pool as FramePool>::Handle;
@@ -273,6 +273,12 @@ impl<P: Port> Worker<P> {
                         .drops
                         .count_n(DropReason::TxRingFull, result.ring_full as u64);
                 }
+                TxRoute::Absent => {
+                    for handle in queue.drain(..) {
+                        counters.count_drop(DropReason::NoNetwork);
+                        self.pool.free(handle);
+                    }
+                }
                 TxRoute::Handoff(owner) => {
                     for handle in queue.drain(..) {
                         let sent = self.fabric.as_ref().is_some_and(|fabric| {
@@ -325,6 +331,85 @@ impl<P: Port> Worker<P> {
     /// True when the free list holds no frame twice.
     pub fn free_list_is_unique(&self) -> bool {
         self.pool.free_list_is_unique()
+    }
+
+    /// Adds global port `port` at run time (between bursts): its sockets on this
+    /// worker (possibly none), how to transmit on it, and its network. The sockets
+    /// were opened elsewhere (the control thread) and get their receive buffers
+    /// here. Growing the per-port arrays allocates: control path only.
+    pub fn add_port(
+        &mut self,
+        port: PortId,
+        domain: Option<DomainId>,
+        sockets: Vec<P>,
+        route: TxRoute,
+    ) {
+        let index = port as usize;
+        if index >= self.routes.len() {
+            let per_port = self.burst * (self.ports.len() + sockets.len() + 4);
+            self.routes.resize(index + 1, TxRoute::Absent);
+            self.counters.resize(index + 1, PortCounters::default());
+            self.tx
+                .resize_with(index + 1, || Vec::with_capacity(per_port));
+        }
+        for mut socket in sockets {
+            socket.adopt(&mut self.pool);
+            self.ports.push(socket);
+            self.socket_port.push(port);
+        }
+        // More sockets mean more frames per turn for any one port.
+        let per_port = self.burst * (self.ports.len() + 4);
+        for queue in &mut self.tx {
+            if queue.capacity() < per_port {
+                queue.reserve(per_port - queue.len());
+            }
+        }
+        self.routes[index] = route;
+        self.counters[index] = PortCounters::default();
+        self.l2.set_port_domain(port, domain);
+    }
+
+    /// Removes global port `port` at run time: closes this worker's sockets on it
+    /// (their frames return to the pool), forgets its MACs and drops what was
+    /// queued for it. Returns the frames reclaimed from the closed sockets.
+    pub fn remove_port(&mut self, port: PortId) -> usize {
+        let index = port as usize;
+        if index >= self.routes.len() {
+            return 0;
+        }
+        self.routes[index] = TxRoute::Absent;
+        self.l2.set_port_domain(port, None);
+        for handle in self.tx[index].drain(..) {
+            self.pool.free(handle);
+        }
+        let mut reclaimed = 0;
+        let mut kept_ports = Vec::with_capacity(self.ports.len());
+        let mut kept_socket_port = Vec::with_capacity(self.ports.len());
+        for (mut socket, owner) in self.ports.drain(..).zip(self.socket_port.drain(..)) {
+            if owner == port {
+                socket.release(&mut self.pool);
+                reclaimed += socket.close(&mut self.pool);
+            } else {
+                kept_ports.push(socket);
+                kept_socket_port.push(owner);
+            }
+        }
+        self.ports = kept_ports;
+        self.socket_port = kept_socket_port;
+        // Socket indices shifted: point every local route at its port's first socket.
+        for (p, route) in self.routes.iter_mut().enumerate() {
+            if let TxRoute::Local(_) = route {
+                match self
+                    .socket_port
+                    .iter()
+                    .position(|owner| *owner as usize == p)
+                {
+                    Some(socket) => *route = TxRoute::Local(socket),
+                    None => *route = TxRoute::Absent,
+                }
+            }
+        }
+        reclaimed
     }
 
     /// Descriptors to sleep on when idle (one per socket that has one).

@@ -252,3 +252,58 @@ fn learning_on_one_worker_is_used_by_the_other_and_frames_are_handed_over() {
         assert_eq!(w.frames_accounted(), w.frames_total());
     }
 }
+
+/// Ports come and go between bursts: a port added at run time is learned and
+/// forwarded to; after removal its MACs are forgotten, frames for it are no longer
+/// sent anywhere near it, and no frame leaks.
+#[test]
+fn ports_added_and_removed_at_run_time() {
+    use switchyard_switch::placement::TxRoute;
+    let mut w = worker(&[0, 0]);
+    w.add_port(2, Some(0), vec![MemPort::new()], TxRoute::Local(2));
+    w.ports_mut()[2]
+        .inbound
+        .push_back(udp_frame(3, [0xff; 6], b"hello"));
+    run(&mut w, 2);
+    assert_eq!(
+        w.ports()[0].outbound.len(),
+        1,
+        "new port's broadcast flooded"
+    );
+    w.ports_mut()[0]
+        .inbound
+        .push_back(udp_frame(1, mac(3), b"to-new"));
+    run(&mut w, 2);
+    assert_eq!(
+        w.ports()[2].outbound.len(),
+        1,
+        "learned unicast to the new port"
+    );
+    assert_eq!(w.port_counters()[2].tx_packets, 1);
+
+    w.remove_port(2);
+    assert_eq!(w.ports().len(), 2);
+    assert!(
+        w.l2().mac_table().iter().all(|e| e.port != 2),
+        "its MACs are forgotten"
+    );
+    w.ports_mut()[0]
+        .inbound
+        .push_back(udp_frame(1, mac(3), b"gone"));
+    run(&mut w, 2);
+    assert_eq!(
+        w.ports()[1].outbound.len(),
+        2,
+        "unknown again: flooded to the remaining port"
+    );
+    assert_eq!(w.frames_accounted(), w.frames_total());
+    // Port 1 still works after the socket indices shifted.
+    w.ports_mut()[1]
+        .inbound
+        .push_back(udp_frame(2, mac(1), b"still"));
+    run(&mut w, 2);
+    assert_eq!(
+        w.ports()[0].outbound.last().map(Vec::len),
+        Some(udp_frame(2, mac(1), b"still").len())
+    );
+}

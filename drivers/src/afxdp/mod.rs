@@ -25,3 +25,15 @@ pub enum XdpModeChoice {
     /// Generic (SKB) mode only.
     Generic,
 }
+
+#[cfg(test)]
+mod tests {
+    /// The control thread binds hot-plugged sockets on a worker's UMEM and hands
+    /// them to the worker: both types must cross threads.
+    #[test]
+    fn umem_and_ports_can_move_between_threads() {
+        fn assert_send<T: Send>() {}
+        assert_send::<xsk_rs::Umem>();
+        assert_send::<super::XdpPort>();
+    }
+}

@@ -6,12 +6,26 @@ use std::num::NonZeroU32;
 use xsk_rs::config::{QueueSize, UmemConfig};
 use xsk_rs::{FrameDesc, Umem};
 
+/// Marks a frame that no socket holds (free, or in the worker's hands).
+const NO_SOCKET: u16 = u16::MAX;
+
 /// One UMEM plus the descriptors of the frames nobody else holds.
+///
+/// It also remembers which socket each frame was last handed to (fill or TX
+/// ring), one store per hand-over, so that when a socket is closed at run time
+/// (a container detached) the frames left in its rings come back to the free list
+/// instead of leaking: hot-plug keeps the frame audit exact.
 #[derive(Debug)]
 pub struct UmemPool {
     umem: Umem,
     free: Vec<FrameDesc>,
     total: usize,
+    /// Every frame's descriptor as created, to recreate one by index.
+    originals: Vec<FrameDesc>,
+    /// Socket holding each frame, by frame index, or [`NO_SOCKET`].
+    owner: Vec<u16>,
+    frame_size: usize,
+    next_socket: u16,
 }
 
 impl UmemPool {
@@ -43,11 +57,71 @@ impl UmemPool {
             PortError::Umem { frames, source, hint }
         })?;
         let total = descs.len();
+        let frame_size = config.frame_size().get() as usize;
         Ok(UmemPool {
             umem,
+            originals: descs.clone(),
             free: descs,
             total,
+            owner: vec![NO_SOCKET; total],
+            frame_size,
+            next_socket: 0,
         })
+    }
+
+    /// A handle on the UMEM for binding sockets from another thread (the control
+    /// thread binds a hot-plugged port while the worker keeps forwarding).
+    pub fn umem_handle(&self) -> Umem {
+        self.umem.clone()
+    }
+
+    /// A fresh id for a socket joining this pool.
+    pub(crate) fn register_socket(&mut self) -> u16 {
+        let id = self.next_socket;
+        self.next_socket = self.next_socket.wrapping_add(1) % NO_SOCKET;
+        id
+    }
+
+    #[inline]
+    fn index(&self, desc: &FrameDesc) -> usize {
+        desc.addr() / self.frame_size
+    }
+
+    /// Records that `socket` now holds the frame (given to its fill or TX ring).
+    #[inline]
+    pub(crate) fn give(&mut self, desc: &FrameDesc, socket: u16) {
+        let index = self.index(desc);
+        if let Some(owner) = self.owner.get_mut(index) {
+            *owner = socket;
+        }
+    }
+
+    /// Records that the frame came back from a socket (received).
+    #[inline]
+    pub(crate) fn take_back(&mut self, desc: &FrameDesc) {
+        let index = self.index(desc);
+        if let Some(owner) = self.owner.get_mut(index) {
+            *owner = NO_SOCKET;
+        }
+    }
+
+    /// Returns to the free list every frame a closed socket still held; returns
+    /// how many. Linear in the pool size: control path only.
+    pub(crate) fn reclaim(&mut self, socket: u16) -> usize {
+        let mut reclaimed = 0;
+        for index in 0..self.owner.len() {
+            if self.owner[index] == socket {
+                self.owner[index] = NO_SOCKET;
+                let mut desc = self.originals[index];
+                // SAFETY: the socket that held this frame is closed, so no ring
+                // and no batch refers to it any more; it is ours to reset.
+                #[allow(unsafe_code)]
+                unsafe { self.umem.data_mut(&mut desc) }.cursor().set_pos(0);
+                self.free.push(desc);
+                reclaimed += 1;
+            }
+        }
+        reclaimed
     }
 
     /// The UMEM, for binding sockets to it.
@@ -75,6 +149,7 @@ impl FramePool for UmemPool {
     }
 
     fn free(&mut self, handle: FrameDesc) {
+        self.take_back(&handle);
         self.free.push(handle);
     }
 

@@ -54,6 +54,8 @@ pub struct XdpPortConfig {
 
 /// An AF_XDP socket with its rings and the bookkeeping of frames it holds.
 pub struct XdpPort {
+    /// Id in the pool's frame-ownership record.
+    id: u16,
     interface: String,
     ifindex: u32,
     mode: AttachMode,
@@ -94,10 +96,20 @@ impl XdpPort {
     /// UMEM's own descriptor bound to the queue, so a second try on the same UMEM
     /// only ever sees EBUSY.
     pub fn open(pool: &mut UmemPool, config: &XdpPortConfig) -> Result<Self, PortError> {
+        let mut port = Self::open_unfilled(pool.umem(), config)?;
+        port.adopt_frames(pool);
+        Ok(port)
+    }
+
+    /// Binds the socket on `umem` without touching the pool's free list, so the
+    /// slow part of hot-plugging a port (bind, XDP attach) can run on the control
+    /// thread while the worker keeps forwarding; the worker then calls
+    /// [`Port::adopt`] to give it receive buffers.
+    pub fn open_unfilled(umem: &xsk_rs::Umem, config: &XdpPortConfig) -> Result<Self, PortError> {
         let ifindex = crate::sys::interface_index(&config.interface)
             .ok_or_else(|| PortError::NoSuchInterface(config.interface.clone()))?;
         let mode = config.mode;
-        let (tx, rx, fill, completion) = Self::bind(pool, config, mode)?;
+        let (tx, rx, fill, completion) = Self::bind(umem, config, mode)?;
         info!(interface = %config.interface, queue = config.queue, mode = mode.name(), "AF_XDP port attached");
         if mode == AttachMode::Generic {
             warn!(
@@ -107,7 +119,8 @@ impl XdpPort {
             );
         }
         let ring = config.ring_size as usize;
-        let mut port = XdpPort {
+        let port = XdpPort {
+            id: u16::MAX,
             interface: config.interface.clone(),
             ifindex,
             mode,
@@ -121,12 +134,17 @@ impl XdpPort {
             scratch: Vec::with_capacity(ring.max(config.fill_target as usize)),
             kick_failures: 0,
         };
-        port.refill(pool);
         Ok(port)
     }
 
+    /// Joins the pool: takes a socket id and fills the receive ring.
+    fn adopt_frames(&mut self, pool: &mut UmemPool) {
+        self.id = pool.register_socket();
+        self.refill(pool);
+    }
+
     fn bind(
-        pool: &UmemPool,
+        umem: &xsk_rs::Umem,
         config: &XdpPortConfig,
         mode: AttachMode,
     ) -> Result<(TxQueue, RxQueue, FillQueue, CompQueue), PortError> {
@@ -155,7 +173,7 @@ impl XdpPort {
             // between sockets of one pair.
             #[allow(unsafe_code)]
             let result =
-                unsafe { xsk_rs::Socket::new(socket_config, pool.umem(), &name, config.queue) };
+                unsafe { xsk_rs::Socket::new(socket_config, umem, &name, config.queue) };
             match result {
                 Ok((tx, rx, Some((fill, completion)))) => return Ok((tx, rx, fill, completion)),
                 Ok((_, _, None)) => {
@@ -231,6 +249,9 @@ impl XdpPort {
         let produced = unsafe { self.fill.produce(&self.scratch) };
         if produced == self.scratch.len() {
             self.fill_held += produced;
+            for desc in &self.scratch {
+                pool.give(desc, self.id);
+            }
         } else {
             for desc in self.scratch.drain(..) {
                 pool.free(desc);
@@ -243,7 +264,7 @@ impl XdpPort {
 impl Port for XdpPort {
     type Pool = UmemPool;
 
-    fn rx_burst(&mut self, _pool: &mut UmemPool, out: &mut Vec<FrameDesc>, max: usize) -> usize {
+    fn rx_burst(&mut self, pool: &mut UmemPool, out: &mut Vec<FrameDesc>, max: usize) -> usize {
         let start = out.len();
         out.resize(start + max, FrameDesc::default());
         // SAFETY: the descriptors written are frames of our UMEM the kernel hands
@@ -251,6 +272,9 @@ impl Port for XdpPort {
         #[allow(unsafe_code)]
         let received = unsafe { self.rx.consume(&mut out[start..]) };
         out.truncate(start + received);
+        for desc in &out[start..] {
+            pool.take_back(desc);
+        }
         self.fill_held -= received.min(self.fill_held);
         received
     }
@@ -269,6 +293,9 @@ impl Port for XdpPort {
             #[allow(unsafe_code)]
             let produced = unsafe { self.tx.produce(&frames[..n]) };
             if produced == n {
+                for desc in &frames[..n] {
+                    pool.give(desc, self.id);
+                }
                 result.accepted = n;
                 result.accepted_bytes = frames[..n].iter().map(|d| d.lengths().data()).sum();
                 self.tx_held += n;
@@ -321,6 +348,18 @@ impl Port for XdpPort {
     fn poll_fd(&self) -> Option<std::os::fd::RawFd> {
         use std::os::fd::AsRawFd;
         Some(self.rx.fd().as_raw_fd())
+    }
+
+    fn adopt(&mut self, pool: &mut UmemPool) {
+        self.adopt_frames(pool);
+    }
+
+    fn close(self, pool: &mut UmemPool) -> usize {
+        let id = self.id;
+        // Closing the socket first: from then on the kernel touches none of the
+        // frames left in its fill and TX rings, so they can be reused.
+        drop(self);
+        pool.reclaim(id)
     }
 
     fn release(&mut self, pool: &mut UmemPool) {
