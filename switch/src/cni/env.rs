@@ -1,0 +1,258 @@
+//! The `CNI_*` environment: which command, and the attachment it is about.
+//!
+//! Parsing takes a lookup function instead of reading the process environment
+//! so tests can feed any environment without touching global state.
+
+use super::error::CniError;
+use std::ffi::OsString;
+
+/// The operation the runtime asks for (`CNI_COMMAND`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Attach the container to the network.
+    Add,
+    /// Detach it again (idempotent).
+    Del,
+    /// Verify the attachment.
+    Check,
+    /// Report the spec versions we support.
+    Version,
+}
+
+impl Command {
+    /// Parses `CNI_COMMAND`; anything else is the spec's error 4.
+    pub fn parse(value: &str) -> Result<Command, CniError> {
+        match value {
+            "ADD" => Ok(Command::Add),
+            "DEL" => Ok(Command::Del),
+            "CHECK" => Ok(Command::Check),
+            "VERSION" => Ok(Command::Version),
+            other => Err(CniError::InvalidEnv {
+                name: "CNI_COMMAND",
+                reason: format!(
+                    "has unknown value {other:?} (expected ADD, DEL, CHECK or VERSION)"
+                ),
+            }),
+        }
+    }
+}
+
+/// The raw `CNI_*` variables, empty ones treated as unset (the spec makes
+/// no difference, and runtimes pass `CNI_NETNS=` on DEL when the netns is gone).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CniEnv {
+    /// `CNI_COMMAND`.
+    pub command: Option<String>,
+    /// `CNI_CONTAINERID`.
+    pub container_id: Option<String>,
+    /// `CNI_NETNS`.
+    pub netns: Option<String>,
+    /// `CNI_IFNAME`.
+    pub ifname: Option<String>,
+    /// `CNI_ARGS`, unparsed: we take no per-container arguments (yet).
+    pub args: Option<String>,
+    /// `CNI_PATH`, unused: we delegate to no other plugin.
+    pub path: Option<String>,
+}
+
+/// The attachment a command works on: the spec's `(CNI_CONTAINERID, CNI_IFNAME)`
+/// key plus the namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    /// Validated container ID.
+    pub container_id: String,
+    /// Validated interface name inside the container.
+    pub ifname: String,
+    /// The container's namespace; `None` only on DEL.
+    pub netns: Option<String>,
+}
+
+impl CniEnv {
+    /// Reads the variables through `lookup` (e.g. `std::env::var_os`).
+    /// A value that is not UTF-8 is error 4, naming the variable.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<OsString>) -> Result<CniEnv, CniError> {
+        let get = |name: &'static str| -> Result<Option<String>, CniError> {
+            match lookup(name) {
+                None => Ok(None),
+                Some(value) => match value.into_string() {
+                    Ok(s) if s.is_empty() => Ok(None),
+                    Ok(s) => Ok(Some(s)),
+                    Err(_) => Err(CniError::InvalidEnv {
+                        name,
+                        reason: "is not valid UTF-8".into(),
+                    }),
+                },
+            }
+        };
+        Ok(CniEnv {
+            command: get("CNI_COMMAND")?,
+            container_id: get("CNI_CONTAINERID")?,
+            netns: get("CNI_NETNS")?,
+            ifname: get("CNI_IFNAME")?,
+            args: get("CNI_ARGS")?,
+            path: get("CNI_PATH")?,
+        })
+    }
+
+    /// The command, or error 4 when `CNI_COMMAND` is missing or unknown.
+    pub fn command(&self) -> Result<Command, CniError> {
+        match &self.command {
+            None => Err(missing("CNI_COMMAND")),
+            Some(value) => Command::parse(value),
+        }
+    }
+
+    /// The attachment for ADD, DEL or CHECK. The namespace is required unless
+    /// `netns_optional` (DEL must work after the namespace is gone).
+    pub fn attachment(&self, netns_optional: bool) -> Result<Attachment, CniError> {
+        let container_id = self
+            .container_id
+            .clone()
+            .ok_or_else(|| missing("CNI_CONTAINERID"))?;
+        validate_container_id(&container_id)?;
+        let ifname = self.ifname.clone().ok_or_else(|| missing("CNI_IFNAME"))?;
+        validate_ifname(&ifname)?;
+        if self.netns.is_none() && !netns_optional {
+            return Err(missing("CNI_NETNS"));
+        }
+        Ok(Attachment {
+            container_id,
+            ifname,
+            netns: self.netns.clone(),
+        })
+    }
+}
+
+fn missing(name: &'static str) -> CniError {
+    CniError::InvalidEnv {
+        name,
+        reason: "is missing or empty".into(),
+    }
+}
+
+/// The spec's container ID rule: an alphanumeric first character, then
+/// alphanumerics, `_`, `.` or `-`.
+pub fn validate_container_id(id: &str) -> Result<(), CniError> {
+    let invalid = |reason: &str| CniError::InvalidEnv {
+        name: "CNI_CONTAINERID",
+        reason: format!("{id:?} is invalid: {reason}"),
+    };
+    match id.chars().next() {
+        None => return Err(missing("CNI_CONTAINERID")),
+        Some(c) if !c.is_ascii_alphanumeric() => {
+            return Err(invalid("it must start with a letter or digit"))
+        }
+        Some(_) => {}
+    }
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    {
+        return Err(invalid(
+            "only letters, digits, '_', '.' and '-' are allowed",
+        ));
+    }
+    Ok(())
+}
+
+/// The spec's (Linux's) interface name rule: not empty, not `.` or `..`,
+/// under 16 bytes, no `/`, `:` or whitespace.
+pub fn validate_ifname(name: &str) -> Result<(), CniError> {
+    let invalid = |reason: &str| CniError::InvalidEnv {
+        name: "CNI_IFNAME",
+        reason: format!("{name:?} is invalid: {reason}"),
+    };
+    if name.is_empty() {
+        return Err(missing("CNI_IFNAME"));
+    }
+    if name == "." || name == ".." {
+        return Err(invalid("'.' and '..' are not interface names"));
+    }
+    if name.len() >= 16 {
+        return Err(invalid("it must be shorter than 16 bytes"));
+    }
+    if name
+        .chars()
+        .any(|c| c == '/' || c == ':' || c.is_whitespace())
+    {
+        return Err(invalid("'/', ':' and whitespace are not allowed"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> Result<CniEnv, CniError> {
+        let map: HashMap<String, OsString> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
+        CniEnv::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn reads_all_variables_and_treats_empty_as_unset() {
+        let e = env(&[
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "abc123"),
+            ("CNI_NETNS", ""),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_ARGS", "A=1;B=2"),
+            ("CNI_PATH", "/opt/cni/bin"),
+        ])
+        .unwrap();
+        assert_eq!(e.command().unwrap(), Command::Add);
+        assert_eq!(e.netns, None);
+        assert_eq!(e.args.as_deref(), Some("A=1;B=2"));
+        assert_eq!(e.path.as_deref(), Some("/opt/cni/bin"));
+    }
+
+    #[test]
+    fn missing_or_unknown_command_is_code_4() {
+        let e = env(&[]).unwrap();
+        assert_eq!(e.command().unwrap_err().code(), 4);
+        let e = env(&[("CNI_COMMAND", "GC")]).unwrap();
+        let err = e.command().unwrap_err();
+        assert_eq!(err.code(), 4);
+        assert!(err.msg().contains("CNI_COMMAND"));
+    }
+
+    #[test]
+    fn netns_required_except_on_del() {
+        let e = env(&[("CNI_CONTAINERID", "c1"), ("CNI_IFNAME", "eth0")]).unwrap();
+        let err = e.attachment(false).unwrap_err();
+        assert_eq!(err.code(), 4);
+        assert!(err.msg().contains("CNI_NETNS"));
+        let a = e.attachment(true).unwrap();
+        assert_eq!(a.netns, None);
+        assert_eq!(a.ifname, "eth0");
+    }
+
+    #[test]
+    fn container_id_and_ifname_rules() {
+        assert!(validate_container_id("a1_b.c-d").is_ok());
+        assert!(validate_container_id("-abc").is_err());
+        assert!(validate_container_id("ab/c").is_err());
+        assert!(validate_container_id("ab c").is_err());
+        assert!(validate_ifname("eth0").is_ok());
+        assert!(validate_ifname("net1.100").is_ok());
+        assert!(validate_ifname("..").is_err());
+        assert!(validate_ifname("a:b").is_err());
+        assert!(validate_ifname("e th0").is_err());
+        assert!(validate_ifname("0123456789abcdef").is_err());
+        assert!(validate_ifname("0123456789abcde").is_ok());
+    }
+
+    #[test]
+    fn non_utf8_is_code_4() {
+        use std::os::unix::ffi::OsStringExt;
+        let err =
+            CniEnv::from_lookup(|k| (k == "CNI_NETNS").then(|| OsString::from_vec(vec![0xff])))
+                .unwrap_err();
+        assert_eq!(err.code(), 4);
+        assert!(err.msg().contains("CNI_NETNS"));
+    }
+}
