@@ -135,6 +135,7 @@ fn not_found(name: &str) -> crate::control::protocol::ErrorBody {
 mod tests {
     use super::*;
     use crate::control::protocol::ErrorBody;
+    use proptest::prelude::*;
     use serde_json::json;
     use std::cell::RefCell;
 
@@ -270,6 +271,47 @@ mod tests {
         );
         let e = execute(&env("CHECK", None), CONF, |_, _, _| Ok(Value::Null)).unwrap_err();
         assert_eq!(e.code(), 4);
+    }
+
+    /// Configurations near the valid ones, with a `prevResult` of random addresses.
+    fn near_valid_config() -> impl Strategy<Value = Vec<u8>> {
+        (
+            "(1\\.0\\.0|0\\.4\\.0|x)",
+            "[a-z]{0,4}",
+            "[0-9./:]{0,12}",
+            0u64..4,
+            any::<bool>(),
+        )
+            .prop_map(|(version, name, address, index, with_prev)| {
+                let mut conf = json!({"cniVersion": version, "name": name});
+                if with_prev {
+                    conf["prevResult"] = json!({
+                        "interfaces": [{"name": "eth0", "sandbox": "/n"}],
+                        "ips": [{"address": address, "interface": index}],
+                    });
+                }
+                serde_json::to_vec(&conf).unwrap_or_default()
+            })
+    }
+
+    proptest! {
+        /// No environment, stdin or daemon answer makes the plugin panic.
+        #[test]
+        fn never_panics(
+            command in "(ADD|DEL|CHECK|VERSION|[A-Z]{0,6})",
+            id in proptest::option::of("\\PC{0,70}"),
+            netns in proptest::option::of("\\PC{0,20}"),
+            ifname in proptest::option::of("\\PC{0,20}"),
+            stdin in prop_oneof![proptest::collection::vec(any::<u8>(), 0..200), near_valid_config()],
+            junk in any::<bool>(),
+        ) {
+            let env = CniEnv { command: Some(command), container_id: id, netns, ifname, args: None, path: None };
+            let _ = execute(&env, &stdin, |_, req, _| match (req, junk) {
+                (_, true) => Ok(json!({"address": "x", "name": 3})),
+                (Request::Attach(a), false) => Ok(attached(a)),
+                _ => Ok(Value::Null),
+            });
+        }
     }
 
     #[test]
