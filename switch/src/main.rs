@@ -1,8 +1,9 @@
 //! `switchyard`: a userspace packet switch with AF_XDP poll-mode I/O.
 
+mod ctl;
 mod daemon;
 
-use switchyard_switch::{backoff, fabric, placement, stats, worker};
+use switchyard_switch::{backoff, control, fabric, netlink, placement, stats, worker};
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -37,6 +38,20 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Talk to a running daemon over its control socket.
+    Ctl {
+        /// Control socket (default: the config's, else /run/switchyard/ctl.sock).
+        #[arg(long, global = true)]
+        socket: Option<PathBuf>,
+        /// Read the control socket path from this config file.
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        /// Print the daemon's JSON instead of tables.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        command: ctl::CtlCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -51,6 +66,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config, stats_file } => daemon::run(&config, stats_file.as_deref()),
         Command::Check { config } => daemon::check(&config),
+        Command::Ctl {
+            socket,
+            config,
+            json,
+            command,
+        } => ctl::socket_path(socket, config).and_then(|socket| ctl::run(&socket, json, command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -352,6 +352,11 @@ impl<P: Port> Worker<P> {
             self.tx
                 .resize_with(index + 1, || Vec::with_capacity(per_port));
         }
+        // `route` names the new sockets from 0; they go after the existing ones.
+        let route = match route {
+            TxRoute::Local(k) => TxRoute::Local(self.ports.len() + k),
+            other => other,
+        };
         for mut socket in sockets {
             socket.adopt(&mut self.pool);
             self.ports.push(socket);
@@ -455,6 +460,11 @@ impl<P: Port> Worker<P> {
     /// The ports, by PortId (tests inject and inspect frames through them).
     pub fn ports_mut(&mut self) -> &mut [P] {
         &mut self.ports
+    }
+
+    /// The frame pool.
+    pub fn pool(&self) -> &P::Pool {
+        &self.pool
     }
 
     /// The ports, by PortId.

@@ -260,7 +260,7 @@ fn learning_on_one_worker_is_used_by_the_other_and_frames_are_handed_over() {
 fn ports_added_and_removed_at_run_time() {
     use switchyard_switch::placement::TxRoute;
     let mut w = worker(&[0, 0]);
-    w.add_port(2, Some(0), vec![MemPort::new()], TxRoute::Local(2));
+    w.add_port(2, Some(0), vec![MemPort::new()], TxRoute::Local(0));
     w.ports_mut()[2]
         .inbound
         .push_back(udp_frame(3, [0xff; 6], b"hello"));

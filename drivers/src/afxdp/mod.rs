@@ -14,6 +14,10 @@ pub mod xdp_program;
 pub use pool::UmemPool;
 pub use port::{AttachMode, XdpPort, XdpPortConfig};
 
+/// A shared handle on a worker's UMEM: hot-plugged sockets are bound on it by the
+/// control thread, then handed to the worker.
+pub use xsk_rs::Umem as UmemHandle;
+
 /// How to attach the XDP program that steers frames into our sockets, as the
 /// config asks; the caller turns `Auto` into a concrete [`AttachMode`] per try.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

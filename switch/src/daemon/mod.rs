@@ -8,19 +8,23 @@
 //! fresh UMEM where `auto` allows; the other workers then bind their queues in the
 //! settled modes. A failure anywhere stops what started and detaches everything.
 
+mod address_pool;
+mod controller;
 mod plan;
 mod report;
+mod server;
 mod worker_thread;
 
 use crate::fabric::Fabric;
 use crate::placement::needs_handoff;
-use crate::stats::WorkerReport;
+use crate::stats::{Snapshot, WorkerReport};
 use anyhow::{anyhow, bail, Context, Result};
+use controller::Controller;
 use crossbeam::channel;
 use plan::SwitchPlan;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchyard_config::{ConfigError, ConfigIssue, NodeConfig, PortDriver};
 use switchyard_drivers::afxdp::{xdp_program, AttachMode, XdpModeChoice};
@@ -29,7 +33,7 @@ use tracing::{info, warn};
 use worker_thread::{WorkerCommand, WorkerHandle, WorkerSpec};
 
 /// Loads a config and rejects what this build cannot run, without touching the system.
-fn load_checked(path: &Path) -> Result<NodeConfig> {
+pub(crate) fn load_checked(path: &Path) -> Result<NodeConfig> {
     let config = switchyard_config::load(path).map_err(|e| anyhow!("invalid config:\n{e}"))?;
     let unsupported: Vec<ConfigIssue> = config
         .ports
@@ -66,34 +70,54 @@ pub fn check(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Checks what the config needs from the system (interfaces, cores), reporting
-/// every problem at its place in the file.
-fn check_system(config: &NodeConfig) -> Result<()> {
-    let mut issues = Vec::new();
-    for (i, port) in config.ports.iter().enumerate() {
-        if let Some(interface) = &port.interface {
-            if sys::interface_index(interface).is_none() {
-                issues.push(ConfigIssue::new(
+/// Checks that every configured interface exists, reporting each missing one at
+/// its place in the file.
+fn check_interfaces(config: &NodeConfig) -> Result<()> {
+    let issues: Vec<ConfigIssue> = config
+        .ports
+        .iter()
+        .enumerate()
+        .filter_map(|(i, port)| {
+            let interface = port.interface.as_ref()?;
+            sys::interface_index(interface).is_none().then(|| {
+                ConfigIssue::new(
                     port.interface_location.or(Some(port.location)),
                     format!("port[{i}].interface"),
                     format!("interface {interface:?} does not exist"),
-                ));
-            }
-        }
+                )
+            })
+        })
+        .collect();
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        bail!(
+            "cannot run this config here:\n{}",
+            ConfigError::new(config.origin.clone(), issues)
+        )
     }
+}
+
+/// Checks what the config needs from the system (interfaces, cores).
+fn check_system(config: &NodeConfig) -> Result<()> {
+    check_interfaces(config)?;
     let cores = core_affinity::get_core_ids().unwrap_or_default();
-    for core in &config.switch.workers {
-        if !cores.iter().any(|c| c.id == *core) {
-            issues.push(ConfigIssue::new(
+    let issues: Vec<ConfigIssue> = config
+        .switch
+        .workers
+        .iter()
+        .filter(|core| !cores.iter().any(|c| c.id == **core))
+        .map(|core| {
+            ConfigIssue::new(
                 None,
                 "switch.workers".to_string(),
                 format!(
                     "core {core} is not available (this machine offers cores 0..{})",
                     cores.len()
                 ),
-            ));
-        }
-    }
+            )
+        })
+        .collect();
     if issues.is_empty() {
         Ok(())
     } else {
@@ -182,7 +206,7 @@ fn start_workers(plan: &Arc<SwitchPlan>) -> Result<Running> {
     }
 }
 
-/// Asks every worker for a report (or its final report with `stop`).
+/// Asks every worker for its final report (failure paths).
 fn ask_all(workers: &[WorkerHandle], stop: bool) -> Option<Vec<WorkerReport>> {
     let replies: Vec<_> = workers
         .iter()
@@ -212,7 +236,8 @@ fn stop_workers(workers: Vec<WorkerHandle>) {
     }
 }
 
-/// `switchyard run`: starts the workers, serves stats until a signal, shuts down.
+/// `switchyard run`: starts the workers and the control socket, serves stats and
+/// requests until SIGINT/SIGTERM (SIGHUP reloads the config), then shuts down.
 pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
     let config = load_checked(path)?;
     let missing = sys::missing_capabilities();
@@ -227,64 +252,86 @@ pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
     xdp_program::quiet_library_logs();
 
     let stop = Arc::new(AtomicBool::new(false));
+    let reload = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .context("installing signal handlers")?;
     }
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))
+        .context("installing SIGHUP")?;
 
     let plan = Arc::new(SwitchPlan::from_config(&config));
     detach_all(&plan)?;
     let running = start_workers(&plan)?;
-    let write_stats = |reports: &[WorkerReport], is_final: bool| {
-        let snap = report::snapshot(
-            &plan,
-            &running.modes,
-            reports,
-            running.fabric.learn_dropped(),
-            is_final,
-        );
+    let control_socket = config.switch.control_socket.clone();
+    let interval = Duration::from_secs(config.switch.stats_interval_secs);
+    let mut controller = Controller::new(
+        path.to_path_buf(),
+        config,
+        Arc::clone(&plan),
+        running.workers,
+        running.modes,
+        running.fabric,
+    );
+    controller.readopt();
+    let controller = Arc::new(Mutex::new(controller));
+    let server = match server::start(&control_socket, Arc::clone(&controller)) {
+        Ok(server) => server,
+        Err(error) => {
+            lock(&controller).shutdown();
+            return Err(error);
+        }
+    };
+    let write_stats = |snap: &Snapshot| {
         if let Some(path) = stats_file {
-            if let Err(error) = report::write_atomically(path, &snap) {
+            if let Err(error) = report::write_atomically(path, snap) {
                 warn!(%error, path = %path.display(), "cannot write the stats file");
             }
         }
-        snap
     };
-    if let Some(reports) = ask_all(&running.workers, false) {
-        write_stats(&reports, false);
+    if let Some(snap) = lock(&controller).snapshot(false) {
+        write_stats(&snap);
     }
-    info!(ports = plan.ports.len(), workers = running.workers.len(), cores = ?plan.cores, "switchyard ready");
+    info!(
+        ports = plan.ports.len(),
+        workers = plan.cores.len(),
+        cores = ?plan.cores,
+        control_socket = %control_socket.display(),
+        "switchyard ready"
+    );
 
-    let interval = Duration::from_secs(config.switch.stats_interval_secs);
     let mut next_stats = Instant::now() + interval;
     let mut failure = None;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
-        if running.workers.iter().any(|w| w.thread.is_finished()) {
+        if lock(&controller).worker_died() {
             failure = Some(anyhow!("a worker thread stopped unexpectedly"));
             break;
         }
+        if reload.swap(false, Ordering::Relaxed) {
+            match lock(&controller).reload() {
+                Ok(summary) => info!(%summary, "SIGHUP: config reloaded"),
+                Err(error) => warn!(?error, "SIGHUP: reload refused; the running config stays"),
+            }
+        }
         if !interval.is_zero() && Instant::now() >= next_stats {
             next_stats += interval;
-            if let Some(reports) = ask_all(&running.workers, false) {
-                report::log_summary(&write_stats(&reports, false));
+            if let Some(snap) = lock(&controller).snapshot(false) {
+                report::log_summary(&snap);
+                write_stats(&snap);
             }
         }
     }
 
     info!("stopping");
-    let final_reports = ask_all(&running.workers, true);
-    for w in running.workers {
-        let _ = w.thread.join();
-    }
-    if let Err(error) = detach_all(&plan) {
-        warn!(%error, "leaving an XDP program behind");
-    }
+    drop(server);
+    let (snap, reports) = lock(&controller).shutdown();
     if let Some(error) = failure {
         return Err(error);
     }
-    let reports = final_reports.ok_or_else(|| anyhow!("a worker did not report on stop"))?;
-    report::print_final(&write_stats(&reports, true));
+    let snap = snap.ok_or_else(|| anyhow!("a worker did not report on stop"))?;
+    write_stats(&snap);
+    report::print_final(&snap);
     for r in &reports {
         if r.frames_accounted != r.frames_total || !r.free_list_unique {
             bail!(
@@ -297,4 +344,12 @@ pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Locks the controller; a poisoned lock (a panic while holding it) is taken over
+/// rather than propagated, so shutdown still detaches everything.
+fn lock(controller: &Mutex<Controller>) -> std::sync::MutexGuard<'_, Controller> {
+    controller
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -1,34 +1,46 @@
 //! Turning worker reports into the named stats document: written to the stats
 //! file, logged periodically, printed as a table on exit.
 
-use super::plan::SwitchPlan;
 use crate::stats::{FdbStats, MacTableStats, PortStats, Snapshot, WorkerReport, WorkerStats};
 use std::path::Path;
-use switchyard_drivers::afxdp::AttachMode;
 use switchyard_pipeline::PortCounters;
 use tracing::info;
 
+/// A port as the stats document names it.
+#[derive(Clone, Debug)]
+pub struct PortView {
+    /// Port name.
+    pub name: String,
+    /// Interface it drives.
+    pub interface: String,
+    /// Network name.
+    pub network: String,
+    /// XDP mode in use.
+    pub mode: &'static str,
+}
+
 /// Merges the workers' reports: port counters summed over workers, the MAC table
-/// as worker 0 holds it (every worker has a copy).
+/// as worker 0 holds it (every worker has a copy). `ports` and `networks` are
+/// indexed by port and domain id; `None` marks a free slot.
 pub fn snapshot(
-    plan: &SwitchPlan,
-    modes: &[AttachMode],
+    ports: &[Option<PortView>],
+    networks: &[Option<String>],
     reports: &[WorkerReport],
     learn_dropped: u64,
     is_final: bool,
 ) -> Snapshot {
-    let ports = plan
-        .ports
+    let port_stats = ports
         .iter()
         .enumerate()
-        .map(|(i, port)| {
+        .filter_map(|(i, port)| {
+            let port = port.as_ref()?;
             let mut counters = PortCounters::default();
             for report in reports {
                 if let Some(c) = report.ports.get(i) {
                     counters.add(c);
                 }
             }
-            PortStats {
+            Some(PortStats {
                 name: port.name.clone(),
                 interface: port.interface.clone(),
                 network: port.network.clone(),
@@ -36,22 +48,21 @@ pub fn snapshot(
                     .iter()
                     .find(|r| r.sockets.iter().any(|s| s.0 == i))
                     .map_or(0, |r| r.index),
-                xdp_mode: modes.get(i).map_or("", |m| m.name()).to_string(),
+                xdp_mode: port.mode.to_string(),
                 counters,
-            }
+            })
         })
         .collect();
-    let network_of_domain = |domain: u16| {
-        plan.ports
-            .iter()
-            .find(|p| p.domain == domain)
-            .map(|p| p.network.clone())
-            .unwrap_or_default()
+    let port_name = |index: usize| {
+        ports
+            .get(index)
+            .and_then(|p| p.as_ref())
+            .map(|p| p.name.clone())
     };
     let first = reports.first();
     Snapshot {
         is_final,
-        ports,
+        ports: port_stats,
         workers: reports
             .iter()
             .map(|r| WorkerStats {
@@ -63,7 +74,9 @@ pub fn snapshot(
                 sockets: r
                     .sockets
                     .iter()
-                    .map(|(port, queue)| format!("{}:{queue}", plan.ports[*port].name))
+                    .map(|(port, queue)| {
+                        format!("{}:{queue}", port_name(*port).unwrap_or_default())
+                    })
                     .collect(),
                 counters: r.counters,
             })
@@ -78,15 +91,13 @@ pub fn snapshot(
             .map(|r| {
                 r.fdb
                     .iter()
-                    .map(|e| FdbStats {
-                        network: network_of_domain(e.domain),
-                        mac: e.mac.clone(),
-                        port: plan
-                            .ports
-                            .get(e.port as usize)
-                            .map(|p| p.name.clone())
-                            .unwrap_or_default(),
-                        age_secs: e.age_secs,
+                    .filter_map(|e| {
+                        Some(FdbStats {
+                            network: networks.get(e.domain as usize)?.clone()?,
+                            mac: e.mac.clone(),
+                            port: port_name(e.port as usize)?,
+                            age_secs: e.age_secs,
+                        })
                     })
                     .collect()
             })

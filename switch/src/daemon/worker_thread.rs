@@ -5,7 +5,7 @@
 use super::plan::SwitchPlan;
 use crate::backoff::{Backoff, Wait};
 use crate::fabric::Fabric;
-use crate::placement::WorkerPlacement;
+use crate::placement::{TxRoute, WorkerPlacement};
 use crate::stats::WorkerReport;
 use crate::worker::Worker;
 use crossbeam::channel::{self, Receiver, Sender};
@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use switchyard_config::IdleMode;
-use switchyard_drivers::afxdp::{AttachMode, UmemPool, XdpPort, XdpPortConfig};
+use switchyard_drivers::afxdp::{AttachMode, UmemHandle, UmemPool, XdpPort, XdpPortConfig};
 use switchyard_drivers::{sys, PortError};
-use switchyard_pipeline::{L2Switch, PortId, Timestamp};
+use switchyard_pipeline::{DomainId, L2Switch, PortId, Timestamp};
 use tracing::warn;
 
 /// Longest idle sleep in ppoll() when only the worker's own sockets can bring
@@ -46,6 +46,27 @@ pub enum WorkerCommand {
     Report(Sender<WorkerReport>),
     /// Drain, send a final report, close the sockets and exit.
     Stop(Sender<WorkerReport>),
+    /// Add a port at run time: this worker's sockets on it (bound by the control
+    /// thread on this worker's UMEM; maybe none) and how to reach it.
+    AddPort {
+        /// Global port index.
+        port: PortId,
+        /// Its bridge domain.
+        domain: DomainId,
+        /// This worker's sockets on it.
+        sockets: Vec<XdpPort>,
+        /// Transmit route; `Local(k)` names the k-th of `sockets`.
+        route: TxRoute,
+        /// Answered when done.
+        done: Sender<()>,
+    },
+    /// Remove a port at run time; answers with the frames reclaimed.
+    RemovePort {
+        /// Global port index.
+        port: PortId,
+        /// Answered when done.
+        done: Sender<usize>,
+    },
 }
 
 /// A socket that failed to open, by global port index.
@@ -61,6 +82,8 @@ pub struct OpenError {
 pub struct WorkerHandle {
     /// Commands to it.
     pub commands: Sender<WorkerCommand>,
+    /// Its UMEM, for binding hot-plugged sockets on the control thread.
+    pub umem: UmemHandle,
     /// Its thread.
     pub thread: JoinHandle<()>,
 }
@@ -77,7 +100,11 @@ pub fn spawn(spec: WorkerSpec) -> Result<WorkerHandle, OpenError> {
             error: PortError::Invalid(format!("cannot start a worker thread: {e}")),
         })?;
     match ready_rx.recv() {
-        Ok(Ok(())) => Ok(WorkerHandle { commands, thread }),
+        Ok(Ok(umem)) => Ok(WorkerHandle {
+            commands,
+            umem,
+            thread,
+        }),
         Ok(Err(error)) => {
             let _ = thread.join();
             Err(error)
@@ -92,7 +119,11 @@ pub fn spawn(spec: WorkerSpec) -> Result<WorkerHandle, OpenError> {
     }
 }
 
-fn run(spec: WorkerSpec, commands: Receiver<WorkerCommand>, ready: Sender<Result<(), OpenError>>) {
+fn run(
+    spec: WorkerSpec,
+    commands: Receiver<WorkerCommand>,
+    ready: Sender<Result<UmemHandle, OpenError>>,
+) {
     if !core_affinity::set_for_current(core_affinity::CoreId { id: spec.core }) {
         warn!(core = spec.core, "could not pin the worker to its core");
     }
@@ -103,19 +134,22 @@ fn run(spec: WorkerSpec, commands: Receiver<WorkerCommand>, ready: Sender<Result
             return;
         }
     };
-    let _ = ready.send(Ok(()));
+    let _ = ready.send(Ok(worker.pool().umem_handle()));
 
     let epoch = spec.epoch;
     let now = || Timestamp(epoch.elapsed().as_nanos() as u64);
-    let mut pollfds: Vec<libc::pollfd> = worker
-        .poll_fds()
-        .into_iter()
-        .map(|fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
+    let pollfds_of = |worker: &Worker<XdpPort>| -> Vec<libc::pollfd> {
+        worker
+            .poll_fds()
+            .into_iter()
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect()
+    };
+    let mut pollfds = pollfds_of(&worker);
     // Frames wake a worker sleeping in ppoll() on its sockets; handed-over frames
     // from other workers do not, so with handoff the sleeps stay short.
     let max_sleep = if spec.fabric.has_handoff() || pollfds.is_empty() {
@@ -136,6 +170,22 @@ fn run(spec: WorkerSpec, commands: Receiver<WorkerCommand>, ready: Sender<Result
                 close(worker);
                 let _ = reply.send(final_report);
                 return;
+            }
+            Ok(WorkerCommand::AddPort {
+                port,
+                domain,
+                sockets,
+                route,
+                done,
+            }) => {
+                worker.add_port(port, Some(domain), sockets, route);
+                pollfds = pollfds_of(&worker);
+                let _ = done.send(());
+            }
+            Ok(WorkerCommand::RemovePort { port, done }) => {
+                let reclaimed = worker.remove_port(port);
+                pollfds = pollfds_of(&worker);
+                let _ = done.send(reclaimed);
             }
             Err(channel::TryRecvError::Empty) => {}
             Err(channel::TryRecvError::Disconnected) => {

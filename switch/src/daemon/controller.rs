@@ -1,0 +1,1089 @@
+//! The control thread's state and operations: the port and network registries,
+//! adding and removing ports while the workers forward, container attach/detach,
+//! CNI CHECK, config reload, the state file, and stats.
+//!
+//! Every change is made as a whole or not at all: sockets are bound (the slow
+//! part) on this thread before any worker is told; a failure closes what was
+//! opened and leaves the running version as it was. Workers take a new port
+//! between two bursts, so other ports never stop forwarding.
+
+use super::address_pool::AddressPool;
+use super::plan::SwitchPlan;
+use super::report::{self, PortView};
+use super::worker_thread::{WorkerCommand, WorkerHandle};
+use crate::control::protocol::{
+    AttachRequest, AttachResult, ErrorCode, PortInfo, Reply, Request, PROTOCOL_VERSION,
+};
+use crate::fabric::Fabric;
+use crate::netlink::{self, ContainerLink, NetnsRef};
+use crate::placement::place;
+use crate::stats::{Snapshot, WorkerReport};
+use crossbeam::channel;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use switchyard_config::{Ipv4Cidr, NodeConfig, XdpMode};
+use switchyard_drivers::afxdp::{xdp_program, AttachMode, XdpPort, XdpPortConfig};
+use switchyard_drivers::sys;
+use switchyard_pipeline::{DomainId, MacAddr, PortId};
+use tracing::{info, warn};
+
+/// How long the control thread waits for a worker to answer.
+const WORKER_REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a port came from (it decides how it may be removed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Origin {
+    /// A `[[port]]` of the config file: changed by editing the file and reloading.
+    Config,
+    /// A container attached with `attach` (the switch made its veth).
+    Attach,
+    /// An existing interface added with `add-port`.
+    AddPort,
+}
+
+impl Origin {
+    fn name(self) -> &'static str {
+        match self {
+            Origin::Config => "config",
+            Origin::Attach => "attach",
+            Origin::AddPort => "add-port",
+        }
+    }
+}
+
+/// A port of the running switch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortEntry {
+    /// Port name.
+    pub name: String,
+    /// Interface the switch drives.
+    pub interface: String,
+    /// Network it belongs to.
+    pub network: String,
+    /// Where it came from.
+    pub origin: Origin,
+    /// Container MAC (attached ports).
+    #[serde(default)]
+    pub mac: Option<String>,
+    /// Container address with prefix (attached ports).
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Container namespace as given at attach.
+    #[serde(default)]
+    pub netns: Option<String>,
+    /// Interface name inside the namespace.
+    #[serde(default)]
+    pub ifname: Option<String>,
+}
+
+impl PortEntry {
+    fn address(&self) -> Option<(Ipv4Addr, u8)> {
+        let text = self.address.as_deref()?;
+        let (ip, prefix) = text.split_once('/')?;
+        Some((ip.parse().ok()?, prefix.parse().ok()?))
+    }
+}
+
+/// A network of the running switch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct NetworkEntry {
+    name: String,
+    subnet: Option<Ipv4Cidr>,
+    gateway: Option<Ipv4Addr>,
+}
+
+/// What the state file keeps: the ports made at run time, so a restarted daemon
+/// re-adopts them and containers keep their addresses.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StateFile {
+    ports: Vec<PortEntry>,
+}
+
+/// An error reply in the making.
+#[derive(Debug)]
+pub struct CtlError {
+    code: ErrorCode,
+    message: String,
+}
+
+impl CtlError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        CtlError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+type CtlResult<T> = Result<T, CtlError>;
+
+/// The control thread's view of the switch.
+pub struct Controller {
+    config_path: PathBuf,
+    config: NodeConfig,
+    plan: Arc<SwitchPlan>,
+    ports: Vec<Option<PortEntry>>,
+    modes: Vec<AttachMode>,
+    networks: Vec<Option<NetworkEntry>>,
+    workers: Vec<WorkerHandle>,
+    fabric: Arc<Fabric>,
+    state_path: PathBuf,
+}
+
+/// Path of the state file: next to the control socket, so two daemons with two
+/// sockets never share one.
+pub fn state_path(control_socket: &Path) -> PathBuf {
+    let mut name = control_socket
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".state.json");
+    control_socket.with_file_name(name)
+}
+
+impl Controller {
+    /// The controller of freshly started workers serving the config's ports.
+    pub fn new(
+        config_path: PathBuf,
+        config: NodeConfig,
+        plan: Arc<SwitchPlan>,
+        workers: Vec<WorkerHandle>,
+        modes: Vec<AttachMode>,
+        fabric: Arc<Fabric>,
+    ) -> Self {
+        let networks = config
+            .networks
+            .iter()
+            .map(|n| {
+                Some(NetworkEntry {
+                    name: n.name.clone(),
+                    subnet: n.subnet,
+                    gateway: n.gateway,
+                })
+            })
+            .collect();
+        let ports = plan
+            .ports
+            .iter()
+            .map(|p| {
+                Some(PortEntry {
+                    name: p.name.clone(),
+                    interface: p.interface.clone(),
+                    network: p.network.clone(),
+                    origin: Origin::Config,
+                    mac: None,
+                    address: None,
+                    netns: None,
+                    ifname: None,
+                })
+            })
+            .collect();
+        let state_path = state_path(&config.switch.control_socket);
+        Controller {
+            config_path,
+            config,
+            plan,
+            ports,
+            modes,
+            networks,
+            workers,
+            fabric,
+            state_path,
+        }
+    }
+
+    fn domain_of(&self, network: &str) -> Option<DomainId> {
+        self.networks
+            .iter()
+            .position(|n| n.as_ref().is_some_and(|n| n.name == network))
+            .map(|d| d as DomainId)
+    }
+
+    fn network(&self, name: &str) -> Option<&NetworkEntry> {
+        self.networks.iter().flatten().find(|n| n.name == name)
+    }
+
+    fn port_index(&self, name: &str) -> Option<usize> {
+        self.ports
+            .iter()
+            .position(|p| p.as_ref().is_some_and(|p| p.name == name))
+    }
+
+    fn used_addresses(&self, network: &str) -> HashSet<Ipv4Addr> {
+        self.ports
+            .iter()
+            .flatten()
+            .filter(|p| p.network == network)
+            .filter_map(|p| p.address())
+            .map(|(ip, _)| ip)
+            .collect()
+    }
+
+    /// Answers one control request.
+    pub fn handle(&mut self, request: Request) -> Reply {
+        let result = match request {
+            Request::Version => Ok(serde_json::json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "protocol": PROTOCOL_VERSION,
+                "workers": self.workers.len(),
+            })),
+            Request::Ports => self.ports_info().map(|p| serde_json::json!(p)),
+            Request::Fdb { network } => self.fdb(network.as_deref()),
+            Request::Stats => self
+                .snapshot(false)
+                .map(|s| serde_json::to_value(s).unwrap_or_default())
+                .ok_or_else(|| CtlError::new(ErrorCode::Internal, "a worker did not answer")),
+            Request::Attach(request) => self.attach(request).map(|r| serde_json::json!(r)),
+            Request::Detach { name } => self
+                .detach(&name)
+                .map(|()| serde_json::json!({ "detached": name })),
+            Request::AddPort {
+                name,
+                interface,
+                network,
+            } => self
+                .add_port(&name, &interface, &network)
+                .map(|()| serde_json::json!({ "added": name })),
+            Request::DelPort { name } => self
+                .del_port(&name)
+                .map(|()| serde_json::json!({ "removed": name })),
+            Request::Check {
+                name,
+                netns,
+                ifname,
+            } => self
+                .check(&name, &netns, ifname.as_deref())
+                .map(|()| serde_json::json!({ "checked": name })),
+            Request::Reload => self.reload(),
+        };
+        match result {
+            Ok(value) => Reply::success(value),
+            Err(error) => Reply::failure(error.code, error.message),
+        }
+    }
+
+    /// Asks every worker for a report (or its final report with `stop`).
+    fn ask_all(&self, stop: bool) -> Option<Vec<WorkerReport>> {
+        let replies: Vec<_> = self
+            .workers
+            .iter()
+            .map(|w| {
+                let (tx, rx) = channel::bounded(1);
+                let command = if stop {
+                    WorkerCommand::Stop(tx)
+                } else {
+                    WorkerCommand::Report(tx)
+                };
+                w.commands.send(command).ok().map(|_| rx)
+            })
+            .collect();
+        replies
+            .into_iter()
+            .map(|rx| rx?.recv_timeout(WORKER_REPLY_TIMEOUT).ok())
+            .collect()
+    }
+
+    fn port_views(&self) -> Vec<Option<PortView>> {
+        self.ports
+            .iter()
+            .zip(
+                self.modes
+                    .iter()
+                    .chain(std::iter::repeat(&AttachMode::Native)),
+            )
+            .map(|(p, mode)| {
+                p.as_ref().map(|p| PortView {
+                    name: p.name.clone(),
+                    interface: p.interface.clone(),
+                    network: p.network.clone(),
+                    mode: mode.name(),
+                })
+            })
+            .collect()
+    }
+
+    fn network_names(&self) -> Vec<Option<String>> {
+        self.networks
+            .iter()
+            .map(|n| n.as_ref().map(|n| n.name.clone()))
+            .collect()
+    }
+
+    /// The stats document, from fresh worker reports.
+    pub fn snapshot(&self, is_final: bool) -> Option<Snapshot> {
+        let reports = self.ask_all(false)?;
+        Some(report::snapshot(
+            &self.port_views(),
+            &self.network_names(),
+            &reports,
+            self.fabric.learn_dropped(),
+            is_final,
+        ))
+    }
+
+    fn ports_info(&self) -> CtlResult<Vec<PortInfo>> {
+        let snap = self
+            .snapshot(false)
+            .ok_or_else(|| CtlError::new(ErrorCode::Internal, "a worker did not answer"))?;
+        Ok(self
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| {
+                let stats = snap.ports.iter().find(|s| s.name == p.name);
+                PortInfo {
+                    name: p.name.clone(),
+                    interface: p.interface.clone(),
+                    network: p.network.clone(),
+                    origin: p.origin.name().to_string(),
+                    mac: p.mac.clone(),
+                    address: p.address.clone(),
+                    xdp_mode: stats.map(|s| s.xdp_mode.clone()).unwrap_or_default(),
+                    rx_packets: stats.map_or(0, |s| s.counters.rx_packets),
+                    tx_packets: stats.map_or(0, |s| s.counters.tx_packets),
+                    drops: stats.map_or(0, |s| s.counters.drops.total()),
+                }
+            })
+            .collect())
+    }
+
+    fn fdb(&self, network: Option<&str>) -> CtlResult<serde_json::Value> {
+        if let Some(name) = network {
+            if self.network(name).is_none() {
+                return Err(CtlError::new(
+                    ErrorCode::NotFound,
+                    format!("network {name:?} does not exist"),
+                ));
+            }
+        }
+        let snap = self
+            .snapshot(false)
+            .ok_or_else(|| CtlError::new(ErrorCode::Internal, "a worker did not answer"))?;
+        let entries: Vec<_> = snap
+            .fdb
+            .into_iter()
+            .filter(|e| network.is_none_or(|n| e.network == n))
+            .collect();
+        Ok(serde_json::json!(entries))
+    }
+
+    /// Binds sockets for a new port on every worker (native XDP first where
+    /// allowed), then hands them over. All or nothing.
+    fn add_live_port(&mut self, entry: PortEntry, mode: XdpMode) -> CtlResult<usize> {
+        if self.port_index(&entry.name).is_some() {
+            return Err(CtlError::new(
+                ErrorCode::AlreadyExists,
+                format!("port {:?} already exists", entry.name),
+            ));
+        }
+        if self
+            .ports
+            .iter()
+            .flatten()
+            .any(|p| p.interface == entry.interface)
+        {
+            return Err(CtlError::new(
+                ErrorCode::AlreadyExists,
+                format!("interface {} is already a port", entry.interface),
+            ));
+        }
+        let domain = self.domain_of(&entry.network).ok_or_else(|| {
+            CtlError::new(
+                ErrorCode::NotFound,
+                format!("network {:?} does not exist", entry.network),
+            )
+        })?;
+        let ifindex = sys::interface_index(&entry.interface).ok_or_else(|| {
+            CtlError::new(
+                ErrorCode::NotFound,
+                format!("interface {:?} does not exist", entry.interface),
+            )
+        })?;
+        let system = |e: &dyn std::fmt::Display| {
+            CtlError::new(ErrorCode::SystemError, format!("{}: {e}", entry.interface))
+        };
+        xdp_program::detach_stale(&entry.interface, ifindex).map_err(|e| system(&e))?;
+        let queues = sys::rx_queue_count(&entry.interface);
+        let modes: &[AttachMode] = match mode {
+            XdpMode::Auto => &[AttachMode::Native, AttachMode::Generic],
+            XdpMode::Native => &[AttachMode::Native],
+            XdpMode::Generic => &[AttachMode::Generic],
+        };
+        let mut last_error = None;
+        let mut opened = None;
+        for &mode in modes {
+            let effective_queues = if mode == AttachMode::Generic {
+                1
+            } else {
+                queues
+            };
+            let placements = place(self.workers.len(), &[effective_queues]);
+            match self.open_sockets(&entry.interface, mode, &placements) {
+                Ok(sockets) => {
+                    opened = Some((mode, placements, sockets));
+                    break;
+                }
+                Err(error) => {
+                    let _ = xdp_program::detach_stale(&entry.interface, ifindex);
+                    if modes.len() > 1 {
+                        warn!(interface = %entry.interface, mode = mode.name(), %error, "XDP attach failed; trying the next mode");
+                    }
+                    last_error = Some(error);
+                }
+            }
+        }
+        let Some((mode, placements, sockets)) = opened else {
+            return Err(system(&last_error.map_or_else(
+                || "no XDP mode to try".to_string(),
+                |e| e.to_string(),
+            )));
+        };
+        let index = self
+            .ports
+            .iter()
+            .position(Option::is_none)
+            .unwrap_or(self.ports.len());
+        let waits: Vec<_> = self
+            .workers
+            .iter()
+            .zip(placements)
+            .zip(sockets)
+            .map(|((worker, placement), sockets)| {
+                let (done, wait) = channel::bounded(1);
+                let command = WorkerCommand::AddPort {
+                    port: index as PortId,
+                    domain,
+                    sockets,
+                    route: placement.tx[0],
+                    done,
+                };
+                worker.commands.send(command).ok().map(|_| wait)
+            })
+            .collect();
+        for wait in waits {
+            if wait
+                .and_then(|w| w.recv_timeout(WORKER_REPLY_TIMEOUT).ok())
+                .is_none()
+            {
+                return Err(CtlError::new(
+                    ErrorCode::Internal,
+                    "a worker did not take the new port",
+                ));
+            }
+        }
+        if index == self.ports.len() {
+            self.ports.push(None);
+        }
+        if self.modes.len() <= index {
+            self.modes.resize(index + 1, AttachMode::Native);
+        }
+        info!(port = %entry.name, interface = %entry.interface, network = %entry.network, mode = mode.name(), "port added");
+        self.ports[index] = Some(entry);
+        self.modes[index] = mode;
+        Ok(index)
+    }
+
+    /// Opens every worker's sockets for one port (per the placement), on the
+    /// workers' UMEMs, from this thread. Nothing is handed over yet.
+    fn open_sockets(
+        &self,
+        interface: &str,
+        mode: AttachMode,
+        placements: &[crate::placement::WorkerPlacement],
+    ) -> Result<Vec<Vec<XdpPort>>, switchyard_drivers::PortError> {
+        let mut all = Vec::with_capacity(self.workers.len());
+        for (worker, placement) in self.workers.iter().zip(placements) {
+            let mut sockets = Vec::new();
+            for socket in &placement.sockets {
+                let config = XdpPortConfig {
+                    interface: interface.to_string(),
+                    queue: socket.queue,
+                    mode,
+                    ring_size: self.plan.ring_size,
+                    fill_target: self.plan.ring_size * 2,
+                    busy_retry: Duration::from_secs(3),
+                };
+                sockets.push(XdpPort::open_unfilled(&worker.umem, &config)?);
+            }
+            all.push(sockets);
+        }
+        Ok(all)
+    }
+
+    /// Takes a port out of every worker and detaches its XDP program.
+    fn remove_live_port(&mut self, index: usize) -> CtlResult<PortEntry> {
+        let entry = self
+            .ports
+            .get_mut(index)
+            .and_then(Option::take)
+            .ok_or_else(|| CtlError::new(ErrorCode::NotFound, "no such port"))?;
+        let waits: Vec<_> = self
+            .workers
+            .iter()
+            .map(|worker| {
+                let (done, wait) = channel::bounded(1);
+                worker
+                    .commands
+                    .send(WorkerCommand::RemovePort {
+                        port: index as PortId,
+                        done,
+                    })
+                    .ok()
+                    .map(|_| wait)
+            })
+            .collect();
+        for wait in waits {
+            let _ = wait.and_then(|w| w.recv_timeout(WORKER_REPLY_TIMEOUT).ok());
+        }
+        if let Some(ifindex) = sys::interface_index(&entry.interface) {
+            if let Err(error) = xdp_program::detach_stale(&entry.interface, ifindex) {
+                warn!(%error, "leaving an XDP program behind");
+            }
+        }
+        info!(port = %entry.name, interface = %entry.interface, "port removed");
+        Ok(entry)
+    }
+
+    fn add_port(&mut self, name: &str, interface: &str, network: &str) -> CtlResult<()> {
+        check_name(name)?;
+        let entry = PortEntry {
+            name: name.to_string(),
+            interface: interface.to_string(),
+            network: network.to_string(),
+            origin: Origin::AddPort,
+            mac: None,
+            address: None,
+            netns: None,
+            ifname: None,
+        };
+        self.add_live_port(entry, self.config.switch.xdp_mode)?;
+        self.save_state();
+        Ok(())
+    }
+
+    fn del_port(&mut self, name: &str) -> CtlResult<()> {
+        let index = self.port_index(name).ok_or_else(|| {
+            CtlError::new(ErrorCode::NotFound, format!("port {name:?} does not exist"))
+        })?;
+        match self.ports[index].as_ref().map(|p| p.origin) {
+            Some(Origin::AddPort) => {}
+            Some(Origin::Config) => {
+                return Err(CtlError::new(
+                    ErrorCode::InvalidArgument,
+                    format!("port {name:?} comes from the config file: remove it there and reload"),
+                ))
+            }
+            _ => {
+                return Err(CtlError::new(
+                    ErrorCode::InvalidArgument,
+                    format!("port {name:?} is an attached container: use detach"),
+                ))
+            }
+        }
+        self.remove_live_port(index)?;
+        self.save_state();
+        Ok(())
+    }
+
+    fn attach(&mut self, request: AttachRequest) -> CtlResult<AttachResult> {
+        let invalid = |m: String| CtlError::new(ErrorCode::InvalidArgument, m);
+        let netns: NetnsRef = request
+            .netns
+            .parse()
+            .map_err(|e| invalid(format!("netns {:?}: {e}", request.netns)))?;
+        let network = self.network(&request.network).cloned().ok_or_else(|| {
+            CtlError::new(
+                ErrorCode::NotFound,
+                format!("network {:?} does not exist", request.network),
+            )
+        })?;
+        let name = match &request.name {
+            Some(name) => {
+                check_name(name)?;
+                if self.port_index(name).is_some() {
+                    return Err(CtlError::new(
+                        ErrorCode::AlreadyExists,
+                        format!("port {name:?} already exists"),
+                    ));
+                }
+                name.clone()
+            }
+            None => self.derive_name(&netns),
+        };
+        let ifname = request.ifname.clone().unwrap_or_else(|| "eth0".to_string());
+        if ifname.is_empty() || ifname.len() > 15 || ifname.contains(['/', ' ', ':']) {
+            return Err(invalid(format!(
+                "ifname {ifname:?} is not a valid Linux interface name"
+            )));
+        }
+        // Address: from the request (checked against the pool) or the next free one.
+        let used = self.used_addresses(&network.name);
+        let (address, prefix_len) = match (&request.ip, network.subnet) {
+            (Some(ip), Some(subnet)) => {
+                let ip: Ipv4Addr = ip
+                    .parse()
+                    .map_err(|_| invalid(format!("ip {ip:?} is not an IPv4 address")))?;
+                let ip = AddressPool::new(subnet, network.gateway, &used)
+                    .claim(ip)
+                    .map_err(|e| invalid(e.to_string()))?;
+                (ip, subnet.prefix_len)
+            }
+            (None, Some(subnet)) => {
+                let ip = AddressPool::new(subnet, network.gateway, &used)
+                    .allocate()
+                    .map_err(|e| {
+                        CtlError::new(
+                            ErrorCode::PoolExhausted,
+                            format!("network {:?}: {e}", network.name),
+                        )
+                    })?;
+                (ip, subnet.prefix_len)
+            }
+            (Some(ip), None) => {
+                let cidr: Ipv4Cidr = ip.parse().map_err(|_| {
+                    invalid(format!(
+                        "network {:?} has no subnet: give ip as address/prefix",
+                        network.name
+                    ))
+                })?;
+                if used.contains(&cidr.addr) {
+                    return Err(invalid(format!("{} is already in use", cidr.addr)));
+                }
+                (cidr.addr, cidr.prefix_len)
+            }
+            (None, None) => {
+                return Err(invalid(format!(
+                    "network {:?} has no subnet to take an address from: give --ip address/prefix",
+                    network.name
+                )))
+            }
+        };
+        let mac = match &request.mac {
+            Some(text) => {
+                let mac: MacAddr = text
+                    .parse()
+                    .map_err(|e| invalid(format!("mac {text:?}: {e}")))?;
+                if !mac.is_valid_source() {
+                    return Err(invalid(format!("mac {text} is not a unicast address")));
+                }
+                mac
+            }
+            None => self.derive_mac(&name),
+        };
+        let host_name = self.derive_host_name(&name);
+        let link = ContainerLink {
+            host_name: host_name.clone(),
+            netns,
+            ifname: ifname.clone(),
+            mac: mac.0,
+            mtu: 1500,
+            address,
+            prefix_len,
+            gateway: network.gateway,
+            queues: self.workers.len() as u32,
+        };
+        netlink::create_container_link(&link)
+            .map_err(|e| CtlError::new(ErrorCode::SystemError, e.to_string()))?;
+        let entry = PortEntry {
+            name: name.clone(),
+            interface: host_name.clone(),
+            network: network.name.clone(),
+            origin: Origin::Attach,
+            mac: Some(mac.to_string()),
+            address: Some(format!("{address}/{prefix_len}")),
+            netns: Some(request.netns.clone()),
+            ifname: Some(ifname.clone()),
+        };
+        if let Err(error) = self.add_live_port(entry, self.config.switch.xdp_mode) {
+            let _ = netlink::delete_link(&host_name);
+            return Err(error);
+        }
+        self.save_state();
+        Ok(AttachResult {
+            name,
+            interface: host_name,
+            ifname,
+            mac: mac.to_string(),
+            address: format!("{address}/{prefix_len}"),
+            gateway: network.gateway.map(|g| g.to_string()),
+            network: network.name,
+            netns: request.netns,
+        })
+    }
+
+    fn detach(&mut self, name: &str) -> CtlResult<()> {
+        let index = self.port_index(name).ok_or_else(|| {
+            CtlError::new(ErrorCode::NotFound, format!("port {name:?} does not exist"))
+        })?;
+        if self.ports[index].as_ref().map(|p| p.origin) != Some(Origin::Attach) {
+            return Err(CtlError::new(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "port {name:?} was not attached with attach (use del-port, or the config file)"
+                ),
+            ));
+        }
+        let entry = self.remove_live_port(index)?;
+        if let Err(error) = netlink::delete_link(&entry.interface) {
+            warn!(%error, interface = %entry.interface, "could not delete the veth");
+        }
+        self.save_state();
+        Ok(())
+    }
+
+    fn check(&self, name: &str, netns: &str, ifname: Option<&str>) -> CtlResult<()> {
+        let entry = self
+            .port_index(name)
+            .and_then(|i| self.ports[i].as_ref())
+            .ok_or_else(|| {
+                CtlError::new(ErrorCode::NotFound, format!("port {name:?} does not exist"))
+            })?;
+        let (address, prefix_len) = entry.address().ok_or_else(|| {
+            CtlError::new(
+                ErrorCode::InvalidArgument,
+                format!("port {name:?} is not an attached container"),
+            )
+        })?;
+        let netns: NetnsRef = netns.parse().map_err(|e| {
+            CtlError::new(ErrorCode::InvalidArgument, format!("netns {netns:?}: {e}"))
+        })?;
+        let ifname = ifname.or(entry.ifname.as_deref()).unwrap_or("eth0");
+        let gateway = self.network(&entry.network).and_then(|n| n.gateway);
+        netlink::verify_container_link(&netns, ifname, address, prefix_len, gateway)
+            .map_err(|e| CtlError::new(ErrorCode::CheckFailed, e.to_string()))
+    }
+
+    /// Re-reads the config file and applies the difference: networks and config
+    /// ports added, removed or changed; ports that did not change are not touched.
+    /// A file with errors changes nothing.
+    pub fn reload(&mut self) -> CtlResult<serde_json::Value> {
+        let new = super::load_checked(&self.config_path)
+            .map_err(|e| CtlError::new(ErrorCode::InvalidConfig, format!("{e:#}")))?;
+        super::check_interfaces(&new)
+            .map_err(|e| CtlError::new(ErrorCode::InvalidConfig, format!("{e:#}")))?;
+        // Networks that disappear must not keep ports that stay.
+        let new_networks: HashSet<&str> = new.networks.iter().map(|n| n.name.as_str()).collect();
+        for port in self
+            .ports
+            .iter()
+            .flatten()
+            .filter(|p| p.origin != Origin::Config)
+        {
+            if !new_networks.contains(port.network.as_str()) {
+                return Err(CtlError::new(
+                    ErrorCode::InvalidConfig,
+                    format!(
+                        "network {:?} is removed but port {:?} is still attached to it",
+                        port.network, port.name
+                    ),
+                ));
+            }
+        }
+        let wanted: Vec<PortEntry> = new
+            .ports
+            .iter()
+            .map(|p| PortEntry {
+                name: p.name.clone(),
+                interface: p.interface.clone().unwrap_or_default(),
+                network: p.network.clone(),
+                origin: Origin::Config,
+                mac: None,
+                address: None,
+                netns: None,
+                ifname: None,
+            })
+            .collect();
+        let changed_network = |name: &str| {
+            let old = self.network(name);
+            let fresh = new.networks.iter().find(|n| n.name == name);
+            match (old, fresh) {
+                (Some(o), Some(f)) => o.subnet != f.subnet || o.gateway != f.gateway,
+                _ => true,
+            }
+        };
+        let to_remove: Vec<usize> = self
+            .ports
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| Some((i, p.as_ref()?)))
+            .filter(|(_, p)| p.origin == Origin::Config)
+            .filter(|(_, p)| !wanted.contains(p) || changed_network(&p.network))
+            .map(|(i, _)| i)
+            .collect();
+        let to_add: Vec<PortEntry> = wanted
+            .iter()
+            .filter(|w| {
+                !self.ports.iter().flatten().any(|p| p == *w) || changed_network(&w.network)
+            })
+            .cloned()
+            .collect();
+        // Apply: remove ports, then networks, add networks, then ports.
+        let mut removed = Vec::new();
+        for index in to_remove {
+            removed.push(self.remove_live_port(index)?.name);
+        }
+        for slot in &mut self.networks {
+            if let Some(network) = slot {
+                let keep = new.networks.iter().any(|n| {
+                    n.name == network.name
+                        && n.subnet == network.subnet
+                        && n.gateway == network.gateway
+                });
+                if !keep {
+                    *slot = None;
+                }
+            }
+        }
+        for network in &new.networks {
+            if self.network(&network.name).is_none() {
+                let entry = Some(NetworkEntry {
+                    name: network.name.clone(),
+                    subnet: network.subnet,
+                    gateway: network.gateway,
+                });
+                match self.networks.iter().position(Option::is_none) {
+                    Some(free) => self.networks[free] = entry,
+                    None => self.networks.push(entry),
+                }
+            }
+        }
+        let mut added = Vec::new();
+        for entry in to_add {
+            let mode = new
+                .ports
+                .iter()
+                .find(|p| p.name == entry.name)
+                .map_or(new.switch.xdp_mode, |p| p.effective_xdp_mode(&new.switch));
+            match self.add_live_port(entry.clone(), mode) {
+                Ok(_) => added.push(entry.name),
+                Err(error) => {
+                    // Undo this reload's additions so the switch is not half-changed.
+                    for name in &added {
+                        if let Some(index) = self.port_index(name) {
+                            let _ = self.remove_live_port(index);
+                        }
+                    }
+                    return Err(CtlError::new(
+                        error.code,
+                        format!("port {:?}: {} (the reload was rolled back; removed ports stay removed)", entry.name, error.message),
+                    ));
+                }
+            }
+        }
+        let deferred = changed_settings(&self.config, &new);
+        self.config = new;
+        info!(?added, ?removed, ?deferred, "config reloaded");
+        Ok(serde_json::json!({ "added": added, "removed": removed, "needs_restart": deferred }))
+    }
+
+    fn derive_name(&self, netns: &NetnsRef) -> String {
+        let base: String = match netns {
+            NetnsRef::Pid(pid) => format!("pid{pid}"),
+            NetnsRef::Path(path) => path
+                .file_name()
+                .map(|n| {
+                    n.to_string_lossy()
+                        .chars()
+                        .filter(|c| c.is_ascii_alphanumeric() || "_.-".contains(*c))
+                        .take(24)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        let base = if base.is_empty() {
+            "c".to_string()
+        } else {
+            base
+        };
+        (0..)
+            .map(|n| {
+                if n == 0 {
+                    base.clone()
+                } else {
+                    format!("{base}-{n}")
+                }
+            })
+            .find(|candidate| self.port_index(candidate).is_none())
+            .unwrap_or(base)
+    }
+
+    fn derive_mac(&self, name: &str) -> MacAddr {
+        let taken: HashSet<String> = self
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| p.mac.clone())
+            .collect();
+        (0u32..)
+            .map(|salt| {
+                let h = fnv1a(name.as_bytes(), salt);
+                // Locally administered, unicast: 02:53 ("S") then 32 bits of hash.
+                MacAddr([
+                    0x02,
+                    0x53,
+                    (h >> 24) as u8,
+                    (h >> 16) as u8,
+                    (h >> 8) as u8,
+                    h as u8,
+                ])
+            })
+            .find(|mac| !taken.contains(&mac.to_string()))
+            .unwrap_or(MacAddr([0x02, 0x53, 0, 0, 0, 1]))
+    }
+
+    fn derive_host_name(&self, name: &str) -> String {
+        (0u32..)
+            .map(|salt| format!("sy{:08x}", fnv1a(name.as_bytes(), salt)))
+            .find(|candidate| {
+                !netlink::link_exists(candidate)
+                    && !self
+                        .ports
+                        .iter()
+                        .flatten()
+                        .any(|p| &p.interface == candidate)
+            })
+            .unwrap_or_else(|| "sy-fallback".to_string())
+    }
+
+    /// Writes the run-time ports to the state file (write, then rename).
+    fn save_state(&self) {
+        let state = StateFile {
+            ports: self
+                .ports
+                .iter()
+                .flatten()
+                .filter(|p| p.origin != Origin::Config)
+                .cloned()
+                .collect(),
+        };
+        let result = serde_json::to_vec_pretty(&state)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| {
+                if let Some(dir) = self.state_path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                let tmp = self.state_path.with_extension("tmp");
+                std::fs::write(&tmp, bytes)?;
+                std::fs::rename(&tmp, &self.state_path)
+            });
+        if let Err(error) = result {
+            warn!(%error, path = %self.state_path.display(), "cannot write the state file");
+        }
+    }
+
+    /// Re-adopts the ports a previous run recorded whose interfaces still exist,
+    /// so containers keep their addresses and connectivity across a restart.
+    pub fn readopt(&mut self) {
+        let Ok(bytes) = std::fs::read(&self.state_path) else {
+            return;
+        };
+        let state: StateFile = match serde_json::from_slice(&bytes) {
+            Ok(state) => state,
+            Err(error) => {
+                warn!(%error, path = %self.state_path.display(), "ignoring an unreadable state file");
+                return;
+            }
+        };
+        for entry in state.ports {
+            if sys::interface_index(&entry.interface).is_none() {
+                warn!(port = %entry.name, interface = %entry.interface, "not re-adopted: its interface is gone");
+                continue;
+            }
+            let name = entry.name.clone();
+            match self.add_live_port(entry, self.config.switch.xdp_mode) {
+                Ok(_) => info!(port = %name, "re-adopted from the state file"),
+                Err(error) => warn!(port = %name, error = %error.message, "not re-adopted"),
+            }
+        }
+        self.save_state();
+    }
+
+    /// Stops the workers (final reports), detaches every XDP program. Attached
+    /// containers' veths stay: a restarted daemon re-adopts them.
+    pub fn shutdown(&mut self) -> (Option<Snapshot>, Vec<WorkerReport>) {
+        let reports = self.ask_all(true);
+        let views = self.port_views();
+        let names = self.network_names();
+        let learn_dropped = self.fabric.learn_dropped();
+        for worker in std::mem::take(&mut self.workers) {
+            let _ = worker.thread.join();
+        }
+        for port in self.ports.iter().flatten() {
+            if let Some(ifindex) = sys::interface_index(&port.interface) {
+                if let Err(error) = xdp_program::detach_stale(&port.interface, ifindex) {
+                    warn!(%error, "leaving an XDP program behind");
+                }
+            }
+        }
+        match reports {
+            Some(reports) => (
+                Some(report::snapshot(
+                    &views,
+                    &names,
+                    &reports,
+                    learn_dropped,
+                    true,
+                )),
+                reports,
+            ),
+            None => (None, Vec::new()),
+        }
+    }
+
+    /// True if a worker thread has ended (it never should while running).
+    pub fn worker_died(&self) -> bool {
+        self.workers.iter().any(|w| w.thread.is_finished())
+    }
+}
+
+/// `[switch]` settings that differ and only take effect on restart.
+fn changed_settings(old: &NodeConfig, new: &NodeConfig) -> Vec<&'static str> {
+    let (a, b) = (&old.switch, &new.switch);
+    let mut changed = Vec::new();
+    macro_rules! cmp {
+        ($($field:ident),*) => { $( if a.$field != b.$field { changed.push(stringify!($field)); } )* };
+    }
+    cmp!(
+        workers,
+        control_socket,
+        mac_table_size,
+        mac_aging_secs,
+        burst_size,
+        ring_size,
+        umem_frames,
+        pipeline,
+        idle
+    );
+    changed
+}
+
+fn check_name(name: &str) -> CtlResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(CtlError::new(
+            ErrorCode::InvalidArgument,
+            format!("port name {name:?} must be 1-32 characters of letters, digits, '_', '.', '-'"),
+        ))
+    }
+}
+
+/// FNV-1a, for short stable names and MACs derived from port names.
+fn fnv1a(bytes: &[u8], salt: u32) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5 ^ salt;
+    for byte in bytes {
+        hash ^= u32::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash
+}
