@@ -189,11 +189,22 @@ pub struct Reply {
 impl Reply {
     /// A success reply.
     pub fn success(result: impl Serialize) -> Self {
-        Reply { ok: true, result: Some(serde_json::to_value(result).unwrap_or(serde_json::Value::Null)), error: None }
+        Reply {
+            ok: true,
+            result: Some(serde_json::to_value(result).unwrap_or(serde_json::Value::Null)),
+            error: None,
+        }
     }
 
     /// An error reply.
     pub fn failure(code: ErrorCode, message: impl Into<String>) -> Self {
-        Reply { ok: false, result: None, error: Some(ErrorBody { code, message: message.into() }) }
+        Reply {
+            ok: false,
+            result: None,
+            error: Some(ErrorBody {
+                code,
+                message: message.into(),
+            }),
+        }
     }
 }
