@@ -26,7 +26,8 @@
 //! 2. Host end: IPv6 off (no link-local address or router solicitations that
 //!    the switch would have to forward), then up.
 //! 3. In the namespace, from a short-lived thread that entered it with `setns`
-//!    ([`sys::in_netns`]): TX checksum, TSO and GSO off on the container end
+//!    ([`sys::in_netns`]): TX checksum and segmentation offloads (TSO, GSO,
+//!    ...) off on the container end, by feature name with `ETHTOOL_SFEATURES`
 //!    (AF_XDP forwards frames as they are, so partial checksums and 64 KB
 //!    super-frames would reach the receiver unfinished, see AFXDP-NOTES),
 //!    `lo` up, the address, the link up, the default route via the gateway.
@@ -44,8 +45,6 @@ use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-
-use sys::Offload;
 
 /// The longest interface name the kernel accepts (`IFNAMSIZ` - 1).
 pub const MAX_IFNAME_LEN: usize = libc::IFNAMSIZ - 1;
@@ -426,14 +425,12 @@ fn configure_container_end(link: &ContainerLink) -> Result<(), NetlinkError> {
     let ifname = link.ifname.as_str();
     let ethtool = sys::EthtoolSocket::open()
         .map_err(io_step(format!("opening an ethtool socket in {netns}")))?;
-    for offload in [Offload::TxChecksum, Offload::Tso, Offload::Gso] {
-        ethtool
-            .set(ifname, offload, false)
-            .map_err(io_step(format!(
-                "turning {} off on {ifname} in {netns}",
-                offload.name()
-            )))?;
-    }
+    let turned_off = ethtool
+        .disable_features(ifname, sys::unfinished_tx_offload)
+        .map_err(io_step(format!(
+            "turning TX checksum and segmentation offloads off on {ifname} in {netns}"
+        )))?;
+    tracing::debug!(%netns, ifname, features = ?turned_off, "offloads off");
     let address = link.address;
     let prefix_len = link.prefix_len;
     let gateway = link.gateway;
