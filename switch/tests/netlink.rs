@@ -329,6 +329,18 @@ fn failures_leave_no_veth_behind() {
     );
     assert!(!link_exists(&host));
 
+    // A file that is no namespace: the kernel refuses the pair.
+    link.netns = NetnsRef::Path("/proc/self/status".into());
+    let err = create_container_link(&link).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EINVAL), "{err}");
+    assert!(!link_exists(&host));
+    let err = verify_container_link(&link.netns, "eth0", ADDRESS, 24, None).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("entering network namespace /proc/self/status"),
+        "{err}"
+    );
+
     // Name too long for the kernel.
     link.netns = ns.path();
     link.ifname = "eth0-much-too-long".into();

@@ -14,8 +14,10 @@
 //! builders for veth, addresses and routes, and its errors carry the kernel's
 //! errno. It is async on tokio; every public function here is synchronous and
 //! runs its requests on a current-thread runtime private to the call
-//! ([`rtnl::run`]), so the daemon's control thread needs no runtime. `neli` is
-//! synchronous but leaves the route/link attribute layout to the caller.
+//! ([`rtnl::run`]), so the daemon's control thread needs no runtime (and the
+//! functions must not be called from inside an async runtime: tokio refuses
+//! a nested `block_on`). `neli` is synchronous but leaves the route/link
+//! attribute layout to the caller.
 //!
 //! # How a link is made
 //! 1. One `RTM_NEWLINK` creates the pair with the peer born directly in the
