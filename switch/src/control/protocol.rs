@@ -208,3 +208,18 @@ impl Reply {
         }
     }
 }
+
+/// Decodes one request line as the daemon does: UTF-8, then JSON of a known
+/// request shape. The error is the reply to send. Untrusted bytes: fuzzed.
+pub fn decode_request(bytes: &[u8]) -> Result<Request, Reply> {
+    if bytes.len() > MAX_REQUEST_BYTES {
+        return Err(Reply::failure(
+            ErrorCode::RequestTooLarge,
+            format!("request longer than {MAX_REQUEST_BYTES} bytes"),
+        ));
+    }
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| Reply::failure(ErrorCode::BadRequest, format!("request is not UTF-8: {e}")))?;
+    serde_json::from_str(text)
+        .map_err(|e| Reply::failure(ErrorCode::BadRequest, format!("bad request: {e}")))
+}

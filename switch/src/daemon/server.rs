@@ -5,7 +5,7 @@
 //! the daemon or a worker.
 
 use super::controller::Controller;
-use crate::control::protocol::{ErrorCode, Reply, Request, MAX_REQUEST_BYTES};
+use crate::control::protocol::{decode_request, ErrorCode, Reply, MAX_REQUEST_BYTES};
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -178,15 +178,9 @@ fn serve_client(stream: UnixStream, controller: &Mutex<Controller>, stop: &Atomi
 
 /// Decodes one request line and runs it.
 pub fn handle_line(bytes: &[u8], controller: &Mutex<Controller>) -> Reply {
-    let text = match std::str::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(e) => {
-            return Reply::failure(ErrorCode::BadRequest, format!("request is not UTF-8: {e}"))
-        }
-    };
-    let request: Request = match serde_json::from_str(text) {
+    let request = match decode_request(bytes) {
         Ok(request) => request,
-        Err(e) => return Reply::failure(ErrorCode::BadRequest, format!("bad request: {e}")),
+        Err(reply) => return reply,
     };
     debug!(?request, "control request");
     match controller.lock() {
@@ -221,19 +215,31 @@ mod tests {
 
     #[test]
     fn hostile_requests_decode_to_errors_not_panics() {
+        let huge = vec![b' '; MAX_REQUEST_BYTES + 1];
         for (bytes, code) in [
             (&b"\xff\xfe"[..], ErrorCode::BadRequest),
             (b"not json", ErrorCode::BadRequest),
             (b"{\"cmd\":\"format-disk\"}", ErrorCode::BadRequest),
             (b"{\"cmd\":\"detach\",\"name\":42}", ErrorCode::BadRequest),
             (b"{\"cmd\":\"attach\"}", ErrorCode::BadRequest),
-            (b"{\"cmd\":\"ports\",\"extra\":1}", ErrorCode::BadRequest),
+            (
+                b"{\"cmd\":\"fdb\",\"netwrok\":\"x\"}",
+                ErrorCode::BadRequest,
+            ),
             (b"[1,2,3]", ErrorCode::BadRequest),
+            (&huge[..], ErrorCode::RequestTooLarge),
         ] {
-            let text = std::str::from_utf8(bytes).ok();
-            let decoded = text.map(serde_json::from_str::<Request>);
-            assert!(!matches!(decoded, Some(Ok(_))), "{bytes:?} must not decode");
-            let _ = code;
+            let reply = decode_request(bytes).expect_err("must not decode");
+            assert_eq!(
+                reply.error.map(|e| e.code),
+                Some(code),
+                "{:?}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(40)])
+            );
         }
+        assert_eq!(
+            decode_request(b"{\"cmd\":\"fdb\"}").ok(),
+            Some(crate::control::protocol::Request::Fdb { network: None })
+        );
     }
 }
