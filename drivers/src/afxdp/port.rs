@@ -172,8 +172,7 @@ impl XdpPort {
             // completion rings are always handed to us and no program is shared
             // between sockets of one pair.
             #[allow(unsafe_code)]
-            let result =
-                unsafe { xsk_rs::Socket::new(socket_config, umem, &name, config.queue) };
+            let result = unsafe { xsk_rs::Socket::new(socket_config, umem, &name, config.queue) };
             match result {
                 Ok((tx, rx, Some((fill, completion)))) => return Ok((tx, rx, fill, completion)),
                 Ok((_, _, None)) => {
