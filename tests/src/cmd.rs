@@ -129,6 +129,53 @@ pub fn run_timeout(cmd: &mut Command, timeout: Duration) -> io::Result<CmdOutput
     }
 }
 
+/// Like [`run_timeout`], with `input` written to the command's stdin (then closed).
+///
+/// The input is written from a thread of its own, so a command that does not read
+/// it cannot block the caller past `timeout`.
+pub fn run_timeout_input(
+    cmd: &mut Command,
+    input: &[u8],
+    timeout: Duration,
+) -> io::Result<CmdOutput> {
+    let line = cmdline(cmd);
+    let deadline = Instant::now() + timeout;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot spawn `{line}`: {e}")))?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let input = input.to_vec();
+    thread::spawn(move || {
+        use std::io::Write as _;
+        // A command that exits without reading gives EPIPE: not our concern here.
+        let _ = stdin.write_all(&input);
+    });
+    let out_rx = spawn_reader(child.stdout.take().expect("piped stdout"));
+    let err_rx = spawn_reader(child.stderr.take().expect("piped stderr"));
+    let status = wait_deadline(&mut child, deadline)?;
+    let grace = Duration::from_secs(2);
+    let stdout = out_rx.recv_timeout(grace).unwrap_or_default();
+    let stderr = err_rx.recv_timeout(grace).unwrap_or_default();
+    match status {
+        Some(status) => Ok(CmdOutput {
+            cmdline: line,
+            status,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }),
+        None => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "`{line}` did not finish within {timeout:?} (killed); stderr so far: {}",
+                String::from_utf8_lossy(&stderr).trim_end()
+            ),
+        )),
+    }
+}
+
 /// Runs `program args...` with [`DEFAULT_TIMEOUT`]; panics if it cannot run or overruns.
 ///
 /// A non-zero exit is returned, not a panic: callers decide whether it matters.

@@ -380,6 +380,19 @@ impl Daemon {
         }
     }
 
+    /// Sends `signal` (e.g. `libc::SIGHUP`) to the running daemon; only the process
+    /// this guard spawned and has not reaped is ever signalled.
+    #[track_caller]
+    pub fn signal(&mut self, signal: libc::c_int) -> std::io::Result<()> {
+        let child = self.child.as_mut().expect("daemon is not running");
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(std::io::Error::other(format!(
+                "daemon already exited with {status}"
+            )));
+        }
+        crate::sys::signal_child(child, signal)
+    }
+
     /// SIGKILLs the daemon (simulating a crash) and reaps it.
     #[track_caller]
     pub fn kill(&mut self) -> ExitStatus {

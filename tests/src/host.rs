@@ -157,6 +157,28 @@ impl Host {
         host
     }
 
+    /// Wraps a namespace someone else set up (e.g. a container the daemon attached)
+    /// as a host: `eth0` inside `netns` with address `cidr` and MAC `mac`, and
+    /// `ifname` the root-namespace end of its veth.
+    ///
+    /// The host owns nothing: dropping it deletes neither the namespace nor the link,
+    /// so traffic helpers ([`crate::tcp_transfer`], [`crate::udp_burst`], `ping`) can
+    /// be pointed at containers whose lifetime the test manages otherwise.
+    #[track_caller]
+    pub fn adopt(name: &str, netns: &str, ifname: &str, cidr: &str, mac: &str) -> Host {
+        let (ip, prefix_len) = parse_cidr(cidr);
+        Host {
+            name: name.to_string(),
+            netns: netns.to_string(),
+            ifname: ifname.to_string(),
+            ip,
+            prefix_len,
+            mac: mac.to_ascii_lowercase(),
+            created_netns: false,
+            created_link: false,
+        }
+    }
+
     /// The host's short name (`h1`), also its switch port name.
     pub fn name(&self) -> &str {
         &self.name

@@ -21,6 +21,7 @@
 
 pub mod bridge;
 pub mod cmd;
+pub mod control;
 pub mod daemon;
 pub mod host;
 pub mod lab;
