@@ -12,6 +12,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cpu;
 pub mod e2e;
 pub mod frames;
 pub mod latency;

@@ -129,6 +129,13 @@ struct E2eArgs {
     /// get the same cores; false: the bridge runs in softirq on the generator's core).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     bridge_rps: bool,
+    /// Cores for the kernel's receive work on Switchyard's ports (veth NAPI:
+    /// XDP program, copy into the UMEM), as pinned NAPI threads [default:
+    /// none, i.e. softirq on the generator's core, where the kernel puts it].
+    /// On a 2-core machine the only other core is the worker's, where the
+    /// NAPI thread and the worker would share one core.
+    #[arg(long, value_delimiter = ',')]
+    switch_napi_cores: Vec<usize>,
     /// UDP flows (source ports) the generator cycles through.
     #[arg(long, default_value_t = 64)]
     flows: usize,
@@ -166,6 +173,7 @@ impl E2eArgs {
             sink_core: self.sink_core,
             switch_cores: self.switch_cores,
             bridge_rps: self.bridge_rps,
+            switch_napi_cores: self.switch_napi_cores,
             flows: self.flows,
             switchyard_binary: daemon_binary(),
         }

@@ -157,6 +157,7 @@ pub struct XskTx {
     completed: Vec<FrameDesc>,
     in_flight: usize,
     kicks: u64,
+    ring: usize,
 }
 
 impl XskTx {
@@ -184,6 +185,7 @@ impl XskTx {
             frames,
             in_flight: 0,
             kicks: 0,
+            ring: ring as usize,
         })
     }
 
@@ -266,7 +268,9 @@ impl XskTx {
         Ok(n)
     }
 
-    fn kick(&mut self) -> Result<()> {
+    /// Asks the kernel to transmit what is on the TX ring (copy mode: it
+    /// does so inside this call, up to its per-call budget).
+    pub fn kick(&mut self) -> Result<()> {
         self.kicks += 1;
         // Transient results (ring busy, EAGAIN for "more left") are not errors.
         self.tx.wakeup().context("TX kick (sendto)")
@@ -285,7 +289,16 @@ impl XskTx {
         self.in_flight
     }
 
-    /// Frames on the TX or completion ring.
+    /// Frames on the TX ring the kernel has not taken yet. In copy mode a
+    /// kick transmits what it takes, so anything left here waits for the
+    /// next kick: the generator keeps this short, or its own queue would
+    /// show up as dataplane latency.
+    pub fn tx_pending(&mut self) -> usize {
+        self.ring.saturating_sub(self.tx.nb_free_exact() as usize)
+    }
+
+    /// Frames handed to the kernel and not completed yet (on the TX ring,
+    /// in transit through the dataplane as skbs, or on the completion ring).
     pub fn in_flight(&self) -> usize {
         self.in_flight
     }
@@ -355,6 +368,11 @@ impl XskRx {
             pending: Vec::with_capacity(frames as usize),
             mode,
         })
+    }
+
+    /// Frames waiting on the RX ring right now.
+    pub fn rx_backlog(&mut self) -> usize {
+        self.rx.nb_avail_exact() as usize
     }
 
     /// The XDP mode the program was attached in.

@@ -83,6 +83,11 @@ pub struct DaemonSettings {
     pub pipeline: String,
     /// `[switch] idle`: "backoff" or "busy-poll".
     pub idle: String,
+    /// Run the kernel's receive work for the daemon's ports (the veth NAPI
+    /// poll that runs the XDP program and copies frames into the UMEM) in
+    /// NAPI threads pinned to these cores, instead of in softirq on the
+    /// sender's core. `None` leaves it where the kernel puts it.
+    pub napi_cores: Option<Vec<usize>>,
 }
 
 /// A Linux bridge with both host ends enslaved; deleted on drop (which frees
@@ -205,6 +210,10 @@ pub struct Daemon {
     stats_file: PathBuf,
     log_file: PathBuf,
     interfaces: Vec<String>,
+    /// Interfaces whose NAPI was switched to threaded mode (undone on drop).
+    threaded: Vec<String>,
+    /// The NAPI threads pinned for this daemon.
+    napi_threads: usize,
 }
 
 /// Where the daemon binary is: `$SWITCHYARD_BIN`, else the workspace's
@@ -244,6 +253,8 @@ impl Daemon {
                 topology.gen.host_interface.clone(),
                 topology.sink.host_interface.clone(),
             ],
+            threaded: Vec::new(),
+            napi_threads: 0,
         };
         let config_file = daemon.dir.join("switchyard.toml");
         std::fs::write(&config_file, config_text(topology, settings))
@@ -295,20 +306,54 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        if let Some(cores) = &settings.napi_cores {
+            // Only the generator's host end carries load into the daemon.
+            let interface = topology.gen.host_interface.clone();
+            daemon.napi_threads = daemon
+                .pin_napi(&interface, cores)
+                .with_context(|| format!("moving {interface}'s NAPI to cores {cores:?}"))?;
+        }
         Ok(daemon)
+    }
+
+    /// Switches `interface` to threaded NAPI and pins its new NAPI threads
+    /// to `cores`; returns how many were pinned.
+    ///
+    /// Why: with native XDP on a veth, the XDP program and the copy into the
+    /// UMEM run in the veth's NAPI poll on the *sending* core, i.e. the
+    /// generator's, so the dataplane under test would slow its own traffic
+    /// source. The bridge's equivalent work is moved to the switch cores
+    /// with RPS; this does the same for Switchyard's ports.
+    fn pin_napi(&mut self, interface: &str, cores: &[usize]) -> Result<usize> {
+        let before = napi_threads();
+        let file = Path::new("/sys/class/net").join(interface).join("threaded");
+        std::fs::write(&file, "1").with_context(|| format!("writing 1 to {}", file.display()))?;
+        self.threaded.push(interface.to_string());
+        // The kernel names them napi/<interface>-<id>, cut to 15 bytes.
+        let prefix: String = format!("napi/{interface}").chars().take(15).collect();
+        let mut pinned = 0;
+        for (tid, comm) in napi_threads() {
+            if before.iter().any(|(t, _)| *t == tid) || !comm.starts_with(&prefix) {
+                continue;
+            }
+            sys::set_affinity(tid, cores)
+                .with_context(|| format!("pinning NAPI thread {tid} ({comm})"))?;
+            pinned += 1;
+        }
+        if pinned == 0 {
+            bail!("no NAPI thread appeared for {interface} (is XDP attached in native mode?)");
+        }
+        Ok(pinned)
+    }
+
+    /// NAPI threads pinned for this daemon's ports.
+    pub fn napi_threads(&self) -> usize {
+        self.napi_threads
     }
 
     /// The daemon's PID while it runs (for /proc/<pid>/stat).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
-    }
-
-    /// CPU time the daemon has used so far (all threads, user + system), in
-    /// clock ticks; `None` when it is not running or /proc cannot be read.
-    pub fn cpu_ticks(&self) -> Option<u64> {
-        let pid = self.pid()?;
-        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        parse_stat_cpu_ticks(&text)
     }
 
     /// Stops the daemon with SIGTERM (SIGKILL after a bounded wait) and returns
@@ -367,11 +412,35 @@ impl Daemon {
     }
 }
 
+/// Kernel NAPI threads (thread id, name) currently running.
+fn napi_threads() -> Vec<(libc::pid_t, String)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            let tid: libc::pid_t = name.parse().ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/{tid}/comm")).ok()?;
+            let comm = comm.trim_end().to_string();
+            comm.starts_with("napi/").then_some((tid, comm))
+        })
+        .collect()
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         if self.child.is_some() {
             if let Err(error) = self.stop() {
                 eprintln!("switchyard-perf: stopping switchyard: {error:#}");
+            }
+        }
+        for interface in self.threaded.drain(..) {
+            let file = Path::new("/sys/class/net")
+                .join(&interface)
+                .join("threaded");
+            if file.exists() {
+                let _ = std::fs::write(&file, "0");
             }
         }
         // A daemon that died without cleaning up leaves its XDP program attached;
@@ -407,18 +476,6 @@ fn rps_mask(cores: &[usize]) -> Result<String> {
         mask |= 1u64 << core;
     }
     Ok(format!("{mask:x}"))
-}
-
-/// utime + stime (clock ticks) from the text of /proc/<pid>/stat. The
-/// command name (field 2) may contain spaces and parentheses, so fields are
-/// counted from the last ')'.
-pub fn parse_stat_cpu_ticks(text: &str) -> Option<u64> {
-    let rest = &text[text.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    // After the name: state (3) ... utime is field 14, stime field 15.
-    let utime: u64 = fields.nth(11)?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
 }
 
 /// The daemon config: one network, the workers, pipeline and idle mode of
@@ -466,14 +523,5 @@ mod tests {
         assert_eq!(rps_mask(&[0, 63]).unwrap(), "8000000000000001");
         assert!(rps_mask(&[]).is_err());
         assert!(rps_mask(&[64]).is_err());
-    }
-
-    #[test]
-    fn cpu_ticks_come_from_utime_and_stime() {
-        // A name with a space and a parenthesis, as a thread name may have.
-        let stat = "4242 (switch yard)) S 1 4242 4242 0 -1 4194560 1234 0 0 0 \
-                    150 25 0 0 20 0 3 0 12345 1000000 500 18446744073709551615";
-        assert_eq!(parse_stat_cpu_ticks(stat), Some(175));
-        assert_eq!(parse_stat_cpu_ticks("garbage"), None);
     }
 }

@@ -22,6 +22,7 @@ pub mod tcp;
 pub mod topology;
 pub mod traffic;
 
+use crate::cpu::{Interference, Snapshot};
 use crate::frames::{self, MAX_FRAME_LEN, MIN_FRAME_LEN};
 use crate::latency::{self, ProbeSummary};
 use crate::machine::Machine;
@@ -130,6 +131,10 @@ pub struct E2eOptions {
     pub switch_cores: Vec<usize>,
     /// Steer the bridge to `switch_cores` with RPS (see [`Bridge::attach`]).
     pub bridge_rps: bool,
+    /// Cores for the kernel's receive work on Switchyard's ports (the veth
+    /// NAPI poll: XDP program and copy into the UMEM), run as pinned NAPI
+    /// threads (see [`Daemon::start`]); empty: softirq on the sending core.
+    pub switch_napi_cores: Vec<usize>,
     /// UDP flows (source ports) the generator cycles through.
     pub flows: usize,
     /// The daemon binary.
@@ -265,8 +270,15 @@ pub struct Point {
     pub generator_unfinished: usize,
     /// Whether the generator was pinned to its core.
     pub generator_pinned: bool,
+    /// Most frames waiting on the generator's TX ring after a kick.
+    pub generator_max_tx_pending: usize,
+    /// Most frames waiting on the sink's RX ring when it looked: a deep
+    /// backlog means the sink, not the dataplane, held frames back.
+    pub sink_max_rx_backlog: usize,
     /// The daemon's CPU use over the point, % of one core (Switchyard only).
     pub daemon_cpu_pct: Option<f64>,
+    /// CPU other processes and the hypervisor took during the point.
+    pub interference: Option<Interference>,
 }
 
 /// The offered-load sweep of one frame size.
@@ -318,6 +330,8 @@ pub struct DataplaneRun {
     pub sink_fifo: Option<bool>,
     /// What went wrong (the run goes on with the next scenario).
     pub errors: Vec<String>,
+    /// Scenarios left out on purpose, and why.
+    pub notes: Vec<String>,
     /// The daemon's final stats (ports, workers, MAC table), for Switchyard.
     pub daemon_stats: Option<serde_json::Value>,
 }
@@ -340,6 +354,8 @@ pub struct IdleRun {
     pub cpu_pct: Option<f64>,
     /// The daemon's worker counters at exit.
     pub workers: Option<serde_json::Value>,
+    /// CPU other processes and the hypervisor took meanwhile.
+    pub interference: Option<Interference>,
     /// What went wrong, if anything.
     pub error: Option<String>,
 }
@@ -490,6 +506,8 @@ fn daemon_settings(options: &E2eOptions, pipeline: &str, idle: &str) -> DaemonSe
         workers: options.switch_cores.clone(),
         pipeline: pipeline.to_string(),
         idle: idle.to_string(),
+        napi_cores: (!options.switch_napi_cores.is_empty())
+            .then(|| options.switch_napi_cores.clone()),
     }
 }
 
@@ -535,6 +553,7 @@ fn run_dataplane(
         sink_xdp_mode: None,
         sink_fifo: None,
         errors: Vec::new(),
+        notes: Vec::new(),
         daemon_stats: None,
     };
     if kind.pipeline().is_some() {
@@ -562,7 +581,18 @@ fn run_dataplane(
             .ok();
     }
     if options.runs(Scenario::Tcp) && !stop.load(Ordering::Relaxed) {
-        tcp_scenario(&mut run, topology, options, stop, progress);
+        if kind == DataplaneKind::SwitchyardEmpty {
+            // The empty pipeline does not parse, so it cannot complete the
+            // partial checksums the veths' TCP offload leaves: the receiver
+            // would drop every segment.
+            run.notes.push(
+                "tcp skipped: the empty pipeline forwards frames untouched, and TCP from a veth \
+                 carries partial (offloaded) checksums that only the L2 pipeline completes"
+                    .to_string(),
+            );
+        } else {
+            tcp_scenario(&mut run, topology, options, stop, progress);
+        }
     }
     if let Attached::Switchyard(daemon) = &mut attached {
         match daemon.stop() {
@@ -705,21 +735,18 @@ impl PointContext<'_> {
             duration,
             max_frames: traffic::max_frames(rate_pps, duration),
         };
-        let cpu_before = self.daemon.and_then(Daemon::cpu_ticks);
+        let pid = self.daemon.and_then(Daemon::pid);
+        let before = Snapshot::take(pid);
         let wall = Instant::now();
         let (gen, sink) = self.rig.measure(spec)?;
         let wall = wall.elapsed().as_secs_f64();
-        let cpu_after = self.daemon.and_then(Daemon::cpu_ticks);
+        let after = Snapshot::take(pid);
         if self.stop.load(Ordering::Relaxed) {
             bail!("interrupted");
         }
         let seconds = gen.elapsed.as_secs_f64().max(1e-9);
         let probes = sink.probes.summary(gen.sent);
         let delivered = probes.received;
-        let daemon_cpu_pct = match (cpu_before, cpu_after) {
-            (Some(a), Some(b)) => Some(cpu_pct(b.saturating_sub(a), wall)),
-            _ => None,
-        };
         Ok(Point {
             frame_size: size,
             target_mpps: rate_pps.map(|r| r / 1e6),
@@ -735,14 +762,12 @@ impl PointContext<'_> {
             generator_kicks: gen.kicks,
             generator_unfinished: gen.unfinished,
             generator_pinned: gen.pinned,
-            daemon_cpu_pct,
+            generator_max_tx_pending: gen.max_tx_pending,
+            sink_max_rx_backlog: sink.max_rx_backlog,
+            daemon_cpu_pct: before.daemon_pct(&after, wall),
+            interference: before.interference(&after, wall),
         })
     }
-}
-
-/// CPU use in % of one core from a tick delta over `seconds`.
-pub fn cpu_pct(ticks: u64, seconds: f64) -> f64 {
-    ticks as f64 / crate::sys::clock_ticks_per_second() as f64 / seconds.max(1e-9) * 100.0
 }
 
 fn describe(kind: DataplaneKind, p: &Point) -> String {
@@ -762,8 +787,9 @@ fn describe(kind: DataplaneKind, p: &Point) -> String {
         })
         .unwrap_or_default();
     format!(
-        "  {kind} {:>4} B target {target:>5} Mpps: offered {:.3}, delivered {:.3} Mpps ({:.2} Gbit/s), loss {:.2} %{p99}",
-        p.frame_size, p.offered_mpps, p.delivered_mpps, p.delivered_gbps, p.probes.loss_pct
+        "  {kind} {:>4} B target {target:>5} Mpps: offered {:.3}, delivered {:.3} Mpps ({:.2} Gbit/s), loss {:.2} %{p99} [tx pending {}, rx backlog {}]",
+        p.frame_size, p.offered_mpps, p.delivered_mpps, p.delivered_gbps, p.probes.loss_pct,
+        p.generator_max_tx_pending, p.sink_max_rx_backlog
     )
 }
 
@@ -951,6 +977,7 @@ fn measure_idle(
         seconds: 0.0,
         cpu_pct: None,
         workers: None,
+        interference: None,
         error: None,
     };
     let settings = daemon_settings(options, "l2", mode);
@@ -962,14 +989,14 @@ fn measure_idle(
         }
     };
     sleep_unless_stopped(IDLE_SETTLE, stop);
-    let before = daemon.cpu_ticks();
+    let before = Snapshot::take(daemon.pid());
     let start = Instant::now();
     sleep_unless_stopped(Duration::from_secs_f64(options.idle_seconds), stop);
-    let after = daemon.cpu_ticks();
+    let after = Snapshot::take(daemon.pid());
     result.seconds = start.elapsed().as_secs_f64();
-    if let (Some(a), Some(b)) = (before, after) {
-        result.cpu_pct = Some(cpu_pct(b.saturating_sub(a), result.seconds));
-    } else {
+    result.cpu_pct = before.daemon_pct(&after, result.seconds);
+    result.interference = before.interference(&after, result.seconds);
+    if result.cpu_pct.is_none() {
         result.error = Some("could not read the daemon's /proc/<pid>/stat".to_string());
     }
     match daemon.stop() {

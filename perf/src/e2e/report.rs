@@ -2,7 +2,7 @@
 //! between dataplanes, and the SVG plots.
 
 use super::dataplane::DataplaneKind;
-use super::{DataplaneRun, E2eReport, LatencyPoint, Point, NO_DROP_LOSS_PCT};
+use super::{DataplaneRun, E2eReport, LatencyPoint, Point, Sweep, NO_DROP_LOSS_PCT};
 use crate::latency::format_us;
 use crate::svg::{self, Panel, Series, PALETTE};
 use anyhow::{Context, Result};
@@ -23,6 +23,30 @@ pub struct Ratio {
     pub value: f64,
     /// Whether a ratio above 1 means the numerator did better.
     pub higher_is_better: bool,
+    /// Why the ratio may not mean what it seems (a generator-bound sweep,
+    /// points disturbed by other processes).
+    pub caveat: Option<String>,
+}
+
+fn noisy(p: &Point) -> bool {
+    p.interference.is_some_and(|i| i.is_noisy())
+}
+
+/// What to keep in mind about the saturation ratio of two sweeps.
+fn sweep_caveat(top: DataplaneKind, a: &Sweep, bottom: DataplaneKind, b: &Sweep) -> Option<String> {
+    let mut caveats = Vec::new();
+    match (a.generator_bound, b.generator_bound) {
+        (true, true) => caveats.push(
+            "both generator-bound: the generator, not either dataplane, set the rate".to_string(),
+        ),
+        (true, false) => caveats.push(format!("{top} generator-bound: its limit is higher")),
+        (false, true) => caveats.push(format!("{bottom} generator-bound: its limit is higher")),
+        (false, false) => {}
+    }
+    if a.points.iter().chain(&b.points).any(noisy) {
+        caveats.push("noisy points".to_string());
+    }
+    (!caveats.is_empty()).then(|| caveats.join("; "))
 }
 
 /// The pairs a run compares: Switchyard against the kernel, and the full L2
@@ -41,17 +65,19 @@ pub fn ratios(runs: &[DataplaneRun]) -> Vec<Ratio> {
         let (Some(a), Some(b)) = (find(top), find(bottom)) else {
             continue;
         };
-        let mut push = |metric: String, x: f64, y: f64, higher_is_better: bool| {
-            if x.is_finite() && y.is_finite() && y > 0.0 {
-                out.push(Ratio {
-                    metric,
-                    numerator: top,
-                    denominator: bottom,
-                    value: x / y,
-                    higher_is_better,
-                });
-            }
-        };
+        let mut push =
+            |metric: String, x: f64, y: f64, higher_is_better: bool, caveat: Option<String>| {
+                if x.is_finite() && y.is_finite() && y > 0.0 {
+                    out.push(Ratio {
+                        metric,
+                        numerator: top,
+                        denominator: bottom,
+                        value: x / y,
+                        higher_is_better,
+                        caveat,
+                    });
+                }
+            };
         for sa in &a.sweeps {
             if let Some(sb) = b.sweep(sa.frame_size) {
                 push(
@@ -59,6 +85,7 @@ pub fn ratios(runs: &[DataplaneRun]) -> Vec<Ratio> {
                     sa.saturation_mpps,
                     sb.saturation_mpps,
                     true,
+                    sweep_caveat(top, sa, bottom, sb),
                 );
             }
         }
@@ -72,8 +99,22 @@ pub fn ratios(runs: &[DataplaneRun]) -> Vec<Ratio> {
                 matching.and_then(|lb| lb.point.probes.latency),
             ) {
                 let what = format!("{} B at {:.0} % load", lb.point.frame_size, lb.load_pct);
-                push(format!("p50 latency, {what}"), x.p50_us, y.p50_us, false);
-                push(format!("p99 latency, {what}"), x.p99_us, y.p99_us, false);
+                let caveat =
+                    (noisy(&la.point) || noisy(&lb.point)).then(|| "noisy points".to_string());
+                push(
+                    format!("p50 latency, {what}"),
+                    x.p50_us,
+                    y.p50_us,
+                    false,
+                    caveat.clone(),
+                );
+                push(
+                    format!("p99 latency, {what}"),
+                    x.p99_us,
+                    y.p99_us,
+                    false,
+                    caveat,
+                );
             }
         }
         for ta in &a.tcp {
@@ -83,6 +124,7 @@ pub fn ratios(runs: &[DataplaneRun]) -> Vec<Ratio> {
                     ta.gbps,
                     tb.gbps,
                     true,
+                    None,
                 );
             }
         }
@@ -98,6 +140,19 @@ fn target(p: &Point) -> String {
 fn cpu(p: &Point) -> String {
     p.daemon_cpu_pct
         .map_or("-".to_string(), |c| format!("{c:.0}"))
+}
+
+/// CPU others took during a point (foreign user time + steal), with a `!`
+/// when it was enough to distort the point.
+fn others(p: &Point) -> String {
+    match p.interference {
+        Some(i) => format!(
+            "{:.0}{}",
+            i.foreign_user_pct + i.steal_pct,
+            if i.is_noisy() { "!" } else { "" }
+        ),
+        None => "-".to_string(),
+    }
 }
 
 /// The report as terminal tables.
@@ -137,11 +192,11 @@ pub fn render(report: &E2eReport) -> String {
         }
         let _ = writeln!(
             out,
-            "\nSweep (offered -> delivered; latency one-way; CPU = daemon, % of one core)"
+            "\nSweep (Mpps offered -> delivered; latency one-way; CPU = daemon, others = other processes + steal, % of one core)"
         );
         let _ = writeln!(
             out,
-            "{:>5}  {:<17} {:>7} {:>8} {:>9} {:>7} {:>7} {:>8} {:>8} {:>5} {:>9}",
+            "{:>5}  {:<17} {:>7} {:>8} {:>9} {:>7} {:>7} {:>8} {:>8} {:>5} {:>7} {:>9}",
             "size",
             "dataplane",
             "target",
@@ -152,6 +207,7 @@ pub fn render(report: &E2eReport) -> String {
             "p50 µs",
             "p99 µs",
             "CPU",
+            "others",
             "sink drop"
         );
         for run in runs {
@@ -160,7 +216,7 @@ pub fn render(report: &E2eReport) -> String {
                     let l = p.probes.latency;
                     let _ = writeln!(
                         out,
-                        "{:>5}  {:<17} {:>7} {:>8.3} {:>9.3} {:>7.2} {:>7.2} {:>8} {:>8} {:>5} {:>9}",
+                        "{:>5}  {:<17} {:>7} {:>8.3} {:>9.3} {:>7.2} {:>7.2} {:>8} {:>8} {:>5} {:>7} {:>9}",
                         s.frame_size,
                         run.dataplane.name(),
                         target(p),
@@ -171,6 +227,7 @@ pub fn render(report: &E2eReport) -> String {
                         l.map_or("-".to_string(), |l| format_us(l.p50_us)),
                         l.map_or("-".to_string(), |l| format_us(l.p99_us)),
                         cpu(p),
+                        others(p),
                         p.sink_socket.rx_dropped + p.sink_socket.rx_ring_full,
                     );
                 }
@@ -184,7 +241,7 @@ pub fn render(report: &E2eReport) -> String {
         );
         let _ = writeln!(
             out,
-            "{:>5}  {:<17} {:>5} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9}",
+            "{:>5}  {:<17} {:>5} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>7}",
             "size",
             "dataplane",
             "load",
@@ -195,7 +252,8 @@ pub fn render(report: &E2eReport) -> String {
             "p99.9",
             "max",
             "loss %",
-            "reordered"
+            "reordered",
+            "others"
         );
         for run in runs {
             for lp in &run.latency {
@@ -258,16 +316,40 @@ pub fn render(report: &E2eReport) -> String {
                 r.numerator.name(),
                 r.denominator.name(),
                 r.value,
-                if r.higher_is_better {
-                    ""
-                } else {
-                    "  (lower is better)"
+                match (r.higher_is_better, &r.caveat) {
+                    (true, None) => String::new(),
+                    (true, Some(c)) => format!("  ({c})"),
+                    (false, None) => "  (lower is better)".to_string(),
+                    (false, Some(c)) => format!("  (lower is better; {c})"),
                 }
             );
         }
     }
     let mut problems = Vec::new();
+    let points = || {
+        runs.iter().flat_map(|r| {
+            r.sweeps
+                .iter()
+                .flat_map(|s| s.points.iter())
+                .chain(r.latency.iter().map(|l| &l.point))
+        })
+    };
+    let noisy = points()
+        .filter(|p| p.interference.is_some_and(|i| i.is_noisy()))
+        .count();
+    if noisy > 0 {
+        problems.push(format!(
+            "{noisy} of {} points had other processes or the hypervisor take more than {} % of a core \
+             (marked !): the Switchyard worker is a user thread and competes with them, the bridge \
+             works in softirq and does not; measure on a quiet machine",
+            points().count(),
+            crate::cpu::NOISY_PCT
+        ));
+    }
     for run in runs {
+        for note in &run.notes {
+            problems.push(format!("{}: {}", run.dataplane.name(), note));
+        }
         for error in &run.errors {
             problems.push(format!("{}: {}", run.dataplane.name(), first_line(error)));
         }
@@ -296,7 +378,7 @@ pub fn render(report: &E2eReport) -> String {
         }
     }
     if !problems.is_empty() {
-        let _ = writeln!(out, "\nProblems");
+        let _ = writeln!(out, "\nProblems and notes");
         for p in problems {
             let _ = writeln!(out, "  {p}");
         }
@@ -307,9 +389,20 @@ pub fn render(report: &E2eReport) -> String {
     } else {
         format!("bridge in softirq on core {}", o.generator_core)
     };
+    let napi = if o.switch_napi_cores.is_empty() {
+        format!(
+            "switchyard's port NAPI in softirq on the generator's core {}",
+            o.generator_core
+        )
+    } else {
+        format!(
+            "switchyard's port NAPI threaded on cores {:?}",
+            o.switch_napi_cores
+        )
+    };
     let _ = writeln!(
         out,
-        "\ngenerator (AF_XDP) on core {}, sink (AF_XDP) on core {}, switchyard workers on {:?}, {bridge}; \
+        "\ngenerator (AF_XDP) on core {}, sink (AF_XDP) on core {}, switchyard workers on {:?}, {bridge}, {napi}; \
          {} s per sweep point, {} s per latency point; sizes are Ethernet frames without FCS, Gbit/s counts frame bytes",
         o.generator_core, o.sink_core, o.switch_cores, o.step_seconds, o.latency_seconds
     );
@@ -323,7 +416,7 @@ fn latency_row(kind: DataplaneKind, lp: &LatencyPoint) -> String {
         None => vec!["-".to_string(); 5],
     };
     format!(
-        "{:>5}  {:<17} {:>4.0}% {:>7.3} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7.2} {:>9}",
+        "{:>5}  {:<17} {:>4.0}% {:>7.3} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7.2} {:>9} {:>7}",
         p.frame_size,
         kind.name(),
         lp.load_pct,
@@ -334,7 +427,8 @@ fn latency_row(kind: DataplaneKind, lp: &LatencyPoint) -> String {
         cells[3],
         cells[4],
         p.probes.loss_pct,
-        p.probes.reordered
+        p.probes.reordered,
+        others(p)
     )
 }
 
@@ -522,6 +616,9 @@ mod tests {
             generator_kicks: 0,
             generator_unfinished: 0,
             generator_pinned: true,
+            generator_max_tx_pending: 0,
+            sink_max_rx_backlog: 0,
+            interference: None,
             daemon_cpu_pct: Some(99.0),
         }
     }
@@ -551,6 +648,7 @@ mod tests {
             sink_xdp_mode: None,
             sink_fifo: Some(true),
             errors: Vec::new(),
+            notes: Vec::new(),
             daemon_stats: None,
         }
     }
@@ -587,6 +685,7 @@ mod tests {
                 sink_core: 0,
                 switch_cores: vec![1],
                 bridge_rps: true,
+                switch_napi_cores: Vec::new(),
                 flows: 64,
                 switchyard_binary: "/x".into(),
             },
@@ -598,6 +697,7 @@ mod tests {
                     seconds: 1.0,
                     cpu_pct: Some(1.5),
                     workers: None,
+                    interference: None,
                     error: None,
                 },
                 IdleRun {
@@ -605,6 +705,7 @@ mod tests {
                     seconds: 1.0,
                     cpu_pct: Some(2.0),
                     workers: None,
+                    interference: None,
                     error: None,
                 },
             ],

@@ -154,6 +154,7 @@ pub fn measure(
             SINK_IP,
         ])
         .args(["-p", &PORT.to_string(), "-J", "-i", "0"])
+        .args(["--connect-timeout", "3000"])
         .args(["-t", &format!("{seconds}"), "-P", &streams.to_string()])
         .args(["-A", &client_core.to_string()])
         .stdout(std::fs::File::create(&client_out)?)

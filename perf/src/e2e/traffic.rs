@@ -97,8 +97,12 @@ pub struct GenResult {
     pub kicks: u64,
     /// Frames the pacer skipped because the generator fell behind the rate.
     pub skipped: u64,
-    /// Loop turns that found no free frame or ring slot.
+    /// Loop turns that found no free frame or ring slot, or the kernel
+    /// still working off the last batch.
     pub stalls: u64,
+    /// Most frames seen waiting on the TX ring after a kick (the
+    /// generator's own queue; it adds no more while a batch is waiting).
+    pub max_tx_pending: usize,
     /// Frames not back from the kernel after the final drain.
     pub unfinished: usize,
     /// Whether pinning to its core worked.
@@ -116,6 +120,8 @@ pub struct SinkResult {
     pub frames: u64,
     /// Kernel counters of the sink's socket during the point.
     pub socket: SocketStats,
+    /// Most frames seen waiting on the sink's RX ring (the sink's own queue).
+    pub max_rx_backlog: usize,
 }
 
 enum GenCommand {
@@ -356,6 +362,15 @@ fn send_point(socket: &mut XskTx, spec: &PointSpec, stop: &AtomicBool) -> Result
             }
             continue;
         }
+        // The kernel has not taken the last batch yet: kick again instead of
+        // queueing more (frames waiting here would count as latency).
+        let pending = socket.tx_pending();
+        if pending >= MAX_TX_BATCH {
+            socket.kick()?;
+            result.stalls += 1;
+            result.max_tx_pending = result.max_tx_pending.max(socket.tx_pending());
+            continue;
+        }
         let tx_ns = sys::monotonic_ns();
         let run = spec.run;
         let first = seq as u32;
@@ -371,6 +386,7 @@ fn send_point(socket: &mut XskTx, spec: &PointSpec, stop: &AtomicBool) -> Result
             result.stalls += 1;
             std::thread::yield_now();
         }
+        result.max_tx_pending = result.max_tx_pending.max(socket.tx_pending());
         pacer.sent(sent);
         seq += sent as u64;
     }
@@ -449,6 +465,7 @@ fn receive_point(
     let mut probes = ProbeStats::new(run, max_frames);
     let before = socket.stats();
     let mut frames = 0u64;
+    let mut max_rx_backlog = 0;
     if replies.send(Ok(SinkReply::Armed)).is_err() {
         return Ok(None);
     }
@@ -463,6 +480,7 @@ fn receive_point(
         if Instant::now() >= deadline {
             bail!("the point did not end within {SINK_SESSION_LIMIT:?}");
         }
+        max_rx_backlog = max_rx_backlog.max(socket.rx_backlog());
         // One clock read per batch: the frames were all in the ring by now.
         let rx_ns = sys::monotonic_ns();
         let n = socket.recv(|frame| probes.record(Probe::read_from_frame(frame), rx_ns));
@@ -475,6 +493,7 @@ fn receive_point(
         probes,
         frames,
         socket: socket.stats().since(&before),
+        max_rx_backlog,
     }))
 }
 

@@ -1,0 +1,199 @@
+//! CPU accounting from /proc: the daemon's CPU use, and how much CPU other
+//! processes (and the hypervisor) took while a point was measured.
+//!
+//! The Linux bridge works in softirq, which preempts every user thread; the
+//! Switchyard worker is a user thread. A compile running beside a benchmark
+//! therefore slows Switchyard and leaves the bridge alone, so every point
+//! records the "foreign" user CPU (all user time minus ours and the
+//! daemon's) and the steal time, and the report flags noisy points.
+
+use serde::Serialize;
+
+/// Clock ticks from the aggregate `cpu` line of /proc/stat.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SystemTicks {
+    /// user + nice: time in user space, all processes.
+    pub user: u64,
+    /// Time the hypervisor ran something else on our vCPUs.
+    pub steal: u64,
+}
+
+impl SystemTicks {
+    /// Reads /proc/stat.
+    pub fn read() -> Option<Self> {
+        parse_proc_stat(&std::fs::read_to_string("/proc/stat").ok()?)
+    }
+}
+
+/// Parses the aggregate `cpu` line of /proc/stat (user nice system idle
+/// iowait irq softirq steal ...).
+pub fn parse_proc_stat(text: &str) -> Option<SystemTicks> {
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().ok())
+        .collect::<Option<Vec<u64>>>()?;
+    Some(SystemTicks {
+        user: fields.first()? + fields.get(1)?,
+        steal: fields.get(7).copied().unwrap_or(0),
+    })
+}
+
+/// User and system ticks of one process (all its threads), from the text
+/// of /proc/<pid>/stat.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcessTicks {
+    /// utime.
+    pub user: u64,
+    /// stime.
+    pub system: u64,
+}
+
+impl ProcessTicks {
+    /// user + system.
+    pub fn total(&self) -> u64 {
+        self.user + self.system
+    }
+
+    /// Reads /proc/<pid>/stat (`None` for "self" errors or a gone process).
+    pub fn read(pid: &str) -> Option<Self> {
+        parse_pid_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    }
+}
+
+/// utime and stime from /proc/<pid>/stat text. The command name (field 2)
+/// may contain spaces and parentheses, so fields are counted from the last ')'.
+pub fn parse_pid_stat(text: &str) -> Option<ProcessTicks> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    // After the name: state is field 3 ... utime field 14, stime field 15.
+    let user = fields.nth(11)?.parse().ok()?;
+    let system = fields.next()?.parse().ok()?;
+    Some(ProcessTicks { user, system })
+}
+
+/// Ticks per second of every figure above (USER_HZ).
+pub fn ticks_per_second() -> f64 {
+    crate::sys::clock_ticks_per_second() as f64
+}
+
+/// `ticks` over `seconds` as % of one core.
+pub fn pct_of_core(ticks: u64, seconds: f64) -> f64 {
+    ticks as f64 / ticks_per_second() / seconds.max(1e-9) * 100.0
+}
+
+/// A snapshot to measure others' CPU use against.
+#[derive(Clone, Copy, Debug)]
+pub struct Snapshot {
+    system: Option<SystemTicks>,
+    own: Option<ProcessTicks>,
+    daemon: Option<ProcessTicks>,
+}
+
+/// CPU others used between two snapshots.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
+pub struct Interference {
+    /// User time of processes other than this harness and the daemon, % of one core.
+    pub foreign_user_pct: f64,
+    /// Steal time, % of one core.
+    pub steal_pct: f64,
+}
+
+impl Interference {
+    /// Whether others took enough CPU (more than 10 % of a core) to distort a point.
+    pub fn is_noisy(&self) -> bool {
+        self.foreign_user_pct + self.steal_pct > NOISY_PCT
+    }
+}
+
+/// Share of a core others may take before a point is flagged.
+pub const NOISY_PCT: f64 = 10.0;
+
+impl Snapshot {
+    /// Takes a snapshot; `daemon_pid` is the daemon under test, if any.
+    pub fn take(daemon_pid: Option<u32>) -> Self {
+        Snapshot {
+            system: SystemTicks::read(),
+            own: ProcessTicks::read("self"),
+            daemon: daemon_pid.and_then(|pid| ProcessTicks::read(&pid.to_string())),
+        }
+    }
+
+    /// What others used from `self` to `later`, over `seconds`.
+    pub fn interference(&self, later: &Snapshot, seconds: f64) -> Option<Interference> {
+        let (a, b) = (self.system?, later.system?);
+        let own = later.own?.user.saturating_sub(self.own?.user);
+        let daemon = match (self.daemon, later.daemon) {
+            (Some(x), Some(y)) => y.user.saturating_sub(x.user),
+            _ => 0,
+        };
+        let foreign = b.user.saturating_sub(a.user).saturating_sub(own + daemon);
+        Some(Interference {
+            foreign_user_pct: pct_of_core(foreign, seconds),
+            steal_pct: pct_of_core(b.steal.saturating_sub(a.steal), seconds),
+        })
+    }
+
+    /// The daemon's CPU use (user + system) from `self` to `later`, % of one core.
+    pub fn daemon_pct(&self, later: &Snapshot, seconds: f64) -> Option<f64> {
+        let ticks = later.daemon?.total().saturating_sub(self.daemon?.total());
+        Some(pct_of_core(ticks, seconds))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_gives_user_and_steal() {
+        let text = "cpu  128433 13218 31314 286397 1723 0 10236 10483 0 0\n\
+                    cpu0 64000 6000 15000 143000 800 0 5000 5000 0 0\nintr 1 2 3\n";
+        assert_eq!(
+            parse_proc_stat(text),
+            Some(SystemTicks {
+                user: 141_651,
+                steal: 10_483
+            })
+        );
+        assert_eq!(parse_proc_stat("intr 1"), None);
+    }
+
+    #[test]
+    fn pid_stat_gives_utime_and_stime() {
+        // A name with a space and a parenthesis, as a thread name may have.
+        let stat = "4242 (switch yard)) S 1 4242 4242 0 -1 4194560 1234 0 0 0 \
+                    150 25 0 0 20 0 3 0 12345 1000000 500 18446744073709551615";
+        let ticks = parse_pid_stat(stat).unwrap();
+        assert_eq!((ticks.user, ticks.system, ticks.total()), (150, 25, 175));
+        assert_eq!(parse_pid_stat("garbage"), None);
+    }
+
+    #[test]
+    fn interference_subtracts_our_own_and_the_daemons_time() {
+        let hz = ticks_per_second();
+        let at = |user: u64, steal: u64, own: u64, daemon: u64| Snapshot {
+            system: Some(SystemTicks { user, steal }),
+            own: Some(ProcessTicks {
+                user: own,
+                system: 0,
+            }),
+            daemon: Some(ProcessTicks {
+                user: daemon,
+                system: daemon,
+            }),
+        };
+        let before = at(0, 0, 0, 0);
+        // One second: 1.5 cores of user time, of which 0.5 ours and 0.5 the
+        // daemon's: 0.5 foreign. A tenth of a core stolen.
+        let h = hz as u64;
+        let after = at(3 * h / 2, h / 10, h / 2, h / 2);
+        let i = before.interference(&after, 1.0).unwrap();
+        assert!((i.foreign_user_pct - 50.0).abs() < 1.5, "{i:?}");
+        assert!((i.steal_pct - 10.0).abs() < 1.5, "{i:?}");
+        assert!(i.is_noisy());
+        assert!((before.daemon_pct(&after, 1.0).unwrap() - 100.0).abs() < 2.5);
+        assert!(!Interference::default().is_noisy());
+    }
+}
