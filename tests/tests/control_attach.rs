@@ -416,6 +416,33 @@ fn reused_address_is_reachable_from_old_peers() {
     lab.detach(&r3.name);
 }
 
+/// Detaching the container attached first (the first socket its worker opened on
+/// the UMEM) must not break later attaches: a new container attaches and talks, and
+/// after every container is gone, another one still attaches.
+#[test]
+fn attach_works_after_the_first_container_is_detached() {
+    require_root!();
+    let lab = lab();
+    let id = lab.id().to_string();
+    let a = lab.attach(&lab.netns("a"), NET, &format!("{id}-a"));
+    let b = lab.attach(&lab.netns("b"), NET, &format!("{id}-b"));
+    assert_pings(&a, &b);
+    lab.detach(&a.name);
+    let c = lab
+        .try_attach(&lab.netns("c"), NET, &format!("{id}-c"), &[])
+        .unwrap_or_else(|out| panic!("attach after detaching the first container failed:\n{out}"));
+    assert_pings(&c, &b);
+    lab.detach(&b.name);
+    lab.detach(&c.name);
+    let d = lab
+        .try_attach(&lab.netns("d"), NET, &format!("{id}-d"), &[])
+        .unwrap_or_else(|out| panic!("attach after detaching every container failed:\n{out}"));
+    let e = lab.attach(&lab.netns("e"), NET, &format!("{id}-e"));
+    assert_pings(&d, &e);
+    lab.detach(&d.name);
+    lab.detach(&e.name);
+}
+
 /// The protocol documents `not_found` for "a named port, network or namespace
 /// does not exist"; attaching to a namespace path that does not exist must say so.
 #[test]
