@@ -115,6 +115,10 @@ struct E2eArgs {
     /// Idle modes to measure [default: backoff,busy-poll].
     #[arg(long, value_delimiter = ',')]
     idle_modes: Option<Vec<String>>,
+    /// The daemon's `idle` setting while traffic runs (the idle scenario
+    /// measures both modes regardless).
+    #[arg(long, default_value = "backoff")]
+    switch_idle: String,
     /// Core of the generator and the iperf3 client.
     #[arg(long, default_value_t = 0)]
     generator_core: usize,
@@ -169,6 +173,7 @@ impl E2eArgs {
             idle_modes: self
                 .idle_modes
                 .unwrap_or_else(|| vec!["backoff".to_string(), "busy-poll".to_string()]),
+            switch_idle: self.switch_idle,
             generator_core: self.generator_core,
             sink_core: self.sink_core,
             switch_cores: self.switch_cores,
@@ -258,7 +263,10 @@ fn run_all(
     let options = args.options();
     options.validate()?;
     let machine = Machine::detect();
-    machine.print();
+    if pipeline_seconds.is_none() {
+        // (The micro-benchmarks print it themselves.)
+        machine.print();
+    }
     let micro_options = pipeline_seconds.map(|seconds| MicroOptions {
         seconds,
         batches: vec![64, 256],

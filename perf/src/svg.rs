@@ -314,6 +314,10 @@ pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
 fn tick_label(v: f64) -> String {
     if v == 0.0 {
         "0".to_string()
+    } else if v.abs() >= 1e6 {
+        format!("{}M", tick_label(v / 1e6))
+    } else if v.abs() >= 1e4 {
+        format!("{}k", tick_label(v / 1e3))
     } else if v.abs() >= 1000.0 {
         format!("{v:.0}")
     } else {
@@ -353,6 +357,8 @@ mod tests {
         assert_eq!(tick_label(0.2), "0.2");
         assert_eq!(tick_label(0.6000000000000001), "0.6");
         assert_eq!(tick_label(1000.0), "1000");
+        assert_eq!(tick_label(10_000.0), "10k");
+        assert_eq!(tick_label(2_500_000.0), "2.5M");
         assert_eq!(tick_label(2.5), "2.5");
     }
 

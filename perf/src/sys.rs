@@ -80,8 +80,8 @@ pub fn kill_child_with_parent(command: &mut Command, signal: libc::c_int) {
 }
 
 /// A raw `AF_PACKET` socket bound to one interface for sending whole Ethernet
-/// frames. Bound with protocol 0 so the kernel never queues received frames on
-/// it: the generator pays for transmit only.
+/// frames (the learning frames). Bound with protocol 0 so the kernel never
+/// queues received frames on it.
 #[derive(Debug)]
 pub struct PacketSocket {
     fd: OwnedFd,
@@ -117,36 +117,6 @@ impl PacketSocket {
         Ok(PacketSocket { fd })
     }
 
-    /// Sends straight to the driver, skipping the qdisc layer (as pktgen and
-    /// trafgen do): the generator measures the dataplane, not the qdisc.
-    pub fn bypass_qdisc(&self) -> io::Result<()> {
-        self.set_int_option(libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, 1)
-    }
-
-    fn set_int_option(
-        &self,
-        level: libc::c_int,
-        name: libc::c_int,
-        value: libc::c_int,
-    ) -> io::Result<()> {
-        // SAFETY: the pointer and length describe `value`, a live c_int on our
-        // stack; the fd is open.
-        let rc = unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                level,
-                name,
-                (&value as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
-    }
-
     /// Sends one frame without blocking.
     pub fn send(&self, frame: &[u8]) -> io::Result<usize> {
         // SAFETY: the pointer and length describe `frame`, which outlives the call;
@@ -156,86 +126,6 @@ impl PacketSocket {
                 self.fd.as_raw_fd(),
                 frame.as_ptr().cast(),
                 frame.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if rc < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(rc as usize)
-        }
-    }
-}
-
-/// A fixed set of frames sent with one `sendmmsg` call each time.
-///
-/// Owns the frames and the iovec/mmsghdr arrays pointing into them; none of the
-/// three vectors is resized after construction, so the pointers stay valid.
-pub struct MmsgBatch {
-    frames: Vec<Box<[u8]>>,
-    iovecs: Vec<libc::iovec>,
-    headers: Vec<libc::mmsghdr>,
-}
-
-impl MmsgBatch {
-    /// A batch of `frames` (at most `u32::MAX`, far more than a batch needs).
-    pub fn new(frames: Vec<Vec<u8>>) -> Self {
-        let mut frames: Vec<Box<[u8]>> = frames.into_iter().map(Vec::into_boxed_slice).collect();
-        let mut iovecs: Vec<libc::iovec> = frames
-            .iter_mut()
-            .map(|f| libc::iovec {
-                iov_base: f.as_mut_ptr().cast(),
-                iov_len: f.len(),
-            })
-            .collect();
-        let headers = iovecs
-            .iter_mut()
-            .map(|iov| {
-                // SAFETY: msghdr is plain old data; all-zero (no name, no control
-                // data) is a valid value.
-                let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
-                hdr.msg_iov = iov as *mut libc::iovec;
-                hdr.msg_iovlen = 1;
-                libc::mmsghdr {
-                    msg_hdr: hdr,
-                    msg_len: 0,
-                }
-            })
-            .collect();
-        MmsgBatch {
-            frames,
-            iovecs,
-            headers,
-        }
-    }
-
-    /// Frames in the batch.
-    pub fn len(&self) -> usize {
-        self.headers.len()
-    }
-
-    /// True for a batch without frames.
-    pub fn is_empty(&self) -> bool {
-        self.headers.is_empty()
-    }
-
-    /// Bytes of frame `index` (to count bytes sent).
-    pub fn frame_len(&self, index: usize) -> usize {
-        self.frames[index].len()
-    }
-
-    /// Sends the whole batch without blocking; returns how many frames the kernel
-    /// took (the first ones), or the error if it took none.
-    pub fn send(&mut self, socket: &PacketSocket) -> io::Result<usize> {
-        debug_assert_eq!(self.iovecs.len(), self.headers.len());
-        // SAFETY: `headers` holds `len()` initialised mmsghdrs whose iovecs point
-        // into `frames`; all three vectors are owned by `self` and not resized
-        // while the kernel reads them; the kernel writes only `msg_len`.
-        let rc = unsafe {
-            libc::sendmmsg(
-                socket.fd.as_raw_fd(),
-                self.headers.as_mut_ptr(),
-                self.headers.len() as libc::c_uint,
                 libc::MSG_DONTWAIT,
             )
         };

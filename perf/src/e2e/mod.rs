@@ -15,7 +15,7 @@
 
 pub mod cmd;
 pub mod dataplane;
-pub mod generator;
+pub mod learn;
 pub mod netns;
 pub mod report;
 pub mod tcp;
@@ -123,6 +123,8 @@ pub struct E2eOptions {
     pub idle_seconds: f64,
     /// Idle modes to measure.
     pub idle_modes: Vec<String>,
+    /// The daemon's idle mode while the traffic scenarios run.
+    pub switch_idle: String,
     /// Core of the generator (and the iperf3 client).
     pub generator_core: usize,
     /// Core of the sink (and the iperf3 server).
@@ -179,10 +181,22 @@ impl E2eOptions {
         if self.switch_cores.is_empty() {
             bail!("--switch-cores needs at least one core");
         }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let all = self
+            .switch_cores
+            .iter()
+            .chain(&self.switch_napi_cores)
+            .chain([&self.generator_core, &self.sink_core]);
+        if let Some(core) = all.into_iter().find(|c| **c >= cores) {
+            bail!(
+                "core {core} does not exist: this machine has cores 0..{}",
+                cores - 1
+            );
+        }
         if !(1..=4096).contains(&self.flows) {
             bail!("--flows must be in 1..=4096");
         }
-        for mode in &self.idle_modes {
+        for mode in self.idle_modes.iter().chain([&self.switch_idle]) {
             if mode != "backoff" && mode != "busy-poll" {
                 bail!("idle mode {mode:?} is not backoff or busy-poll");
             }
@@ -527,7 +541,7 @@ fn attach(
         Some(pipeline) => Daemon::start(
             topology,
             &options.switchyard_binary,
-            &daemon_settings(options, pipeline, "backoff"),
+            &daemon_settings(options, pipeline, &options.switch_idle),
             stop,
         )
         .map(Attached::Switchyard),
@@ -711,7 +725,7 @@ impl PointContext<'_> {
             MIN_FRAME_LEN,
             3,
         )?;
-        generator::send_few(&self.topology.sink.netns, NS_INTERFACE, learn)?;
+        learn::send_few(&self.topology.sink.netns, NS_INTERFACE, learn)?;
         std::thread::sleep(Duration::from_millis(20));
         Ok(())
     }

@@ -402,9 +402,14 @@ pub fn render(report: &E2eReport) -> String {
     };
     let _ = writeln!(
         out,
-        "\ngenerator (AF_XDP) on core {}, sink (AF_XDP) on core {}, switchyard workers on {:?}, {bridge}, {napi}; \
+        "\ngenerator (AF_XDP) on core {}, sink (AF_XDP) on core {}, switchyard workers on {:?} (idle = {:?}), {bridge}, {napi}; \
          {} s per sweep point, {} s per latency point; sizes are Ethernet frames without FCS, Gbit/s counts frame bytes",
-        o.generator_core, o.sink_core, o.switch_cores, o.step_seconds, o.latency_seconds
+        o.generator_core,
+        o.sink_core,
+        o.switch_cores,
+        o.switch_idle,
+        o.step_seconds,
+        o.latency_seconds
     );
     out
 }
@@ -681,6 +686,7 @@ mod tests {
                 tcp_streams: vec![1],
                 idle_seconds: 1.0,
                 idle_modes: vec!["backoff".into(), "busy-poll".into()],
+                switch_idle: "backoff".into(),
                 generator_core: 0,
                 sink_core: 0,
                 switch_cores: vec![1],
@@ -742,6 +748,30 @@ mod tests {
         assert!((p50 - 0.5).abs() < 0.01, "{p50}");
         let tcp = find("TCP Gbit/s, 1 stream(s)", DataplaneKind::Bridge).unwrap();
         assert!((tcp - 0.25).abs() < 1e-9);
+    }
+
+    #[test]
+    fn ratio_caveats_name_generator_bound_and_noisy_sweeps() {
+        let mut quiet = run(DataplaneKind::Bridge, 1.0, 1000, 1.0);
+        let bound = quiet.sweeps[0].clone();
+        assert!(bound.generator_bound, "nothing lost at the unpaced point");
+        let limited = run(DataplaneKind::Switchyard, 0.6, 1000, 1.0).sweeps[0].clone();
+        let (b, s) = (DataplaneKind::Bridge, DataplaneKind::Switchyard);
+        assert_eq!(sweep_caveat(s, &limited, b, &limited), None);
+        assert_eq!(
+            sweep_caveat(s, &limited, b, &bound).unwrap(),
+            "bridge generator-bound: its limit is higher"
+        );
+        assert!(sweep_caveat(s, &bound, b, &bound)
+            .unwrap()
+            .starts_with("both generator-bound"));
+        quiet.sweeps[0].points[0].interference = Some(crate::cpu::Interference {
+            foreign_user_pct: 30.0,
+            steal_pct: 0.0,
+        });
+        assert!(sweep_caveat(s, &limited, b, &quiet.sweeps[0])
+            .unwrap()
+            .ends_with("noisy points"));
     }
 
     #[test]
