@@ -17,6 +17,8 @@ const NO_SOCKET: u16 = u16::MAX;
 /// instead of leaking: hot-plug keeps the frame audit exact.
 #[derive(Debug)]
 pub struct UmemPool {
+    /// The socket that owns the UMEM's own descriptor (see [`set_anchor`](Self::set_anchor)).
+    anchor: Option<Box<super::XdpPort>>,
     umem: Umem,
     free: Vec<FrameDesc>,
     total: usize,
@@ -59,6 +61,7 @@ impl UmemPool {
         let total = descs.len();
         let frame_size = config.frame_size().get() as usize;
         Ok(UmemPool {
+            anchor: None,
             umem,
             originals: descs.clone(),
             free: descs,
@@ -67,6 +70,16 @@ impl UmemPool {
             frame_size,
             next_socket: 0,
         })
+    }
+
+    /// Keeps the UMEM's first socket alive for the pool's lifetime. libxdp gives
+    /// the first socket of a UMEM the UMEM's own descriptor and shares the UMEM
+    /// with every later socket through it; if that socket's interface went away
+    /// (a detached container), no further socket could bind. The daemon therefore
+    /// binds each worker's first socket to a traffic-free anchor interface it owns
+    /// and parks it here. It holds no frames.
+    pub fn set_anchor(&mut self, socket: super::XdpPort) {
+        self.anchor = Some(Box::new(socket));
     }
 
     /// A handle on the UMEM for binding sockets from another thread (the control

@@ -673,7 +673,7 @@ impl Controller {
                 }
                 mac
             }
-            None => self.derive_mac(&name),
+            None => self.derive_mac(&network.name, address),
         };
         let host_name = self.derive_host_name(&name);
         let link = ContainerLink {
@@ -687,8 +687,7 @@ impl Controller {
             gateway: network.gateway,
             queues: self.workers.len() as u32,
         };
-        netlink::create_container_link(&link)
-            .map_err(|e| CtlError::new(ErrorCode::SystemError, e.to_string()))?;
+        netlink::create_container_link(&link).map_err(netlink_error)?;
         let entry = PortEntry {
             name: name.clone(),
             interface: host_name.clone(),
@@ -754,8 +753,14 @@ impl Controller {
         })?;
         let ifname = ifname.or(entry.ifname.as_deref()).unwrap_or("eth0");
         let gateway = self.network(&entry.network).and_then(|n| n.gateway);
-        netlink::verify_container_link(&netns, ifname, address, prefix_len, gateway)
-            .map_err(|e| CtlError::new(ErrorCode::CheckFailed, e.to_string()))
+        netlink::verify_container_link(&netns, ifname, address, prefix_len, gateway).map_err(|e| {
+            match e {
+                netlink::NetlinkError::Netns { .. } => {
+                    CtlError::new(ErrorCode::NotFound, e.to_string())
+                }
+                other => CtlError::new(ErrorCode::CheckFailed, other.to_string()),
+            }
+        })
     }
 
     /// Re-reads the config file and applies the difference: networks and config
@@ -912,28 +917,24 @@ impl Controller {
             .unwrap_or(base)
     }
 
-    fn derive_mac(&self, name: &str) -> MacAddr {
+    /// The MAC of a container is derived from its address, as Docker does: a
+    /// container that later gets a detached container's address also gets its MAC,
+    /// so neighbours' ARP caches stay right and it is reachable at once.
+    fn derive_mac(&self, network: &str, address: Ipv4Addr) -> MacAddr {
         let taken: HashSet<String> = self
             .ports
             .iter()
             .flatten()
+            .filter(|p| p.network == network)
             .filter_map(|p| p.mac.clone())
             .collect();
-        (0u32..)
-            .map(|salt| {
-                let h = fnv1a(name.as_bytes(), salt);
-                // Locally administered, unicast: 02:53 ("S") then 32 bits of hash.
-                MacAddr([
-                    0x02,
-                    0x53,
-                    (h >> 24) as u8,
-                    (h >> 16) as u8,
-                    (h >> 8) as u8,
-                    h as u8,
-                ])
-            })
+        let [a, b, c, d] = address.octets();
+        // Locally administered, unicast: 02:53 ("S") then the IPv4 address; should
+        // an explicitly chosen MAC already hold that, perturb the second byte.
+        (0x53u8..=0xff)
+            .map(|second| MacAddr([0x02, second, a, b, c, d]))
             .find(|mac| !taken.contains(&mac.to_string()))
-            .unwrap_or(MacAddr([0x02, 0x53, 0, 0, 0, 1]))
+            .unwrap_or(MacAddr([0x02, 0x53, a, b, c, d]))
     }
 
     fn derive_host_name(&self, name: &str) -> String {
@@ -1060,6 +1061,18 @@ fn changed_settings(old: &NodeConfig, new: &NodeConfig) -> Vec<&'static str> {
         idle
     );
     changed
+}
+
+/// A missing namespace is the caller's mistake (`not_found`); a refused bad
+/// argument is `invalid_argument`; the rest is the system's (`system_error`).
+fn netlink_error(error: netlink::NetlinkError) -> CtlError {
+    let code = match &error {
+        netlink::NetlinkError::Netns { .. } => ErrorCode::NotFound,
+        netlink::NetlinkError::Invalid { .. } => ErrorCode::InvalidArgument,
+        netlink::NetlinkError::Exists { .. } => ErrorCode::AlreadyExists,
+        _ => ErrorCode::SystemError,
+    };
+    CtlError::new(code, error.to_string())
 }
 
 fn check_name(name: &str) -> CtlResult<()> {

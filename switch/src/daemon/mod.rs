@@ -16,6 +16,7 @@ mod server;
 mod worker_thread;
 
 use crate::fabric::Fabric;
+use crate::netlink;
 use crate::placement::needs_handoff;
 use crate::stats::{Snapshot, WorkerReport};
 use anyhow::{anyhow, bail, Context, Result};
@@ -147,7 +148,7 @@ struct Running {
 }
 
 /// Starts worker 0 (settling XDP modes, with fallback), then the others.
-fn start_workers(plan: &Arc<SwitchPlan>) -> Result<Running> {
+fn start_workers(plan: &Arc<SwitchPlan>, anchor: Option<&str>) -> Result<Running> {
     let epoch = Instant::now();
     let mut modes = plan.initial_modes();
     loop {
@@ -161,9 +162,13 @@ fn start_workers(plan: &Arc<SwitchPlan>) -> Result<Running> {
             plan: Arc::clone(plan),
             fabric: Arc::clone(&fabric),
             epoch,
+            anchor: anchor.map(str::to_string),
         };
         let first = match worker_thread::spawn(spec(0)) {
             Ok(handle) => handle,
+            Err(failure) if failure.port == usize::MAX => {
+                bail!("binding the AF_XDP anchor: {}", failure.error);
+            }
             Err(failure) => {
                 let _ = detach_all(plan);
                 let port = &plan.ports[failure.port];
@@ -188,7 +193,12 @@ fn start_workers(plan: &Arc<SwitchPlan>) -> Result<Running> {
                 Err(failure) => {
                     stop_workers(workers);
                     let _ = detach_all(plan);
-                    let port = &plan.ports[failure.port];
+                    let Some(port) = plan.ports.get(failure.port) else {
+                        bail!(
+                            "worker {index}: binding the AF_XDP anchor: {}",
+                            failure.error
+                        );
+                    };
                     bail!(
                         "worker {index}: port {:?} (interface {}): {}",
                         port.name,
@@ -262,7 +272,8 @@ pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
 
     let plan = Arc::new(SwitchPlan::from_config(&config));
     detach_all(&plan)?;
-    let running = start_workers(&plan)?;
+    let anchor = Anchor::create(plan.cores.len())?;
+    let running = start_workers(&plan, Some(&anchor.name))?;
     let control_socket = config.switch.control_socket.clone();
     let interval = Duration::from_secs(config.switch.stats_interval_secs);
     let mut controller = Controller::new(
@@ -326,6 +337,7 @@ pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
     info!("stopping");
     drop(server);
     let (snap, reports) = lock(&controller).shutdown();
+    drop(anchor);
     if let Some(error) = failure {
         return Err(error);
     }
@@ -344,6 +356,57 @@ pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The daemon's AF_XDP anchor: a traffic-free veth pair whose queue w holds
+/// worker w's first socket (see `UmemPool::set_anchor`). Named after the PID so
+/// a crashed daemon's pair can be recognised and removed by the next one.
+struct Anchor {
+    name: String,
+}
+
+impl Anchor {
+    fn create(workers: usize) -> Result<Self> {
+        remove_stale_anchors();
+        let pid = std::process::id();
+        let name = format!("sya{pid:x}");
+        let peer = format!("syb{pid:x}");
+        let _ = netlink::delete_link(&name);
+        netlink::create_anchor_pair(&name, &peer, workers as u32)
+            .with_context(|| format!("creating the AF_XDP anchor veth {name}"))?;
+        for end in [&name, &peer] {
+            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{end}/disable_ipv6"), "1");
+        }
+        Ok(Anchor { name })
+    }
+}
+
+impl Drop for Anchor {
+    fn drop(&mut self) {
+        if let Err(error) = netlink::delete_link(&self.name) {
+            warn!(%error, "could not delete the anchor veth");
+        }
+    }
+}
+
+/// Deletes anchor pairs of daemons that are no longer running.
+fn remove_stale_anchors() {
+    let Ok(entries) = std::fs::read_dir("/sys/class/net") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("sya")
+            .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            info!(interface = %name, "removing the anchor of a daemon that is gone");
+            let _ = netlink::delete_link(&name);
+        }
+    }
 }
 
 /// Locks the controller; a poisoned lock (a panic while holding it) is taken over

@@ -38,6 +38,9 @@ pub struct WorkerSpec {
     pub fabric: Arc<Fabric>,
     /// The clock epoch all workers share (learn events carry times).
     pub epoch: Instant,
+    /// Interface whose queue `index` anchors this worker's UMEM (see
+    /// `UmemPool::set_anchor`).
+    pub anchor: Option<String>,
 }
 
 /// Messages from the control thread, read between bursts.
@@ -223,6 +226,21 @@ fn open(spec: &WorkerSpec) -> Result<Worker<XdpPort>, OpenError> {
     let frames = plan.umem_frames.max(needed.next_power_of_two());
     let mut pool = UmemPool::new(frames, fill_size, fill_size)
         .map_err(|error| OpenError { port: 0, error })?;
+    if let Some(anchor) = &spec.anchor {
+        let config = XdpPortConfig {
+            interface: anchor.clone(),
+            queue: spec.index as u32,
+            mode: AttachMode::Generic,
+            ring_size: ring,
+            fill_target: 0,
+            busy_retry: Duration::from_secs(3),
+        };
+        let socket = XdpPort::open_unfilled(pool.umem(), &config).map_err(|error| OpenError {
+            port: usize::MAX,
+            error,
+        })?;
+        pool.set_anchor(socket);
+    }
     let mut opened = Vec::with_capacity(spec.placement.sockets.len());
     for socket in &spec.placement.sockets {
         let port = &plan.ports[socket.port];

@@ -508,6 +508,57 @@ pub fn delete_link(host_name: &str) -> Result<bool, NetlinkError> {
     })
 }
 
+/// Creates a veth pair `name`/`peer` in the daemon's own namespace, both ends
+/// up, with `queues` queues, and no addresses or routes: the AF_XDP anchor.
+///
+/// Why it exists: libxdp makes the first socket of a UMEM use the UMEM's own
+/// descriptor, and every later socket shares the UMEM through that descriptor.
+/// If the first socket's interface disappears (its container was detached), all
+/// later binds on that UMEM fail (EBADF). So each worker binds its first socket
+/// to its queue of this pair, which lives exactly as long as the daemon and
+/// never carries traffic.
+pub fn create_anchor_pair(name: &str, peer: &str, queues: u32) -> Result<(), NetlinkError> {
+    check_ifname("anchor name", name)?;
+    check_ifname("anchor peer name", peer)?;
+    let own_ns = File::open("/proc/self/ns/net").map_err(|source| NetlinkError::Step {
+        step: "opening the daemon's namespace".to_string(),
+        source,
+    })?;
+    let fd = own_ns.as_raw_fd();
+    with_netlink(HOST_NS, |h| async move {
+        let spec = rtnl::VethSpec {
+            host_name: name,
+            peer_name: peer,
+            peer_netns_fd: fd,
+            peer_mac: [0x02, 0x53, 0xff, 0x00, 0x00, 0x01],
+            mtu: 1500,
+            queues: queues.max(1),
+        };
+        rtnl::create_veth(&h, &spec)
+            .await
+            .map_err(|e| NetlinkError::Step {
+                step: format!("creating anchor veth {name}"),
+                source: rtnl::to_io(e),
+            })?;
+        for end in [name, peer] {
+            let link = rtnl::get_link(&h, end)
+                .await
+                .map_err(io_step(format!("looking up {end}")))?
+                .ok_or_else(|| NetlinkError::Step {
+                    step: format!("looking up {end}"),
+                    source: io::Error::from_raw_os_error(libc::ENODEV),
+                })?;
+            rtnl::set_up(&h, link.index)
+                .await
+                .map_err(|e| NetlinkError::Step {
+                    step: format!("bringing {end} up"),
+                    source: rtnl::to_io(e),
+                })?;
+        }
+        Ok(())
+    })
+}
+
 /// Whether an interface called `host_name` exists in the daemon's namespace
 /// (any kind). A failing lookup counts as absent.
 pub fn link_exists(host_name: &str) -> bool {
