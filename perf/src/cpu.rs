@@ -4,7 +4,7 @@
 //! The Linux bridge works in softirq, which preempts every user thread; the
 //! Switchyard worker is a user thread. A compile running beside a benchmark
 //! therefore slows Switchyard and leaves the bridge alone, so every point
-//! records the "foreign" user CPU (all user time minus ours and the
+//! records the "foreign" CPU (all user and system time minus ours and the
 //! daemon's) and the steal time, and the report flags noisy points.
 
 use serde::Serialize;
@@ -14,6 +14,8 @@ use serde::Serialize;
 pub struct SystemTicks {
     /// user + nice: time in user space, all processes.
     pub user: u64,
+    /// system: time in the kernel on behalf of processes (not irq/softirq).
+    pub system: u64,
     /// Time the hypervisor ran something else on our vCPUs.
     pub steal: u64,
 }
@@ -36,8 +38,30 @@ pub fn parse_proc_stat(text: &str) -> Option<SystemTicks> {
         .collect::<Option<Vec<u64>>>()?;
     Some(SystemTicks {
         user: fields.first()? + fields.get(1)?,
+        system: *fields.get(2)?,
         steal: fields.get(7).copied().unwrap_or(0),
     })
+}
+
+/// Busy ticks (user, nice, system, irq, softirq: not idle, iowait or
+/// steal) of the CPUs in `cores`, summed, from /proc/stat text. `None` when a
+/// core has no line.
+pub fn parse_cores_busy(text: &str, cores: &[usize]) -> Option<u64> {
+    let mut total = 0;
+    for &core in cores {
+        let label = format!("cpu{core}");
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(label.as_str()))?;
+        let f: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|x| x.parse().ok())
+            .collect::<Option<Vec<u64>>>()?;
+        // user nice system idle iowait irq softirq steal
+        total += f.first()? + f.get(1)? + f.get(2)? + f.get(5)? + f.get(6)?;
+    }
+    Some(total)
 }
 
 /// User and system ticks of one process (all its threads), from the text
@@ -87,6 +111,8 @@ pub fn pct_of_core(ticks: u64, seconds: f64) -> f64 {
 #[derive(Clone, Copy, Debug)]
 pub struct Snapshot {
     system: Option<SystemTicks>,
+    /// Busy ticks of the switch cores.
+    switch_busy: Option<u64>,
     own: Option<ProcessTicks>,
     daemon: Option<ProcessTicks>,
 }
@@ -94,8 +120,10 @@ pub struct Snapshot {
 /// CPU others used between two snapshots.
 #[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
 pub struct Interference {
-    /// User time of processes other than this harness and the daemon, % of one core.
-    pub foreign_user_pct: f64,
+    /// User and system time of processes other than this harness and the
+    /// daemon, % of one core. (A lower bound: softirq work done in our
+    /// threads' system calls counts as ours.)
+    pub foreign_pct: f64,
     /// Steal time, % of one core.
     pub steal_pct: f64,
 }
@@ -103,7 +131,7 @@ pub struct Interference {
 impl Interference {
     /// Whether others took enough CPU (more than 10 % of a core) to distort a point.
     pub fn is_noisy(&self) -> bool {
-        self.foreign_user_pct + self.steal_pct > NOISY_PCT
+        self.foreign_pct + self.steal_pct > NOISY_PCT
     }
 }
 
@@ -111,10 +139,13 @@ impl Interference {
 pub const NOISY_PCT: f64 = 10.0;
 
 impl Snapshot {
-    /// Takes a snapshot; `daemon_pid` is the daemon under test, if any.
-    pub fn take(daemon_pid: Option<u32>) -> Self {
+    /// Takes a snapshot; `daemon_pid` is the daemon under test, if any, and
+    /// `switch_cores` the cores the dataplane works on.
+    pub fn take(daemon_pid: Option<u32>, switch_cores: &[usize]) -> Self {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
         Snapshot {
-            system: SystemTicks::read(),
+            system: parse_proc_stat(&stat),
+            switch_busy: parse_cores_busy(&stat, switch_cores),
             own: ProcessTicks::read("self"),
             daemon: daemon_pid.and_then(|pid| ProcessTicks::read(&pid.to_string())),
         }
@@ -123,16 +154,24 @@ impl Snapshot {
     /// What others used from `self` to `later`, over `seconds`.
     pub fn interference(&self, later: &Snapshot, seconds: f64) -> Option<Interference> {
         let (a, b) = (self.system?, later.system?);
-        let own = later.own?.user.saturating_sub(self.own?.user);
+        let own = later.own?.total().saturating_sub(self.own?.total());
         let daemon = match (self.daemon, later.daemon) {
-            (Some(x), Some(y)) => y.user.saturating_sub(x.user),
+            (Some(x), Some(y)) => y.total().saturating_sub(x.total()),
             _ => 0,
         };
-        let foreign = b.user.saturating_sub(a.user).saturating_sub(own + daemon);
+        let all = (b.user + b.system).saturating_sub(a.user + a.system);
+        let foreign = all.saturating_sub(own + daemon);
         Some(Interference {
-            foreign_user_pct: pct_of_core(foreign, seconds),
+            foreign_pct: pct_of_core(foreign, seconds),
             steal_pct: pct_of_core(b.steal.saturating_sub(a.steal), seconds),
         })
+    }
+
+    /// How busy the switch cores were from `self` to `later` (all work on
+    /// them: a dataplane thread, softirq, anything else), % of one core.
+    pub fn switch_busy_pct(&self, later: &Snapshot, seconds: f64) -> Option<f64> {
+        let ticks = later.switch_busy?.saturating_sub(self.switch_busy?);
+        Some(pct_of_core(ticks, seconds))
     }
 
     /// The daemon's CPU use (user + system) from `self` to `later`, % of one core.
@@ -154,10 +193,23 @@ mod tests {
             parse_proc_stat(text),
             Some(SystemTicks {
                 user: 141_651,
+                system: 31_314,
                 steal: 10_483
             })
         );
         assert_eq!(parse_proc_stat("intr 1"), None);
+    }
+
+    #[test]
+    fn busy_time_of_chosen_cores() {
+        let text = "cpu  9 9 9 9 9 9 9 9 0 0
+                    cpu0 1 2 3 100 5 6 7 8 0 0
+                    cpu1 10 20 30 100 50 60 70 80 0 0
+";
+        assert_eq!(parse_cores_busy(text, &[0]), Some(1 + 2 + 3 + 6 + 7));
+        assert_eq!(parse_cores_busy(text, &[1]), Some(10 + 20 + 30 + 60 + 70));
+        assert_eq!(parse_cores_busy(text, &[0, 1]), Some(19 + 190));
+        assert_eq!(parse_cores_busy(text, &[2]), None);
     }
 
     #[test]
@@ -174,14 +226,19 @@ mod tests {
     fn interference_subtracts_our_own_and_the_daemons_time() {
         let hz = ticks_per_second();
         let at = |user: u64, steal: u64, own: u64, daemon: u64| Snapshot {
-            system: Some(SystemTicks { user, steal }),
+            system: Some(SystemTicks {
+                user,
+                system: 0,
+                steal,
+            }),
+            switch_busy: Some(user),
             own: Some(ProcessTicks {
                 user: own,
                 system: 0,
             }),
             daemon: Some(ProcessTicks {
                 user: daemon,
-                system: daemon,
+                system: 0,
             }),
         };
         let before = at(0, 0, 0, 0);
@@ -190,10 +247,11 @@ mod tests {
         let h = hz as u64;
         let after = at(3 * h / 2, h / 10, h / 2, h / 2);
         let i = before.interference(&after, 1.0).unwrap();
-        assert!((i.foreign_user_pct - 50.0).abs() < 1.5, "{i:?}");
+        assert!((i.foreign_pct - 50.0).abs() < 1.5, "{i:?}");
         assert!((i.steal_pct - 10.0).abs() < 1.5, "{i:?}");
         assert!(i.is_noisy());
-        assert!((before.daemon_pct(&after, 1.0).unwrap() - 100.0).abs() < 2.5);
+        assert!((before.daemon_pct(&after, 1.0).unwrap() - 50.0).abs() < 1.5);
+        assert!((before.switch_busy_pct(&after, 1.0).unwrap() - 150.0).abs() < 2.5);
         assert!(!Interference::default().is_noisy());
     }
 }

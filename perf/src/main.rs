@@ -97,7 +97,7 @@ struct E2eArgs {
     /// Sending time per sweep point, seconds [default: 2; quick: 0.5].
     #[arg(long)]
     step_seconds: Option<f64>,
-    /// Sending time per latency point, seconds [default: 2; quick: 1].
+    /// Sending time per latency point, seconds [default: 3; quick: 1].
     #[arg(long)]
     latency_seconds: Option<f64>,
     /// Untimed sending before each frame size, seconds [default: 0.3; quick: 0.1].
@@ -165,7 +165,7 @@ impl E2eArgs {
                 }
             }),
             step_seconds: self.step_seconds.unwrap_or(pick(0.5, 2.0)),
-            latency_seconds: self.latency_seconds.unwrap_or(pick(1.0, 2.0)),
+            latency_seconds: self.latency_seconds.unwrap_or(pick(1.0, 3.0)),
             warmup_seconds: self.warmup.unwrap_or(pick(0.1, 0.3)),
             tcp_seconds: self.tcp_seconds.unwrap_or(pick(1.0, 3.0)),
             tcp_streams: self.tcp_streams.unwrap_or_else(|| vec![1, 4]),

@@ -293,6 +293,12 @@ pub struct Point {
     pub daemon_cpu_pct: Option<f64>,
     /// CPU other processes and the hypervisor took during the point.
     pub interference: Option<Interference>,
+    /// How busy the switch cores were (every kind of work on them), % of
+    /// one core, over `wall_seconds`: with the delivered frames, the
+    /// dataplane's Mpps per core.
+    pub switch_cores_busy_pct: Option<f64>,
+    /// Time the CPU figures cover: sending plus the drain after it.
+    pub wall_seconds: f64,
 }
 
 /// The offered-load sweep of one frame size.
@@ -311,6 +317,10 @@ pub struct Sweep {
     /// True when even the unpaced generator lost (almost) nothing: the
     /// generator, not the dataplane, was the limit.
     pub generator_bound: bool,
+    /// Delivered Mpps per busy switch core at the saturation point: what
+    /// the dataplane does per core of work even when the generator, not the
+    /// dataplane, set the rate.
+    pub mpps_per_switch_core: Option<f64>,
 }
 
 /// A latency point: a share of the saturation rate.
@@ -750,11 +760,12 @@ impl PointContext<'_> {
             max_frames: traffic::max_frames(rate_pps, duration),
         };
         let pid = self.daemon.and_then(Daemon::pid);
-        let before = Snapshot::take(pid);
+        let cores = &self.options.switch_cores;
+        let before = Snapshot::take(pid, cores);
         let wall = Instant::now();
         let (gen, sink) = self.rig.measure(spec)?;
         let wall = wall.elapsed().as_secs_f64();
-        let after = Snapshot::take(pid);
+        let after = Snapshot::take(pid, cores);
         if self.stop.load(Ordering::Relaxed) {
             bail!("interrupted");
         }
@@ -780,6 +791,8 @@ impl PointContext<'_> {
             sink_max_rx_backlog: sink.max_rx_backlog,
             daemon_cpu_pct: before.daemon_pct(&after, wall),
             interference: before.interference(&after, wall),
+            switch_cores_busy_pct: before.switch_busy_pct(&after, wall),
+            wall_seconds: wall,
         })
     }
 }
@@ -862,6 +875,11 @@ pub fn summarize_sweep(size: usize, mut points: Vec<Point>) -> Sweep {
         .max_by(|a, b| a.delivered_mpps.total_cmp(&b.delivered_mpps));
     let saturation_mpps = best.map_or(0.0, |p| p.delivered_mpps);
     let saturation_gbps = best.map_or(0.0, |p| p.delivered_gbps);
+    // Frames per busy core-second over the same window the CPU covers.
+    let mpps_per_switch_core = best.and_then(|p| {
+        let busy_core_seconds = p.switch_cores_busy_pct? / 100.0 * p.wall_seconds;
+        (busy_core_seconds > 0.0).then(|| p.delivered_frames as f64 / busy_core_seconds / 1e6)
+    });
     let no_drop_mpps = points
         .iter()
         .filter(|p| p.probes.loss_pct <= NO_DROP_LOSS_PCT && p.offered_frames > 0)
@@ -874,6 +892,7 @@ pub fn summarize_sweep(size: usize, mut points: Vec<Point>) -> Sweep {
         saturation_gbps,
         no_drop_mpps,
         generator_bound,
+        mpps_per_switch_core,
     }
 }
 
@@ -1003,10 +1022,10 @@ fn measure_idle(
         }
     };
     sleep_unless_stopped(IDLE_SETTLE, stop);
-    let before = Snapshot::take(daemon.pid());
+    let before = Snapshot::take(daemon.pid(), &options.switch_cores);
     let start = Instant::now();
     sleep_unless_stopped(Duration::from_secs_f64(options.idle_seconds), stop);
-    let after = Snapshot::take(daemon.pid());
+    let after = Snapshot::take(daemon.pid(), &options.switch_cores);
     result.seconds = start.elapsed().as_secs_f64();
     result.cpu_pct = before.daemon_pct(&after, result.seconds);
     result.interference = before.interference(&after, result.seconds);

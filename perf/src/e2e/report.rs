@@ -148,7 +148,7 @@ fn others(p: &Point) -> String {
     match p.interference {
         Some(i) => format!(
             "{:.0}{}",
-            i.foreign_user_pct + i.steal_pct,
+            i.foreign_pct + i.steal_pct,
             if i.is_noisy() { "!" } else { "" }
         ),
         None => "-".to_string(),
@@ -162,19 +162,20 @@ pub fn render(report: &E2eReport) -> String {
     if runs.iter().any(|r| !r.sweeps.is_empty()) {
         let _ = writeln!(
             out,
-            "\nThroughput at saturation (highest delivered rate of the sweep; no-drop = highest offered rate with <= {NO_DROP_LOSS_PCT} % loss)"
+            "\nThroughput at saturation (highest delivered rate of the sweep; no-drop = highest offered rate with <= {NO_DROP_LOSS_PCT} % loss; \
+             Mpps/core = delivered per busy switch core at that point)"
         );
         let _ = writeln!(
             out,
-            "{:>5}  {:<17} {:>9} {:>7} {:>13} {:>14}  note",
-            "size", "dataplane", "sat Mpps", "Gbit/s", "no-drop Mpps", "loss at max %"
+            "{:>5}  {:<17} {:>9} {:>7} {:>13} {:>14} {:>10}  note",
+            "size", "dataplane", "sat Mpps", "Gbit/s", "no-drop Mpps", "loss at max %", "Mpps/core"
         );
         for run in runs {
             for s in &run.sweeps {
                 let unpaced = s.points.iter().find(|p| p.target_mpps.is_none());
                 let _ = writeln!(
                     out,
-                    "{:>5}  {:<17} {:>9.3} {:>7.2} {:>13} {:>14}  {}",
+                    "{:>5}  {:<17} {:>9.3} {:>7.2} {:>13} {:>14} {:>10}  {}",
                     s.frame_size,
                     run.dataplane.name(),
                     s.saturation_mpps,
@@ -182,6 +183,8 @@ pub fn render(report: &E2eReport) -> String {
                     s.no_drop_mpps
                         .map_or("-".to_string(), |m| format!("{m:.3}")),
                     unpaced.map_or("-".to_string(), |p| format!("{:.2}", p.probes.loss_pct)),
+                    s.mpps_per_switch_core
+                        .map_or("-".to_string(), |m| format!("{m:.3}")),
                     if s.generator_bound {
                         "generator-bound: the dataplane kept up with the generator's maximum"
                     } else {
@@ -192,11 +195,11 @@ pub fn render(report: &E2eReport) -> String {
         }
         let _ = writeln!(
             out,
-            "\nSweep (Mpps offered -> delivered; latency one-way; CPU = daemon, others = other processes + steal, % of one core)"
+            "\nSweep (Mpps offered -> delivered; latency one-way; % of one core: CPU = daemon, busy = switch cores, others = other processes + steal)"
         );
         let _ = writeln!(
             out,
-            "{:>5}  {:<17} {:>7} {:>8} {:>9} {:>7} {:>7} {:>8} {:>8} {:>5} {:>7} {:>9}",
+            "{:>5}  {:<17} {:>7} {:>8} {:>9} {:>7} {:>7} {:>8} {:>8} {:>5} {:>5} {:>7} {:>9}",
             "size",
             "dataplane",
             "target",
@@ -207,6 +210,7 @@ pub fn render(report: &E2eReport) -> String {
             "p50 µs",
             "p99 µs",
             "CPU",
+            "busy",
             "others",
             "sink drop"
         );
@@ -216,7 +220,7 @@ pub fn render(report: &E2eReport) -> String {
                     let l = p.probes.latency;
                     let _ = writeln!(
                         out,
-                        "{:>5}  {:<17} {:>7} {:>8.3} {:>9.3} {:>7.2} {:>7.2} {:>8} {:>8} {:>5} {:>7} {:>9}",
+                        "{:>5}  {:<17} {:>7} {:>8.3} {:>9.3} {:>7.2} {:>7.2} {:>8} {:>8} {:>5} {:>5} {:>7} {:>9}",
                         s.frame_size,
                         run.dataplane.name(),
                         target(p),
@@ -227,6 +231,8 @@ pub fn render(report: &E2eReport) -> String {
                         l.map_or("-".to_string(), |l| format_us(l.p50_us)),
                         l.map_or("-".to_string(), |l| format_us(l.p99_us)),
                         cpu(p),
+                        p.switch_cores_busy_pct
+                            .map_or("-".to_string(), |b| format!("{b:.0}")),
                         others(p),
                         p.sink_socket.rx_dropped + p.sink_socket.rx_ring_full,
                     );
@@ -624,6 +630,8 @@ mod tests {
             generator_max_tx_pending: 0,
             sink_max_rx_backlog: 0,
             interference: None,
+            switch_cores_busy_pct: Some(50.0),
+            wall_seconds: 1.0,
             daemon_cpu_pct: Some(99.0),
         }
     }
@@ -766,7 +774,7 @@ mod tests {
             .unwrap()
             .starts_with("both generator-bound"));
         quiet.sweeps[0].points[0].interference = Some(crate::cpu::Interference {
-            foreign_user_pct: 30.0,
+            foreign_pct: 30.0,
             steal_pct: 0.0,
         });
         assert!(sweep_caveat(s, &limited, b, &quiet.sweeps[0])
