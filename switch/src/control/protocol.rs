@@ -220,6 +220,25 @@ pub fn decode_request(bytes: &[u8]) -> Result<Request, Reply> {
     }
     let text = std::str::from_utf8(bytes)
         .map_err(|e| Reply::failure(ErrorCode::BadRequest, format!("request is not UTF-8: {e}")))?;
-    serde_json::from_str(text)
-        .map_err(|e| Reply::failure(ErrorCode::BadRequest, format!("bad request: {e}")))
+    let bad = |message: String| Reply::failure(ErrorCode::BadRequest, message);
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| bad(format!("bad request: {e}")))?;
+    let request: Request =
+        serde_json::from_value(value.clone()).map_err(|e| bad(format!("bad request: {e}")))?;
+    // serde ignores extra fields on commands without fields even with
+    // deny_unknown_fields; refuse them too, so a typo never passes silently.
+    if matches!(
+        request,
+        Request::Version | Request::Ports | Request::Stats | Request::Reload
+    ) {
+        if let Some(extra) = value
+            .as_object()
+            .and_then(|o| o.keys().find(|k| *k != "cmd"))
+        {
+            return Err(bad(format!(
+                "bad request: unknown field `{extra}`: this command takes none"
+            )));
+        }
+    }
+    Ok(request)
 }
