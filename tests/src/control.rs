@@ -603,6 +603,19 @@ impl ControlLab {
         name
     }
 
+    /// Deletes namespace `name` (one this lab created) now, as a runtime does when a
+    /// sandbox goes away.
+    #[track_caller]
+    pub fn delete_netns(&self, name: &str) {
+        let mut v = self.namespaces.0.lock().unwrap_or_else(|p| p.into_inner());
+        let i = v
+            .iter()
+            .position(|n| n == name)
+            .unwrap_or_else(|| panic!("namespace {name} was not made by this lab"));
+        cmd::run_ok("ip", &["netns", "del", name]);
+        v.remove(i);
+    }
+
     /// Records an interface the daemon made for this lab, so it is deleted on drop.
     pub fn record_link(&self, interface: &str) {
         self.links.record(interface);

@@ -395,6 +395,80 @@ fn add_check_del_lifecycle() {
     assert!(lab.ports().is_empty(), "ports left: {:?}", lab.ports());
 }
 
+/// The runtime deletes a sandbox's namespace before DEL (a crashed pod): its veth
+/// goes with it, the other containers keep talking, DEL with the vanished path (and
+/// again without one) succeeds and frees the port, and the address is handed out
+/// again.
+#[test]
+fn del_after_the_namespace_is_gone() {
+    require_root!();
+    let lab = lab();
+    let conf = net_conf(&lab);
+    let (ns_a, ns_b, ns_x) = (
+        lab.netns_with_ipv6("a"),
+        lab.netns_with_ipv6("b"),
+        lab.netns_with_ipv6("x"),
+    );
+    let (id_a, id_b, id_x) = (
+        container_id(&lab, 0xa),
+        container_id(&lab, 0xb),
+        container_id(&lab, 0xd),
+    );
+    let (_, if_a, ip_a, _) = checked_add(&lab, &Invocation::new("ADD", &id_a, Some(&ns_a)), &conf);
+    let (_, if_b, ip_b, _) = checked_add(&lab, &Invocation::new("ADD", &id_b, Some(&ns_b)), &conf);
+    let (res_x, if_x, ip_x, _) =
+        checked_add(&lab, &Invocation::new("ADD", &id_x, Some(&ns_x)), &conf);
+    let r = ping_from(&ns_a, ip_x, 2);
+    assert!(r.all_replied(), "a -> x: {}", r.output);
+
+    lab.delete_netns(&ns_x);
+    assert!(
+        wait_until(Duration::from_secs(10), || !link_exists(&if_x)),
+        "veth {if_x} outlived its namespace"
+    );
+    for (ns, dst) in [(&ns_a, ip_b), (&ns_b, ip_a)] {
+        let r = ping_from(ns, dst, 3);
+        assert!(
+            r.all_replied(),
+            "{ns} -> {dst} after another container's namespace vanished: {}",
+            r.output
+        );
+    }
+    let del_x = Invocation::new("DEL", &id_x, Some(&ns_x));
+    run_conf(&del_x, &with_prev(&conf, &res_x)).ok_silent();
+    run_conf(&Invocation::new("DEL", &id_x, None), &conf).ok_silent();
+    let ports = lab.ports();
+    assert!(
+        !ports.iter().any(|p| p.interface == if_x),
+        "port of the vanished container still listed after DEL: {ports:?}"
+    );
+    assert_eq!(ports.len(), 2, "{ports:?}");
+
+    let ns_y = lab.netns_with_ipv6("y");
+    let id_y = container_id(&lab, 0xf);
+    let (_, if_y, ip_y, _) = checked_add(&lab, &Invocation::new("ADD", &id_y, Some(&ns_y)), &conf);
+    assert_eq!(
+        ip_y, ip_x,
+        "the vanished container's address was not handed out again"
+    );
+    for (ns, dst) in [(&ns_y, ip_a), (&ns_a, ip_y), (&ns_b, ip_y)] {
+        let r = ping_from(ns, dst, 3);
+        assert!(r.all_replied(), "{ns} -> {dst}: {}", r.output);
+    }
+    for (id, ns, ifname) in [
+        (&id_a, &ns_a, &if_a),
+        (&id_b, &ns_b, &if_b),
+        (&id_y, &ns_y, &if_y),
+    ] {
+        run_conf(&Invocation::new("DEL", id, Some(ns)), &conf).ok_silent();
+        assert!(
+            wait_until(Duration::from_secs(5), || !link_exists(ifname)),
+            "veth {ifname} still exists after DEL"
+        );
+    }
+    assert!(lab.ports().is_empty(), "ports left: {:?}", lab.ports());
+}
+
 /// VERSION answers without a daemon; bad input gets the spec's error object
 /// (`cniVersion`, `code`, `msg`) on stdout and a non-zero exit, and leaves nothing
 /// behind in the daemon or the namespace.
@@ -408,7 +482,11 @@ fn version_and_bad_input() {
 
     // VERSION, with the configuration a runtime sends, and with nothing at all.
     for stdin in [&br#"{"cniVersion":"1.0.0"}"#[..], b""] {
-        let v = run_plugin(&Invocation::new("VERSION", &id, None), stdin)
+        let version = Invocation {
+            command: Some("VERSION"),
+            ..Invocation::default()
+        };
+        let v = run_plugin(&version, stdin)
             .ok()
             .expect("VERSION prints the versions");
         assert_eq!(v["cniVersion"], "1.0.0", "{v}");
