@@ -7,7 +7,7 @@
 //! records the "foreign" CPU (all user and system time minus ours and the
 //! daemon's) and the steal time, and the report flags noisy points.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Clock ticks from the aggregate `cpu` line of /proc/stat.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -118,7 +118,7 @@ pub struct Snapshot {
 }
 
 /// CPU others used between two snapshots.
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Interference {
     /// User and system time of processes other than this harness and the
     /// daemon, % of one core. (A lower bound: softirq work done in our

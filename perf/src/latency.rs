@@ -6,7 +6,7 @@
 
 use crate::payload::Probe;
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Highest latency the histogram tells apart (10 s); anything slower is
 /// recorded as 10 s. Three significant digits keep the histogram small
@@ -128,7 +128,7 @@ impl SeqSet {
 }
 
 /// Loss, reordering and latency of one measurement.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ProbeSummary {
     /// Distinct probes of this measurement received.
     pub received: u64,
@@ -148,7 +148,7 @@ pub struct ProbeSummary {
 }
 
 /// One-way latency percentiles in microseconds.
-#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Percentiles {
     /// Frames measured.
     pub count: u64,

@@ -1,10 +1,10 @@
 //! What the numbers were measured on: printed with every table and stored in
 //! every JSON result, because a result without its machine cannot be compared.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The machine a benchmark ran on.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Machine {
     /// CPUs available to this process (what `nproc` prints).
     pub nproc: usize,

@@ -1,7 +1,7 @@
 //! `switchyard-perf`: Switchyard's benchmark harness (see the crate docs).
 #![deny(unsafe_code)]
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -13,7 +13,7 @@ use switchyard_perf::e2e::{self, E2eOptions, E2eReport, Scenario};
 use switchyard_perf::machine::Machine;
 use switchyard_perf::micro::{self, MicroOptions, MicroReport};
 use switchyard_perf::progress::Progress;
-use switchyard_perf::report;
+use switchyard_perf::{report, sys};
 
 /// Command line of the benchmark harness.
 #[derive(Parser)]
@@ -34,11 +34,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Everything: pipeline micro-benchmarks, then every end-to-end scenario
-    /// (needs root). ~5 minutes on a 2-core VM, ~1 with --quick.
+    /// (needs root). About 3 minutes on a 2-core VM, 1 with --quick.
     Run {
         #[command(flatten)]
         e2e: E2eArgs,
-        /// Measuring time per micro-benchmark case, in seconds.
+        /// Measuring time per micro-benchmark case, in seconds [default: 0.5; quick: 0.1].
         #[arg(long)]
         pipeline_seconds: Option<f64>,
     },
@@ -66,6 +66,19 @@ enum Command {
         #[command(flatten)]
         e2e: E2eArgs,
     },
+    /// Prints the tables of a saved `run`/`e2e` result again and rewrites its
+    /// plots (into --results-dir, named after the saved subcommand).
+    Report {
+        /// The JSON file, e.g. perf/results/run-latest.json.
+        file: PathBuf,
+    },
+}
+
+/// The part of a saved result document `report` needs.
+#[derive(serde::Deserialize)]
+struct SavedDocument {
+    subcommand: String,
+    e2e: Option<E2eReport>,
 }
 
 /// Options of the end-to-end scenarios; unset ones take the default of the
@@ -206,9 +219,7 @@ fn main() -> ExitCode {
 }
 
 fn last_core() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get() - 1)
-        .unwrap_or(0)
+    sys::online_cpus() - 1
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -241,6 +252,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(exit_code(interrupted, false))
         }
         Command::E2e { e2e } => run_all("e2e", e2e, None, &results_dir, stop),
+        Command::Report { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let saved: SavedDocument = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a run/e2e result", file.display()))?;
+            let e2e = saved
+                .e2e
+                .ok_or_else(|| anyhow::anyhow!("{} has no end-to-end results", file.display()))?;
+            print!("{}", e2e::report::render(&e2e));
+            e2e.machine.print();
+            let prefix = if saved.subcommand == "e2e" {
+                "e2e"
+            } else {
+                "run"
+            };
+            for path in e2e::report::write_plots(&e2e, &results_dir, prefix)? {
+                println!("plot: {}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run {
             e2e,
             pipeline_seconds,
@@ -282,7 +313,12 @@ fn run_all(
     let pipeline = match micro_options {
         Some(micro_options) => {
             progress.step("pipeline micro-benchmarks", micro_planned);
-            Some(micro::run(micro_options, &stop)?)
+            // The micro-benchmarks pin this thread; what it starts later (the
+            // daemon, `ip`, iperf3) must not inherit that.
+            let affinity = sys::current_affinity()?;
+            let report = micro::run(micro_options, &stop);
+            sys::set_affinity(0, &affinity)?;
+            Some(report?)
         }
         None => None,
     };

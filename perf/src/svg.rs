@@ -42,11 +42,15 @@ pub const PALETTE: [&str; 6] = [
 ];
 
 const PANEL_W: f64 = 460.0;
-const PANEL_H: f64 = 320.0;
+const PANEL_H: f64 = 370.0;
 const LEFT: f64 = 62.0;
 const RIGHT: f64 = 16.0;
 const TOP: f64 = 34.0;
-const BOTTOM: f64 = 46.0;
+/// Below the plot: tick labels, the axis label and the legend (one line per
+/// series, up to [`LEGEND_LINES`]), kept off the data.
+const BOTTOM: f64 = 46.0 + LEGEND_LINE * LEGEND_LINES;
+const LEGEND_LINE: f64 = 14.0;
+const LEGEND_LINES: f64 = 4.0;
 const HEADER: f64 = 34.0;
 
 /// Renders `panels` in a grid of `columns` under a `title`, as an SVG document.
@@ -252,7 +256,7 @@ fn render_panel(out: &mut String, panel: &Panel, left: f64, top: f64) {
         }
     }
     for (i, series) in panel.series.iter().enumerate() {
-        let y = f.y0 + 12.0 + 14.0 * i as f64;
+        let y = f.y0 + f.h + 52.0 + LEGEND_LINE * i as f64;
         let dash = if series.dashed {
             r#" stroke-dasharray="6,4""#
         } else {

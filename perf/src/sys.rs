@@ -218,3 +218,28 @@ pub fn set_affinity(tid: libc::pid_t, cores: &[usize]) -> io::Result<()> {
         Err(io::Error::last_os_error())
     }
 }
+
+/// The cores the calling thread may run on.
+pub fn current_affinity() -> io::Result<Vec<usize>> {
+    // SAFETY: cpu_set_t is plain old data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the pointer and size describe `set`, a live cpu_set_t the
+    // kernel writes; pid 0 is the calling thread.
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((0..libc::CPU_SETSIZE as usize)
+        // SAFETY: `core` is below CPU_SETSIZE, so CPU_ISSET reads inside `set`.
+        .filter(|&core| unsafe { libc::CPU_ISSET(core, &set) })
+        .collect())
+}
+
+/// CPUs online on this machine, whatever this thread's affinity (which
+/// `std::thread::available_parallelism` follows).
+pub fn online_cpus() -> usize {
+    // SAFETY: sysconf only reads a system value.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n).unwrap_or(1).max(1)
+}

@@ -12,7 +12,7 @@
 //! a ring the kernel owns — and only frames in our hand are read or written.
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
@@ -30,7 +30,7 @@ const FRAME_SIZE: usize = 4096;
 const BIND_BUSY_RETRY: Duration = Duration::from_secs(2);
 
 /// How the sink's XDP program is attached to its interface.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AttachMode {
     /// Driver (native) XDP: on a veth it runs in the veth's NAPI poll.
@@ -102,7 +102,7 @@ fn bind(umem: &Umem, interface: &str, config: SocketConfig) -> Result<Rings> {
 }
 
 /// Kernel counters of an AF_XDP socket (see `struct xdp_statistics`).
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SocketStats {
     /// Frames dropped for reasons other than the two below.
     pub rx_dropped: u64,

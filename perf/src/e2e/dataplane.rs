@@ -6,7 +6,7 @@ use super::cmd;
 use super::topology::{interface_exists, object_name, write_sysctl, Topology};
 use crate::sys;
 use anyhow::{anyhow, bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Which dataplane forwards between the two veths.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DataplaneKind {
     /// A Linux bridge in the root namespace: the baseline to beat.
@@ -75,7 +75,7 @@ impl FromStr for DataplaneKind {
 }
 
 /// How the daemon is started: which cores, which pipeline, which idle mode.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DaemonSettings {
     /// Cores of the poll workers (`[switch] workers`).
     pub workers: Vec<usize>,

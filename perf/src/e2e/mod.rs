@@ -30,7 +30,7 @@ use crate::progress::Progress;
 use crate::xsk::SocketStats;
 use anyhow::{bail, Result};
 use dataplane::{Bridge, Daemon, DaemonSettings, DataplaneKind};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -41,7 +41,7 @@ use topology::{Topology, NS_INTERFACE};
 use traffic::{PointSpec, Rig, RigConfig, RunIds};
 
 /// A named part of the end-to-end run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scenario {
     /// Offered-load sweep per frame size.
@@ -95,7 +95,7 @@ impl FromStr for Scenario {
 }
 
 /// How the end-to-end run is set up.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct E2eOptions {
     /// Scenarios to run.
     pub scenarios: Vec<Scenario>,
@@ -181,7 +181,7 @@ impl E2eOptions {
         if self.switch_cores.is_empty() {
             bail!("--switch-cores needs at least one core");
         }
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = crate::sys::online_cpus();
         let all = self
             .switch_cores
             .iter()
@@ -253,7 +253,7 @@ const IDLE_SETTLE: Duration = Duration::from_millis(700);
 pub const NO_DROP_LOSS_PCT: f64 = 0.1;
 
 /// One measured point.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Point {
     /// Frame size in bytes (Ethernet without FCS).
     pub frame_size: usize,
@@ -302,7 +302,7 @@ pub struct Point {
 }
 
 /// The offered-load sweep of one frame size.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Sweep {
     /// Frame size.
     pub frame_size: usize,
@@ -324,7 +324,7 @@ pub struct Sweep {
 }
 
 /// A latency point: a share of the saturation rate.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LatencyPoint {
     /// Share of the saturation rate, in percent.
     pub load_pct: f64,
@@ -335,7 +335,7 @@ pub struct LatencyPoint {
 }
 
 /// Everything measured for one dataplane.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DataplaneRun {
     /// The dataplane.
     pub dataplane: DataplaneKind,
@@ -368,7 +368,7 @@ impl DataplaneRun {
 }
 
 /// The idle daemon's CPU use in one idle mode.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct IdleRun {
     /// `idle` setting.
     pub mode: String,
@@ -385,7 +385,7 @@ pub struct IdleRun {
 }
 
 /// The `e2e` result document.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct E2eReport {
     /// When the run started (Unix seconds).
     pub unix_time: u64,

@@ -6,12 +6,12 @@ use super::{DataplaneRun, E2eReport, LatencyPoint, Point, Sweep, NO_DROP_LOSS_PC
 use crate::latency::format_us;
 use crate::svg::{self, Panel, Series, PALETTE};
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 /// One dataplane's figure over another's.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Ratio {
     /// What is compared, e.g. "saturation Mpps, 64 B".
     pub metric: String,
@@ -479,8 +479,13 @@ pub fn throughput_svg(report: &E2eReport) -> Option<String> {
                 .iter()
                 .filter_map(|run| {
                     let sweep = run.sweep(size)?;
+                    let mark = if sweep.points.iter().any(noisy) {
+                        " (noisy points)"
+                    } else {
+                        ""
+                    };
                     Some(Series {
-                        name: run.dataplane.name().to_string(),
+                        name: format!("{}{mark}", run.dataplane.name()),
                         color: color(run.dataplane),
                         dashed: run.dataplane == DataplaneKind::SwitchyardEmpty,
                         points: sweep
@@ -537,9 +542,10 @@ pub fn latency_svg(report: &E2eReport) -> Option<String> {
                         l.point.frame_size == size && (l.load_pct * 100.0) as u64 == load
                     })?;
                     let l = lp.point.probes.latency?;
+                    let mark = if noisy(&lp.point) { ", noisy" } else { "" };
                     Some(Series {
                         name: format!(
-                            "{} ({:.3} Mpps)",
+                            "{} ({:.3} Mpps{mark})",
                             run.dataplane.name(),
                             lp.point.delivered_mpps
                         ),

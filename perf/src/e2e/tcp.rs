@@ -12,7 +12,7 @@ use super::netns;
 use super::topology::{Topology, SINK_IP};
 use crate::sys;
 use anyhow::{anyhow, bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -26,7 +26,7 @@ const PORT: u16 = 5201;
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One iperf3 measurement.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TcpResult {
     /// Parallel streams (`-P`).
     pub streams: usize,
