@@ -313,6 +313,8 @@ fn run_all(
     let pipeline = match micro_options {
         Some(micro_options) => {
             progress.step("pipeline micro-benchmarks", micro_planned);
+            // They print their own lines; keep the status line out of them.
+            progress.finish();
             // The micro-benchmarks pin this thread; what it starts later (the
             // daemon, `ip`, iperf3) must not inherit that.
             let affinity = sys::current_affinity()?;
@@ -387,5 +389,70 @@ fn exit_code(interrupted: bool, failed: bool) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(args: &[&str]) -> E2eOptions {
+        let cli = Cli::try_parse_from(args).unwrap();
+        match cli.command {
+            Command::Run { e2e, .. } | Command::E2e { e2e } => e2e.options(),
+            _ => panic!("not a run"),
+        }
+    }
+
+    #[test]
+    fn the_default_run_fits_five_minutes_and_quick_one() {
+        let full = options(&["switchyard-perf", "run"]);
+        // (The default cores 0 and 1 exist only on machines with two or more.)
+        let two_cores = sys::online_cpus() >= 2;
+        if two_cores {
+            full.validate().unwrap();
+        }
+        let micro = 8.0 * (0.5 + 0.3);
+        assert!(
+            full.planned_seconds() + micro < 300.0,
+            "{}",
+            full.planned_seconds()
+        );
+        let quick = options(&["switchyard-perf", "run", "--quick"]);
+        if two_cores {
+            quick.validate().unwrap();
+        }
+        assert!(
+            quick.planned_seconds() < 75.0,
+            "{}",
+            quick.planned_seconds()
+        );
+        assert!(quick.step_seconds < full.step_seconds);
+    }
+
+    #[test]
+    fn switch_cores_become_workers_and_options_override_the_profile() {
+        let o = options(&[
+            "switchyard-perf",
+            "e2e",
+            "--quick",
+            "--switch-cores",
+            "1,2,3",
+            "--sizes",
+            "64",
+            "--step-seconds",
+            "4",
+            "--dataplanes",
+            "bridge,switchyard-empty",
+        ]);
+        assert_eq!(o.switch_cores, vec![1, 2, 3]);
+        assert_eq!(o.sizes, vec![64]);
+        assert_eq!(o.step_seconds, 4.0);
+        assert_eq!(
+            o.dataplanes,
+            vec![DataplaneKind::Bridge, DataplaneKind::SwitchyardEmpty]
+        );
+        assert_eq!(o.scenarios, Scenario::ALL.to_vec());
+        assert!(Cli::try_parse_from(["switchyard-perf", "e2e", "--dataplanes", "ovs"]).is_err());
     }
 }
