@@ -330,9 +330,7 @@ fn add_check_del_lifecycle() {
     assert_eq!(lab.ports().len(), 2);
     assert!(link_exists(&if_a));
 
-    // DEL (of b, the later container: removing the first port a worker opened is
-    // `control_attach::attach_works_after_the_first_container_is_detached`): veth,
-    // port and address gone; DEL again (and without a netns) still succeeds.
+    // DEL: veth, port and address gone; DEL again (and without a netns) still succeeds.
     let del_b = Invocation::new("DEL", &id_b, Some(&ns_b));
     let check_b = Invocation::new("CHECK", &id_b, Some(&ns_b));
     run_conf(&del_b, &with_prev(&conf, &res_b)).ok_silent();
@@ -373,12 +371,11 @@ fn add_check_del_lifecycle() {
         &with_prev(&conf_04, &res_c),
     )
     .ok_silent();
-    // The re-added container speaks first: a's ARP cache still has b's MAC for
-    // this address (see `control_attach::reused_address_is_reachable_from_old_peers`).
-    let r = ping_from(&ns_b, ip_a, 3);
-    assert!(r.all_replied(), "re-added container -> a: {}", r.output);
+    // a talked to b at this address before; it reaches the new holder at once.
     let r = ping_from(&ns_a, ip_c, 3);
     assert!(r.all_replied(), "a -> re-added container: {}", r.output);
+    let r = ping_from(&ns_b, ip_a, 3);
+    assert!(r.all_replied(), "re-added container -> a: {}", r.output);
 
     for (id, ns, ifname, c) in [
         (&id_c, &ns_b, &if_c, &conf_04),
