@@ -295,7 +295,11 @@ pub fn render(report: &E2eReport) -> String {
             out,
             "\nIdle daemon CPU (no traffic; utime+stime from /proc/<pid>/stat)"
         );
-        let _ = writeln!(out, "{:<10} {:>16}  note", "idle mode", "% of one core");
+        let _ = writeln!(
+            out,
+            "{:<10} {:>16} {:>7}  note",
+            "idle mode", "% of one core", "others"
+        );
         for idle in &report.idle {
             let note = match (&idle.error, idle.mode.as_str(), idle.cpu_pct) {
                 (Some(error), _, _) => first_line(error).to_string(),
@@ -304,11 +308,19 @@ pub fn render(report: &E2eReport) -> String {
                 }
                 _ => String::new(),
             };
+            let others = idle.interference.map_or("-".to_string(), |i| {
+                format!(
+                    "{:.0}{}",
+                    i.foreign_pct + i.steal_pct,
+                    if i.is_noisy() { "!" } else { "" }
+                )
+            });
             let _ = writeln!(
                 out,
-                "{:<10} {:>16}  {note}",
+                "{:<10} {:>16} {:>7}  {note}",
                 idle.mode,
-                idle.cpu_pct.map_or("-".to_string(), |c| format!("{c:.1}"))
+                idle.cpu_pct.map_or("-".to_string(), |c| format!("{c:.1}")),
+                others
             );
         }
     }
