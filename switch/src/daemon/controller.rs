@@ -133,6 +133,8 @@ pub struct Controller {
     workers: Vec<WorkerHandle>,
     fabric: Arc<Fabric>,
     state_path: PathBuf,
+    /// Sockets each port has on each worker (admission of new ports).
+    port_sockets: Vec<Vec<usize>>,
 }
 
 /// Path of the state file: next to the control socket, so two daemons with two
@@ -155,7 +157,16 @@ impl Controller {
         workers: Vec<WorkerHandle>,
         modes: Vec<AttachMode>,
         fabric: Arc<Fabric>,
+        placements: &[crate::placement::WorkerPlacement],
     ) -> Self {
+        let port_sockets = (0..plan.ports.len())
+            .map(|port| {
+                placements
+                    .iter()
+                    .map(|p| p.sockets.iter().filter(|s| s.port == port).count())
+                    .collect()
+            })
+            .collect();
         let networks = config
             .networks
             .iter()
@@ -194,7 +205,34 @@ impl Controller {
             workers,
             fabric,
             state_path,
+            port_sockets,
         }
+    }
+
+    /// Refuses a port whose sockets would not fit in some worker's UMEM: every
+    /// socket keeps its rings full, and frames given to one are missing from all.
+    fn admit(&self, placements: &[crate::placement::WorkerPlacement]) -> CtlResult<()> {
+        for (w, (worker, placement)) in self.workers.iter().zip(placements).enumerate() {
+            let current: usize = self
+                .port_sockets
+                .iter()
+                .map(|counts| counts.get(w).copied().unwrap_or(0))
+                .sum();
+            let wanted = current + placement.sockets.len();
+            if self.plan.frames_needed(wanted) > worker.frames {
+                return Err(CtlError::new(
+                    ErrorCode::PoolExhausted,
+                    format!(
+                        "worker {w}'s UMEM ({} frames) has no room for another port: it serves {current} \
+                         socket(s), each keeping 3 x ring_size = {} frames in its rings; raise \
+                         [switch] umem_frames or lower ring_size",
+                        worker.frames,
+                        3 * self.plan.ring_size
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn domain_of(&self, network: &str) -> Option<DomainId> {
@@ -423,6 +461,7 @@ impl Controller {
                 queues
             };
             let placements = place(self.workers.len(), &[effective_queues]);
+            self.admit(&placements)?;
             match self.open_sockets(&entry.interface, mode, &placements) {
                 Ok(sockets) => {
                     opened = Some((mode, placements, sockets));
@@ -448,6 +487,7 @@ impl Controller {
             .iter()
             .position(Option::is_none)
             .unwrap_or(self.ports.len());
+        let socket_counts: Vec<usize> = placements.iter().map(|p| p.sockets.len()).collect();
         let waits: Vec<_> = self
             .workers
             .iter()
@@ -485,6 +525,10 @@ impl Controller {
         info!(port = %entry.name, interface = %entry.interface, network = %entry.network, mode = mode.name(), "port added");
         self.ports[index] = Some(entry);
         self.modes[index] = mode;
+        if self.port_sockets.len() <= index {
+            self.port_sockets.resize(index + 1, Vec::new());
+        }
+        self.port_sockets[index] = socket_counts;
         Ok(index)
     }
 
@@ -522,6 +566,9 @@ impl Controller {
             .get_mut(index)
             .and_then(Option::take)
             .ok_or_else(|| CtlError::new(ErrorCode::NotFound, "no such port"))?;
+        if let Some(counts) = self.port_sockets.get_mut(index) {
+            counts.clear();
+        }
         let waits: Vec<_> = self
             .workers
             .iter()

@@ -145,6 +145,7 @@ struct Running {
     workers: Vec<WorkerHandle>,
     modes: Vec<AttachMode>,
     fabric: Arc<Fabric>,
+    placements: Vec<crate::placement::WorkerPlacement>,
 }
 
 /// Starts worker 0 (settling XDP modes, with fallback), then the others.
@@ -212,6 +213,7 @@ fn start_workers(plan: &Arc<SwitchPlan>, anchor: Option<&str>) -> Result<Running
             workers,
             modes,
             fabric,
+            placements,
         });
     }
 }
@@ -283,6 +285,7 @@ pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
         running.workers,
         running.modes,
         running.fabric,
+        &running.placements,
     );
     controller.readopt();
     let controller = Arc::new(Mutex::new(controller));

@@ -94,6 +94,15 @@ impl SwitchPlan {
         }
     }
 
+    /// Frames a worker's UMEM needs for `sockets` sockets: each keeps its fill ring
+    /// (2 x ring_size) and TX ring (ring_size) full, plus slack for the batches in
+    /// hand and handed-over frames. Used to size the UMEM at start and to refuse a
+    /// port at run time that would starve the others.
+    pub fn frames_needed(&self, sockets: usize) -> usize {
+        let ring = self.ring_size as usize;
+        sockets * 3 * ring + (sockets + 4) * self.burst * 2
+    }
+
     /// First mode to try per port: native unless the config says generic.
     pub fn initial_modes(&self) -> Vec<AttachMode> {
         self.ports

@@ -87,6 +87,8 @@ pub struct WorkerHandle {
     pub commands: Sender<WorkerCommand>,
     /// Its UMEM, for binding hot-plugged sockets on the control thread.
     pub umem: UmemHandle,
+    /// Frames in its UMEM (admission of hot-plugged ports).
+    pub frames: usize,
     /// Its thread.
     pub thread: JoinHandle<()>,
 }
@@ -103,9 +105,10 @@ pub fn spawn(spec: WorkerSpec) -> Result<WorkerHandle, OpenError> {
             error: PortError::Invalid(format!("cannot start a worker thread: {e}")),
         })?;
     match ready_rx.recv() {
-        Ok(Ok(umem)) => Ok(WorkerHandle {
+        Ok(Ok((umem, frames))) => Ok(WorkerHandle {
             commands,
             umem,
+            frames,
             thread,
         }),
         Ok(Err(error)) => {
@@ -125,7 +128,7 @@ pub fn spawn(spec: WorkerSpec) -> Result<WorkerHandle, OpenError> {
 fn run(
     spec: WorkerSpec,
     commands: Receiver<WorkerCommand>,
-    ready: Sender<Result<UmemHandle, OpenError>>,
+    ready: Sender<Result<(UmemHandle, usize), OpenError>>,
 ) {
     if !core_affinity::set_for_current(core_affinity::CoreId { id: spec.core }) {
         warn!(core = spec.core, "could not pin the worker to its core");
@@ -137,7 +140,7 @@ fn run(
             return;
         }
     };
-    let _ = ready.send(Ok(worker.pool().umem_handle()));
+    let _ = ready.send(Ok((worker.pool().umem_handle(), worker.frames_total())));
 
     let epoch = spec.epoch;
     let now = || Timestamp(epoch.elapsed().as_nanos() as u64);
@@ -222,7 +225,7 @@ fn open(spec: &WorkerSpec) -> Result<Worker<XdpPort>, OpenError> {
     let fill_size = ring * 2;
     let sockets = spec.placement.sockets.len() as u32;
     // Every socket's fill and TX rings full, slack for batches and handed-over frames.
-    let needed = sockets * (fill_size + ring) + (sockets + 4) * plan.burst as u32 * 2;
+    let needed = plan.frames_needed(sockets as usize) as u32;
     let frames = plan.umem_frames.max(needed.next_power_of_two());
     let mut pool = UmemPool::new(frames, fill_size, fill_size)
         .map_err(|error| OpenError { port: 0, error })?;
