@@ -152,7 +152,8 @@ pub enum ErrorCode {
     AlreadyExists,
     /// A field has a value that cannot work (bad IP, bad MAC, outside the subnet).
     InvalidArgument,
-    /// The network has no free address left.
+    /// No room: the network has no free address left, or a worker's UMEM has no
+    /// frames for another port's rings.
     PoolExhausted,
     /// The system refused (netlink, AF_XDP).
     SystemError,
