@@ -43,10 +43,16 @@ pub fn parse_proc_stat(text: &str) -> Option<SystemTicks> {
     })
 }
 
-/// Busy ticks (user, nice, system, irq, softirq: not idle, iowait or
-/// steal) of the CPUs in `cores`, summed, from /proc/stat text. `None` when a
-/// core has no line.
-pub fn parse_cores_busy(text: &str, cores: &[usize]) -> Option<u64> {
+/// Ticks the CPUs in `cores` were *not* busy (idle, iowait, steal), summed,
+/// from /proc/stat text; `None` when a core has no line.
+///
+/// Why not add up user, system and softirq instead: those are sampled by
+/// the timer tick, and a tickless kernel (NO_HZ) often wakes for a burst of
+/// softirq work (the bridge's, behind RPS) and goes back to sleep before any
+/// tick lands, so that work goes uncounted. The idle figure the kernel
+/// reports is measured from idle entry and exit times, the running idle
+/// period included, so busy = elapsed - idle is right.
+pub fn parse_cores_not_busy(text: &str, cores: &[usize]) -> Option<u64> {
     let mut total = 0;
     for &core in cores {
         let label = format!("cpu{core}");
@@ -59,7 +65,7 @@ pub fn parse_cores_busy(text: &str, cores: &[usize]) -> Option<u64> {
             .map(|x| x.parse().ok())
             .collect::<Option<Vec<u64>>>()?;
         // user nice system idle iowait irq softirq steal
-        total += f.first()? + f.get(1)? + f.get(2)? + f.get(5)? + f.get(6)?;
+        total += f.get(3)? + f.get(4)? + f.get(7).copied().unwrap_or(0);
     }
     Some(total)
 }
@@ -110,9 +116,12 @@ pub fn pct_of_core(ticks: u64, seconds: f64) -> f64 {
 /// A snapshot to measure others' CPU use against.
 #[derive(Clone, Copy, Debug)]
 pub struct Snapshot {
+    taken: std::time::Instant,
     system: Option<SystemTicks>,
-    /// Busy ticks of the switch cores.
-    switch_busy: Option<u64>,
+    /// Idle (and iowait, steal) ticks of the switch cores.
+    switch_not_busy: Option<u64>,
+    /// How many switch cores.
+    switch_cores: usize,
     own: Option<ProcessTicks>,
     daemon: Option<ProcessTicks>,
 }
@@ -144,8 +153,10 @@ impl Snapshot {
     pub fn take(daemon_pid: Option<u32>, switch_cores: &[usize]) -> Self {
         let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
         Snapshot {
+            taken: std::time::Instant::now(),
             system: parse_proc_stat(&stat),
-            switch_busy: parse_cores_busy(&stat, switch_cores),
+            switch_not_busy: parse_cores_not_busy(&stat, switch_cores),
+            switch_cores: switch_cores.len(),
             own: ProcessTicks::read("self"),
             daemon: daemon_pid.and_then(|pid| ProcessTicks::read(&pid.to_string())),
         }
@@ -169,9 +180,12 @@ impl Snapshot {
 
     /// How busy the switch cores were from `self` to `later` (all work on
     /// them: a dataplane thread, softirq, anything else), % of one core.
-    pub fn switch_busy_pct(&self, later: &Snapshot, seconds: f64) -> Option<f64> {
-        let ticks = later.switch_busy?.saturating_sub(self.switch_busy?);
-        Some(pct_of_core(ticks, seconds))
+    pub fn switch_busy_pct(&self, later: &Snapshot) -> Option<f64> {
+        let seconds = later.taken.duration_since(self.taken).as_secs_f64();
+        let not_busy = later.switch_not_busy?.saturating_sub(self.switch_not_busy?) as f64
+            / ticks_per_second();
+        let busy = (self.switch_cores as f64 * seconds - not_busy).max(0.0);
+        (seconds > 0.0).then(|| busy / seconds * 100.0)
     }
 
     /// The daemon's CPU use (user + system) from `self` to `later`, % of one core.
@@ -201,15 +215,14 @@ mod tests {
     }
 
     #[test]
-    fn busy_time_of_chosen_cores() {
-        let text = "cpu  9 9 9 9 9 9 9 9 0 0
-                    cpu0 1 2 3 100 5 6 7 8 0 0
-                    cpu1 10 20 30 100 50 60 70 80 0 0
-";
-        assert_eq!(parse_cores_busy(text, &[0]), Some(1 + 2 + 3 + 6 + 7));
-        assert_eq!(parse_cores_busy(text, &[1]), Some(10 + 20 + 30 + 60 + 70));
-        assert_eq!(parse_cores_busy(text, &[0, 1]), Some(19 + 190));
-        assert_eq!(parse_cores_busy(text, &[2]), None);
+    fn idle_time_of_chosen_cores() {
+        let text = "cpu  9 9 9 9 9 9 9 9 0 0\n\
+                    cpu0 1 2 3 100 5 6 7 8 0 0\n\
+                    cpu1 10 20 30 1000 50 60 70 80 0 0\n";
+        assert_eq!(parse_cores_not_busy(text, &[0]), Some(100 + 5 + 8));
+        assert_eq!(parse_cores_not_busy(text, &[1]), Some(1000 + 50 + 80));
+        assert_eq!(parse_cores_not_busy(text, &[0, 1]), Some(113 + 1130));
+        assert_eq!(parse_cores_not_busy(text, &[2]), None);
     }
 
     #[test]
@@ -225,13 +238,18 @@ mod tests {
     #[test]
     fn interference_subtracts_our_own_and_the_daemons_time() {
         let hz = ticks_per_second();
+        let start = std::time::Instant::now();
         let at = |user: u64, steal: u64, own: u64, daemon: u64| Snapshot {
+            // One second apart, as the interference figures below assume.
+            taken: start + std::time::Duration::from_secs(u64::from(user > 0)),
             system: Some(SystemTicks {
                 user,
                 system: 0,
                 steal,
             }),
-            switch_busy: Some(user),
+            // One switch core, idle for 0.25 s of the second.
+            switch_not_busy: Some(if user > 0 { hz as u64 / 4 } else { 0 }),
+            switch_cores: 1,
             own: Some(ProcessTicks {
                 user: own,
                 system: 0,
@@ -251,7 +269,7 @@ mod tests {
         assert!((i.steal_pct - 10.0).abs() < 1.5, "{i:?}");
         assert!(i.is_noisy());
         assert!((before.daemon_pct(&after, 1.0).unwrap() - 50.0).abs() < 1.5);
-        assert!((before.switch_busy_pct(&after, 1.0).unwrap() - 150.0).abs() < 2.5);
+        assert!((before.switch_busy_pct(&after).unwrap() - 75.0).abs() < 1.5);
         assert!(!Interference::default().is_noisy());
     }
 }

@@ -791,7 +791,7 @@ impl PointContext<'_> {
             sink_max_rx_backlog: sink.max_rx_backlog,
             daemon_cpu_pct: before.daemon_pct(&after, wall),
             interference: before.interference(&after, wall),
-            switch_cores_busy_pct: before.switch_busy_pct(&after, wall),
+            switch_cores_busy_pct: before.switch_busy_pct(&after),
             wall_seconds: wall,
         })
     }
