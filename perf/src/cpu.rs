@@ -71,7 +71,7 @@ pub fn parse_cores_not_busy(text: &str, cores: &[usize]) -> Option<u64> {
 }
 
 /// User and system ticks of one process (all its threads), from the text
-/// of /proc/<pid>/stat.
+/// of `/proc/<pid>/stat`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProcessTicks {
     /// utime.
@@ -86,13 +86,13 @@ impl ProcessTicks {
         self.user + self.system
     }
 
-    /// Reads /proc/<pid>/stat (`None` for "self" errors or a gone process).
+    /// Reads `/proc/<pid>/stat` (`None` for "self" errors or a gone process).
     pub fn read(pid: &str) -> Option<Self> {
         parse_pid_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
     }
 }
 
-/// utime and stime from /proc/<pid>/stat text. The command name (field 2)
+/// utime and stime from `/proc/<pid>/stat` text. The command name (field 2)
 /// may contain spaces and parentheses, so fields are counted from the last ')'.
 pub fn parse_pid_stat(text: &str) -> Option<ProcessTicks> {
     let rest = &text[text.rfind(')')? + 1..];

@@ -182,7 +182,7 @@ pub fn set_fifo_priority(priority: i32) -> io::Result<()> {
     }
 }
 
-/// Clock ticks per second of `utime`/`stime` in /proc/<pid>/stat (USER_HZ).
+/// Clock ticks per second of `utime`/`stime` in `/proc/<pid>/stat` (USER_HZ).
 pub fn clock_ticks_per_second() -> u64 {
     // SAFETY: sysconf only reads a system constant.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs `program args…`, returns its stdout; fails with its stderr on a
-/// non-zero exit or after [`COMMAND_TIMEOUT`] (the command is then killed).
+/// non-zero exit or after `COMMAND_TIMEOUT` (the command is then killed).
 pub fn run(program: &str, args: &[&str]) -> Result<String> {
     let shown = format!("{program} {}", args.join(" "));
     let mut child = Command::new(program)

@@ -351,7 +351,7 @@ impl Daemon {
         self.napi_threads
     }
 
-    /// The daemon's PID while it runs (for /proc/<pid>/stat).
+    /// The daemon's PID while it runs (for `/proc/<pid>/stat`).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }

@@ -11,7 +11,7 @@
 //!   saturation rate that dataplane reached; loss and reordering.
 //! - `tcp`: iperf3 with 1 and 4 streams between the namespaces, MTU 1500.
 //! - `idle`: the daemon with no traffic, `idle = "backoff"` and
-//!   `idle = "busy-poll"`: its CPU use from /proc/<pid>/stat.
+//!   `idle = "busy-poll"`: its CPU use from `/proc/<pid>/stat`.
 
 pub mod cmd;
 pub mod dataplane;

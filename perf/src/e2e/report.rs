@@ -57,7 +57,7 @@ const PAIRS: [(DataplaneKind, DataplaneKind); 2] = [
 ];
 
 /// Ratios of saturation rates, latency percentiles and TCP rates between
-/// the dataplanes of [`PAIRS`] wherever both were measured.
+/// the dataplane pairs compared (`PAIRS`) wherever both were measured.
 pub fn ratios(runs: &[DataplaneRun]) -> Vec<Ratio> {
     let find = |kind: DataplaneKind| runs.iter().find(|r| r.dataplane == kind);
     let mut out = Vec::new();
