@@ -307,23 +307,7 @@ impl Controller {
 
     /// Asks every worker for a report (or its final report with `stop`).
     fn ask_all(&self, stop: bool) -> Option<Vec<WorkerReport>> {
-        let replies: Vec<_> = self
-            .workers
-            .iter()
-            .map(|w| {
-                let (tx, rx) = channel::bounded(1);
-                let command = if stop {
-                    WorkerCommand::Stop(tx)
-                } else {
-                    WorkerCommand::Report(tx)
-                };
-                w.commands.send(command).ok().map(|_| rx)
-            })
-            .collect();
-        replies
-            .into_iter()
-            .map(|rx| rx?.recv_timeout(WORKER_REPLY_TIMEOUT).ok())
-            .collect()
+        super::worker_thread::ask_all(&self.workers, stop)
     }
 
     fn port_views(&self) -> Vec<Option<PortView>> {

@@ -18,10 +18,9 @@ mod worker_thread;
 use crate::fabric::Fabric;
 use crate::netlink;
 use crate::placement::needs_handoff;
-use crate::stats::{Snapshot, WorkerReport};
+use crate::stats::Snapshot;
 use anyhow::{anyhow, bail, Context, Result};
 use controller::Controller;
-use crossbeam::channel;
 use plan::SwitchPlan;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,7 +30,7 @@ use switchyard_config::{ConfigError, ConfigIssue, NodeConfig, PortDriver};
 use switchyard_drivers::afxdp::{xdp_program, AttachMode, XdpModeChoice};
 use switchyard_drivers::sys;
 use tracing::{info, warn};
-use worker_thread::{WorkerCommand, WorkerHandle, WorkerSpec};
+use worker_thread::{WorkerHandle, WorkerSpec};
 
 /// Loads a config and rejects what this build cannot run, without touching the system.
 pub(crate) fn load_checked(path: &Path) -> Result<NodeConfig> {
@@ -218,31 +217,9 @@ fn start_workers(plan: &Arc<SwitchPlan>, anchor: Option<&str>) -> Result<Running
     }
 }
 
-/// Asks every worker for its final report (failure paths).
-fn ask_all(workers: &[WorkerHandle], stop: bool) -> Option<Vec<WorkerReport>> {
-    let replies: Vec<_> = workers
-        .iter()
-        .map(|w| {
-            let (tx, rx) = channel::bounded(1);
-            let command = if stop {
-                WorkerCommand::Stop(tx)
-            } else {
-                WorkerCommand::Report(tx)
-            };
-            w.commands.send(command).ok().map(|_| rx)
-        })
-        .collect();
-    replies
-        .into_iter()
-        .map(|rx: Option<channel::Receiver<WorkerReport>>| {
-            rx?.recv_timeout(Duration::from_secs(10)).ok()
-        })
-        .collect()
-}
-
 /// Stops workers without waiting for reports (failure paths).
 fn stop_workers(workers: Vec<WorkerHandle>) {
-    let _ = ask_all(&workers, true);
+    let _ = worker_thread::ask_all(&workers, true);
     for w in workers {
         let _ = w.thread.join();
     }

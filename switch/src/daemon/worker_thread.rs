@@ -93,6 +93,30 @@ pub struct WorkerHandle {
     pub thread: JoinHandle<()>,
 }
 
+/// How long the control thread waits for a worker to answer a report request.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Asks every worker for a report (with `stop`: its final report, after which it
+/// exits); `None` if any did not answer in time.
+pub fn ask_all(workers: &[WorkerHandle], stop: bool) -> Option<Vec<WorkerReport>> {
+    let replies: Vec<_> = workers
+        .iter()
+        .map(|w| {
+            let (tx, rx) = channel::bounded(1);
+            let command = if stop {
+                WorkerCommand::Stop(tx)
+            } else {
+                WorkerCommand::Report(tx)
+            };
+            w.commands.send(command).ok().map(|_| rx)
+        })
+        .collect();
+    replies
+        .into_iter()
+        .map(|rx| rx?.recv_timeout(REPORT_TIMEOUT).ok())
+        .collect()
+}
+
 /// Starts a worker and waits until its sockets are open (or failed).
 pub fn spawn(spec: WorkerSpec) -> Result<WorkerHandle, OpenError> {
     let (commands, command_rx) = channel::bounded(4);
