@@ -47,6 +47,30 @@ pub trait FramePool {
     fn free_list_is_unique(&self) -> bool;
 }
 
+/// Drops that happen inside the kernel before the worker sees a frame (or when it
+/// rejects a descriptor): invisible to the pipeline, so each driver reports them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KernelDrops {
+    /// Frames dropped for any reason on receive.
+    pub rx_dropped: u64,
+    /// Frames dropped because the receive ring was full (the worker was too slow).
+    pub rx_ring_full: u64,
+    /// Times the fill ring was empty (no buffer for an arriving frame).
+    pub rx_fill_ring_empty: u64,
+    /// Transmit descriptors the kernel refused.
+    pub tx_invalid: u64,
+}
+
+impl KernelDrops {
+    /// Adds another socket's drops (a port with several queues or workers).
+    pub fn add(&mut self, other: &KernelDrops) {
+        self.rx_dropped += other.rx_dropped;
+        self.rx_ring_full += other.rx_ring_full;
+        self.rx_fill_ring_empty += other.rx_fill_ring_empty;
+        self.tx_invalid += other.tx_invalid;
+    }
+}
+
 /// Result of handing a batch to a port for transmission.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TxResult {
@@ -89,6 +113,11 @@ pub trait Port {
 
     /// True while transmitted frames have not yet completed.
     fn tx_pending(&self) -> bool;
+
+    /// Drops the kernel counted for this port (one syscall: control path only).
+    fn kernel_drops(&self) -> KernelDrops {
+        KernelDrops::default()
+    }
 
     /// A descriptor an idle worker can sleep on in poll() until frames arrive.
     fn poll_fd(&self) -> Option<std::os::fd::RawFd> {

@@ -109,6 +109,8 @@ pub struct WorkerReport {
     pub free_list_unique: bool,
     /// The (global port, queue) pairs this worker has sockets on.
     pub sockets: Vec<(usize, u32)>,
+    /// Drops the kernel counted, per global port.
+    pub kernel_drops: Vec<switchyard_drivers::KernelDrops>,
 }
 
 /// One port in the stats output.
@@ -127,6 +129,8 @@ pub struct PortStats {
     /// Counters.
     #[serde(flatten)]
     pub counters: PortCounters,
+    /// Drops inside the kernel's AF_XDP rings, before the switch saw the frame.
+    pub kernel_drops: switchyard_drivers::KernelDrops,
 }
 
 /// One worker in the stats output.

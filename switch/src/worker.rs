@@ -417,6 +417,18 @@ impl<P: Port> Worker<P> {
         reclaimed
     }
 
+    /// Kernel-side drops per global port, summed over this worker's sockets
+    /// (a syscall per socket: for reports, not the hot path).
+    pub fn kernel_drops(&self) -> Vec<switchyard_drivers::KernelDrops> {
+        let mut drops = vec![switchyard_drivers::KernelDrops::default(); self.routes.len()];
+        for (socket, port) in self.ports.iter().zip(&self.socket_port) {
+            if let Some(slot) = drops.get_mut(*port as usize) {
+                slot.add(&socket.kernel_drops());
+            }
+        }
+        drops
+    }
+
     /// Descriptors to sleep on when idle (one per socket that has one).
     pub fn poll_fds(&self) -> Vec<std::os::fd::RawFd> {
         self.ports.iter().filter_map(|p| p.poll_fd()).collect()

@@ -56,6 +56,10 @@ pub struct PortStats {
     /// Dropped frames by reason.
     #[serde(default)]
     pub drops: BTreeMap<String, u64>,
+    /// Drops inside the kernel's AF_XDP rings (rx_dropped, rx_ring_full,
+    /// rx_fill_ring_empty, tx_invalid), where reported.
+    #[serde(default)]
+    pub kernel_drops: Option<BTreeMap<String, u64>>,
 }
 
 /// State of one poll worker.

@@ -65,6 +65,33 @@ fn all_umem_frames_accounted_after_traffic() {
     // The UDP burst alone put `count` frames through h2 -> h3.
     let h2 = stats.port("h2");
     let h3 = stats.port("h3");
+    for port in [h2, h3] {
+        let kernel = port.kernel_drops.as_ref().unwrap_or_else(|| {
+            panic!(
+                "port {} has no kernel_drops (AF_XDP ring drops) in the stats\n{}",
+                port.name, stats.raw
+            )
+        });
+        for key in [
+            "rx_dropped",
+            "rx_ring_full",
+            "rx_fill_ring_empty",
+            "tx_invalid",
+        ] {
+            assert!(
+                kernel.contains_key(key),
+                "port {}: kernel_drops lacks {key}\n{}",
+                port.name,
+                stats.raw
+            );
+        }
+        assert_eq!(
+            kernel.get("tx_invalid"),
+            Some(&0),
+            "the kernel refused our TX descriptors\n{}",
+            stats.raw
+        );
+    }
     assert!(
         h2.rx_packets >= u64::from(udp.received) && h3.tx_packets >= u64::from(udp.received),
         "port counters miss traffic: h2 rx {} / h3 tx {} < {} datagrams delivered\n{}",

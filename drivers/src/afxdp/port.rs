@@ -344,6 +344,17 @@ impl Port for XdpPort {
         self.tx_held > 0
     }
 
+    fn kernel_drops(&self) -> crate::KernelDrops {
+        self.kernel_stats()
+            .map(|s| crate::KernelDrops {
+                rx_dropped: s.rx_dropped(),
+                rx_ring_full: s.rx_ring_full(),
+                rx_fill_ring_empty: s.rx_fill_ring_empty_descs(),
+                tx_invalid: s.tx_invalid_descs(),
+            })
+            .unwrap_or_default()
+    }
+
     fn poll_fd(&self) -> Option<std::os::fd::RawFd> {
         use std::os::fd::AsRawFd;
         Some(self.rx.fd().as_raw_fd())

@@ -35,9 +35,13 @@ pub fn snapshot(
         .filter_map(|(i, port)| {
             let port = port.as_ref()?;
             let mut counters = PortCounters::default();
+            let mut kernel_drops = switchyard_drivers::KernelDrops::default();
             for report in reports {
                 if let Some(c) = report.ports.get(i) {
                     counters.add(c);
+                }
+                if let Some(k) = report.kernel_drops.get(i) {
+                    kernel_drops.add(k);
                 }
             }
             Some(PortStats {
@@ -50,6 +54,7 @@ pub fn snapshot(
                     .map_or(0, |r| r.index),
                 xdp_mode: port.mode.to_string(),
                 counters,
+                kernel_drops,
             })
         })
         .collect();
@@ -154,6 +159,13 @@ pub fn print_final(snap: &Snapshot) {
         );
         for (reason, count) in c.drops.nonzero() {
             println!("{:<16}   drop {}: {}", "", reason.name(), count);
+        }
+        let k = &port.kernel_drops;
+        if *k != switchyard_drivers::KernelDrops::default() {
+            println!(
+                "{:<16}   kernel: rx_dropped {}, rx_ring_full {}, rx_fill_ring_empty {}, tx_invalid {}",
+                "", k.rx_dropped, k.rx_ring_full, k.rx_fill_ring_empty, k.tx_invalid
+            );
         }
     }
     for worker in &snap.workers {

@@ -346,5 +346,6 @@ fn report(
             .iter()
             .map(|s| (s.port, s.queue))
             .collect(),
+        kernel_drops: worker.kernel_drops(),
     }
 }
