@@ -235,6 +235,11 @@ impl Controller {
         Ok(())
     }
 
+    /// Ports now served (config, attached and added).
+    pub fn port_count(&self) -> usize {
+        self.ports.iter().flatten().count()
+    }
+
     fn domain_of(&self, network: &str) -> Option<DomainId> {
         self.networks
             .iter()

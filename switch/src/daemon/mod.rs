@@ -284,7 +284,7 @@ pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
         write_stats(&snap);
     }
     info!(
-        ports = plan.ports.len(),
+        ports = lock(&controller).port_count(),
         workers = plan.cores.len(),
         cores = ?plan.cores,
         control_socket = %control_socket.display(),
