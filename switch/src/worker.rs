@@ -164,7 +164,9 @@ impl<P: Port> Worker<P> {
     /// Moves frames other workers handed over into this worker's pool and onto
     /// their output port's queue (bounded per turn).
     fn take_handed_over(&mut self) -> usize {
-        let Some(fabric) = self.fabric.clone() else {
+        // Borrowed, not cloned: cloning the Arc each turn would bounce its
+        // reference count's cache line between workers.
+        let Some(fabric) = self.fabric.as_ref() else {
             return 0;
         };
         let mut taken = 0;
