@@ -127,6 +127,9 @@ pub fn detach_stale(interface: &str, ifindex: u32) -> Result<(), PortError> {
 /// context an operator needs. Only the message template is kept: formatting a C
 /// va_list is not possible from stable Rust.
 pub fn quiet_library_logs() {
+    // SAFETY (contract of both callbacks): only libbpf/libxdp call them, with a
+    // valid NUL-terminated format string; they read nothing else and never unwind
+    // (a panic in an extern "C" fn aborts instead).
     unsafe extern "C" fn libbpf_print(
         level: libbpf_sys::libbpf_print_level,
         format: *const std::os::raw::c_char,
@@ -137,6 +140,7 @@ pub fn quiet_library_logs() {
         tracing::debug!(target: "libbpf", level, "{}", text.trim_end());
         0
     }
+    // SAFETY: same contract as `libbpf_print` above.
     unsafe extern "C" fn libxdp_print(
         level: sys::libxdp_print_level,
         format: *const std::os::raw::c_char,
