@@ -18,7 +18,7 @@ pid=""
 cleanup() {
   set +e
   [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  for i in 1 2 3; do
+  for i in 1 2 3 4; do
     ip netns pids "${tag}h$i" 2>/dev/null | xargs -r kill 2>/dev/null
     ip netns del "${tag}h$i" 2>/dev/null
     ip link del "${tag}v$i" 2>/dev/null
@@ -43,6 +43,7 @@ cat > "$work/node.toml" <<TOML
 [switch]
 workers = [$(( $(nproc) > 1 ? 1 : 0 ))]
 stats_interval_secs = 5
+control_socket = "$work/ctl.sock"
 
 [[network]]
 name = "demo"
@@ -83,6 +84,14 @@ echo "== TCP c1 -> c2 (iperf3, 3 s)"
 ip netns exec "${tag}h2" iperf3 -s -1 -D >/dev/null 2>&1
 sleep 0.3
 ip netns exec "${tag}h1" timeout 15 iperf3 -c 10.77.0.2 -t 3 -f g | grep -E "sender|receiver"
+
+echo "== a fourth container attached live (veth, address and route over netlink)"
+ip netns add "${tag}h4"
+CTL=("$BIN" ctl --socket "$work/ctl.sock")
+"${CTL[@]}" attach --netns "/run/netns/${tag}h4" --network demo --name c4 --ip 10.77.0.4/24
+"${CTL[@]}" ports
+ip netns exec "${tag}h4" ping -c 2 -i 0.2 -W 1 -q 10.77.0.1 | tail -n 2 | head -n 1 | sed "s/^/c4 -> c1: /"
+"${CTL[@]}" detach c4
 
 echo "== switchyard counters and MAC table (stopping)"
 kill -TERM "$pid"; wait "$pid"; pid=""
