@@ -72,7 +72,7 @@ pub fn check(path: &Path) -> Result<()> {
 
 /// Checks that every configured interface exists, reporting each missing one at
 /// its place in the file.
-fn check_interfaces(config: &NodeConfig) -> Result<()> {
+pub(crate) fn check_interfaces(config: &NodeConfig) -> Result<()> {
     let issues: Vec<ConfigIssue> = config
         .ports
         .iter()

@@ -7,28 +7,30 @@
 //! opened and leaves the running version as it was. Workers take a new port
 //! between two bursts, so other ports never stop forwarding.
 
-use super::address_pool::AddressPool;
+mod containers;
+mod reload;
+mod state;
+
+pub use state::state_path;
+
 use super::plan::SwitchPlan;
 use super::report::{self, PortView};
 use super::worker_thread::{WorkerCommand, WorkerHandle};
-use crate::control::protocol::{
-    AttachRequest, AttachResult, ErrorCode, PortInfo, Reply, Request, PROTOCOL_VERSION,
-};
+use crate::control::protocol::{ErrorCode, PortInfo, Reply, Request, PROTOCOL_VERSION};
 use crate::fabric::Fabric;
-use crate::netlink::{self, ContainerLink, NetnsRef};
 use crate::placement::place;
 use crate::stats::{Snapshot, WorkerReport};
 use crossbeam::channel;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_config::{Ipv4Cidr, NodeConfig, XdpMode};
 use switchyard_drivers::afxdp::{xdp_program, AttachMode, XdpPort, XdpPortConfig};
 use switchyard_drivers::sys;
-use switchyard_pipeline::{DomainId, MacAddr, PortId};
+use switchyard_pipeline::{DomainId, PortId};
 use tracing::{info, warn};
 
 /// How long the control thread waits for a worker to answer.
@@ -97,13 +99,6 @@ struct NetworkEntry {
     gateway: Option<Ipv4Addr>,
 }
 
-/// What the state file keeps: the ports made at run time, so a restarted daemon
-/// re-adopts them and containers keep their addresses.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct StateFile {
-    ports: Vec<PortEntry>,
-}
-
 /// An error reply in the making.
 #[derive(Debug)]
 pub struct CtlError {
@@ -135,17 +130,6 @@ pub struct Controller {
     state_path: PathBuf,
     /// Sockets each port has on each worker (admission of new ports).
     port_sockets: Vec<Vec<usize>>,
-}
-
-/// Path of the state file: next to the control socket, so two daemons with two
-/// sockets never share one.
-pub fn state_path(control_socket: &Path) -> PathBuf {
-    let mut name = control_socket
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".state.json");
-    control_socket.with_file_name(name)
 }
 
 impl Controller {
@@ -626,420 +610,6 @@ impl Controller {
         Ok(())
     }
 
-    fn attach(&mut self, request: AttachRequest) -> CtlResult<AttachResult> {
-        let invalid = |m: String| CtlError::new(ErrorCode::InvalidArgument, m);
-        let netns: NetnsRef = request
-            .netns
-            .parse()
-            .map_err(|e| invalid(format!("netns {:?}: {e}", request.netns)))?;
-        let network = self.network(&request.network).cloned().ok_or_else(|| {
-            CtlError::new(
-                ErrorCode::NotFound,
-                format!("network {:?} does not exist", request.network),
-            )
-        })?;
-        let name = match &request.name {
-            Some(name) => {
-                check_name(name)?;
-                if self.port_index(name).is_some() {
-                    return Err(CtlError::new(
-                        ErrorCode::AlreadyExists,
-                        format!("port {name:?} already exists"),
-                    ));
-                }
-                name.clone()
-            }
-            None => self.derive_name(&netns),
-        };
-        let ifname = request.ifname.clone().unwrap_or_else(|| "eth0".to_string());
-        if ifname.is_empty() || ifname.len() > 15 || ifname.contains(['/', ' ', ':']) {
-            return Err(invalid(format!(
-                "ifname {ifname:?} is not a valid Linux interface name"
-            )));
-        }
-        // Address: from the request (checked against the pool) or the next free one.
-        let used = self.used_addresses(&network.name);
-        let (address, prefix_len) = match (&request.ip, network.subnet) {
-            (Some(ip), Some(subnet)) => {
-                let ip: Ipv4Addr = ip
-                    .parse()
-                    .map_err(|_| invalid(format!("ip {ip:?} is not an IPv4 address")))?;
-                let ip = AddressPool::new(subnet, network.gateway, &used)
-                    .claim(ip)
-                    .map_err(|e| invalid(e.to_string()))?;
-                (ip, subnet.prefix_len)
-            }
-            (None, Some(subnet)) => {
-                let ip = AddressPool::new(subnet, network.gateway, &used)
-                    .allocate()
-                    .map_err(|e| {
-                        CtlError::new(
-                            ErrorCode::PoolExhausted,
-                            format!("network {:?}: {e}", network.name),
-                        )
-                    })?;
-                (ip, subnet.prefix_len)
-            }
-            (Some(ip), None) => {
-                let cidr: Ipv4Cidr = ip.parse().map_err(|_| {
-                    invalid(format!(
-                        "network {:?} has no subnet: give ip as address/prefix",
-                        network.name
-                    ))
-                })?;
-                if used.contains(&cidr.addr) {
-                    return Err(invalid(format!("{} is already in use", cidr.addr)));
-                }
-                (cidr.addr, cidr.prefix_len)
-            }
-            (None, None) => {
-                return Err(invalid(format!(
-                    "network {:?} has no subnet to take an address from: give --ip address/prefix",
-                    network.name
-                )))
-            }
-        };
-        let mac = match &request.mac {
-            Some(text) => {
-                let mac: MacAddr = text
-                    .parse()
-                    .map_err(|e| invalid(format!("mac {text:?}: {e}")))?;
-                if !mac.is_valid_source() {
-                    return Err(invalid(format!("mac {text} is not a unicast address")));
-                }
-                mac
-            }
-            None => self.derive_mac(&network.name, address),
-        };
-        let host_name = self.derive_host_name(&name);
-        let link = ContainerLink {
-            host_name: host_name.clone(),
-            netns,
-            ifname: ifname.clone(),
-            mac: mac.0,
-            mtu: 1500,
-            address,
-            prefix_len,
-            gateway: network.gateway,
-            queues: self.workers.len() as u32,
-        };
-        netlink::create_container_link(&link).map_err(netlink_error)?;
-        let entry = PortEntry {
-            name: name.clone(),
-            interface: host_name.clone(),
-            network: network.name.clone(),
-            origin: Origin::Attach,
-            mac: Some(mac.to_string()),
-            address: Some(format!("{address}/{prefix_len}")),
-            netns: Some(request.netns.clone()),
-            ifname: Some(ifname.clone()),
-        };
-        if let Err(error) = self.add_live_port(entry, self.config.switch.xdp_mode) {
-            let _ = netlink::delete_link(&host_name);
-            return Err(error);
-        }
-        self.save_state();
-        Ok(AttachResult {
-            name,
-            interface: host_name,
-            ifname,
-            mac: mac.to_string(),
-            address: format!("{address}/{prefix_len}"),
-            gateway: network.gateway.map(|g| g.to_string()),
-            network: network.name,
-            netns: request.netns,
-        })
-    }
-
-    fn detach(&mut self, name: &str) -> CtlResult<()> {
-        let index = self.port_index(name).ok_or_else(|| {
-            CtlError::new(ErrorCode::NotFound, format!("port {name:?} does not exist"))
-        })?;
-        if self.ports[index].as_ref().map(|p| p.origin) != Some(Origin::Attach) {
-            return Err(CtlError::new(
-                ErrorCode::InvalidArgument,
-                format!(
-                    "port {name:?} was not attached with attach (use del-port, or the config file)"
-                ),
-            ));
-        }
-        let entry = self.remove_live_port(index)?;
-        if let Err(error) = netlink::delete_link(&entry.interface) {
-            warn!(%error, interface = %entry.interface, "could not delete the veth");
-        }
-        self.save_state();
-        Ok(())
-    }
-
-    fn check(&self, name: &str, netns: &str, ifname: Option<&str>) -> CtlResult<()> {
-        let entry = self
-            .port_index(name)
-            .and_then(|i| self.ports[i].as_ref())
-            .ok_or_else(|| {
-                CtlError::new(ErrorCode::NotFound, format!("port {name:?} does not exist"))
-            })?;
-        let (address, prefix_len) = entry.address().ok_or_else(|| {
-            CtlError::new(
-                ErrorCode::InvalidArgument,
-                format!("port {name:?} is not an attached container"),
-            )
-        })?;
-        let netns: NetnsRef = netns.parse().map_err(|e| {
-            CtlError::new(ErrorCode::InvalidArgument, format!("netns {netns:?}: {e}"))
-        })?;
-        let ifname = ifname.or(entry.ifname.as_deref()).unwrap_or("eth0");
-        let gateway = self.network(&entry.network).and_then(|n| n.gateway);
-        netlink::verify_container_link(&netns, ifname, address, prefix_len, gateway).map_err(|e| {
-            match e {
-                netlink::NetlinkError::Netns { .. } => {
-                    CtlError::new(ErrorCode::NotFound, e.to_string())
-                }
-                other => CtlError::new(ErrorCode::CheckFailed, other.to_string()),
-            }
-        })
-    }
-
-    /// Re-reads the config file and applies the difference: networks and config
-    /// ports added, removed or changed; ports that did not change are not touched.
-    /// A file with errors changes nothing.
-    pub fn reload(&mut self) -> CtlResult<serde_json::Value> {
-        let new = super::load_checked(&self.config_path)
-            .map_err(|e| CtlError::new(ErrorCode::InvalidConfig, format!("{e:#}")))?;
-        super::check_interfaces(&new)
-            .map_err(|e| CtlError::new(ErrorCode::InvalidConfig, format!("{e:#}")))?;
-        // Networks that disappear must not keep ports that stay.
-        let new_networks: HashSet<&str> = new.networks.iter().map(|n| n.name.as_str()).collect();
-        for port in self
-            .ports
-            .iter()
-            .flatten()
-            .filter(|p| p.origin != Origin::Config)
-        {
-            if !new_networks.contains(port.network.as_str()) {
-                return Err(CtlError::new(
-                    ErrorCode::InvalidConfig,
-                    format!(
-                        "network {:?} is removed but port {:?} is still attached to it",
-                        port.network, port.name
-                    ),
-                ));
-            }
-        }
-        let wanted: Vec<PortEntry> = new
-            .ports
-            .iter()
-            .map(|p| PortEntry {
-                name: p.name.clone(),
-                interface: p.interface.clone().unwrap_or_default(),
-                network: p.network.clone(),
-                origin: Origin::Config,
-                mac: None,
-                address: None,
-                netns: None,
-                ifname: None,
-            })
-            .collect();
-        let changed_network = |name: &str| {
-            let old = self.network(name);
-            let fresh = new.networks.iter().find(|n| n.name == name);
-            match (old, fresh) {
-                (Some(o), Some(f)) => o.subnet != f.subnet || o.gateway != f.gateway,
-                _ => true,
-            }
-        };
-        let to_remove: Vec<usize> = self
-            .ports
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| Some((i, p.as_ref()?)))
-            .filter(|(_, p)| p.origin == Origin::Config)
-            .filter(|(_, p)| !wanted.contains(p) || changed_network(&p.network))
-            .map(|(i, _)| i)
-            .collect();
-        let to_add: Vec<PortEntry> = wanted
-            .iter()
-            .filter(|w| {
-                !self.ports.iter().flatten().any(|p| p == *w) || changed_network(&w.network)
-            })
-            .cloned()
-            .collect();
-        // Apply: remove ports, then networks, add networks, then ports.
-        let mut removed = Vec::new();
-        for index in to_remove {
-            removed.push(self.remove_live_port(index)?.name);
-        }
-        for slot in &mut self.networks {
-            if let Some(network) = slot {
-                let keep = new.networks.iter().any(|n| {
-                    n.name == network.name
-                        && n.subnet == network.subnet
-                        && n.gateway == network.gateway
-                });
-                if !keep {
-                    *slot = None;
-                }
-            }
-        }
-        for network in &new.networks {
-            if self.network(&network.name).is_none() {
-                let entry = Some(NetworkEntry {
-                    name: network.name.clone(),
-                    subnet: network.subnet,
-                    gateway: network.gateway,
-                });
-                match self.networks.iter().position(Option::is_none) {
-                    Some(free) => self.networks[free] = entry,
-                    None => self.networks.push(entry),
-                }
-            }
-        }
-        let mut added = Vec::new();
-        for entry in to_add {
-            let mode = new
-                .ports
-                .iter()
-                .find(|p| p.name == entry.name)
-                .map_or(new.switch.xdp_mode, |p| p.effective_xdp_mode(&new.switch));
-            match self.add_live_port(entry.clone(), mode) {
-                Ok(_) => added.push(entry.name),
-                Err(error) => {
-                    // Undo this reload's additions so the switch is not half-changed.
-                    for name in &added {
-                        if let Some(index) = self.port_index(name) {
-                            let _ = self.remove_live_port(index);
-                        }
-                    }
-                    return Err(CtlError::new(
-                        error.code,
-                        format!("port {:?}: {} (the reload was rolled back; removed ports stay removed)", entry.name, error.message),
-                    ));
-                }
-            }
-        }
-        let deferred = changed_settings(&self.config, &new);
-        self.config = new;
-        info!(?added, ?removed, ?deferred, "config reloaded");
-        Ok(serde_json::json!({ "added": added, "removed": removed, "needs_restart": deferred }))
-    }
-
-    fn derive_name(&self, netns: &NetnsRef) -> String {
-        let base: String = match netns {
-            NetnsRef::Pid(pid) => format!("pid{pid}"),
-            NetnsRef::Path(path) => path
-                .file_name()
-                .map(|n| {
-                    n.to_string_lossy()
-                        .chars()
-                        .filter(|c| c.is_ascii_alphanumeric() || "_.-".contains(*c))
-                        .take(24)
-                        .collect()
-                })
-                .unwrap_or_default(),
-        };
-        let base = if base.is_empty() {
-            "c".to_string()
-        } else {
-            base
-        };
-        (0..)
-            .map(|n| {
-                if n == 0 {
-                    base.clone()
-                } else {
-                    format!("{base}-{n}")
-                }
-            })
-            .find(|candidate| self.port_index(candidate).is_none())
-            .unwrap_or(base)
-    }
-
-    /// The MAC of a container is derived from its address, as Docker does: a
-    /// container that later gets a detached container's address also gets its MAC,
-    /// so neighbours' ARP caches stay right and it is reachable at once.
-    fn derive_mac(&self, network: &str, address: Ipv4Addr) -> MacAddr {
-        let taken: HashSet<String> = self
-            .ports
-            .iter()
-            .flatten()
-            .filter(|p| p.network == network)
-            .filter_map(|p| p.mac.clone())
-            .collect();
-        let [a, b, c, d] = address.octets();
-        // Locally administered, unicast: 02:53 ("S") then the IPv4 address; should
-        // an explicitly chosen MAC already hold that, perturb the second byte.
-        (0x53u8..=0xff)
-            .map(|second| MacAddr([0x02, second, a, b, c, d]))
-            .find(|mac| !taken.contains(&mac.to_string()))
-            .unwrap_or(MacAddr([0x02, 0x53, a, b, c, d]))
-    }
-
-    fn derive_host_name(&self, name: &str) -> String {
-        (0u32..)
-            .map(|salt| format!("sy{:08x}", fnv1a(name.as_bytes(), salt)))
-            .find(|candidate| {
-                !netlink::link_exists(candidate)
-                    && !self
-                        .ports
-                        .iter()
-                        .flatten()
-                        .any(|p| &p.interface == candidate)
-            })
-            .unwrap_or_else(|| "sy-fallback".to_string())
-    }
-
-    /// Writes the run-time ports to the state file (write, then rename).
-    fn save_state(&self) {
-        let state = StateFile {
-            ports: self
-                .ports
-                .iter()
-                .flatten()
-                .filter(|p| p.origin != Origin::Config)
-                .cloned()
-                .collect(),
-        };
-        let result = serde_json::to_vec_pretty(&state)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| {
-                if let Some(dir) = self.state_path.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                let tmp = self.state_path.with_extension("tmp");
-                std::fs::write(&tmp, bytes)?;
-                std::fs::rename(&tmp, &self.state_path)
-            });
-        if let Err(error) = result {
-            warn!(%error, path = %self.state_path.display(), "cannot write the state file");
-        }
-    }
-
-    /// Re-adopts the ports a previous run recorded whose interfaces still exist,
-    /// so containers keep their addresses and connectivity across a restart.
-    pub fn readopt(&mut self) {
-        let Ok(bytes) = std::fs::read(&self.state_path) else {
-            return;
-        };
-        let state: StateFile = match serde_json::from_slice(&bytes) {
-            Ok(state) => state,
-            Err(error) => {
-                warn!(%error, path = %self.state_path.display(), "ignoring an unreadable state file");
-                return;
-            }
-        };
-        for entry in state.ports {
-            if sys::interface_index(&entry.interface).is_none() {
-                warn!(port = %entry.name, interface = %entry.interface, "not re-adopted: its interface is gone");
-                continue;
-            }
-            let name = entry.name.clone();
-            match self.add_live_port(entry, self.config.switch.xdp_mode) {
-                Ok(_) => info!(port = %name, "re-adopted from the state file"),
-                Err(error) => warn!(port = %name, error = %error.message, "not re-adopted"),
-            }
-        }
-        self.save_state();
-    }
-
     /// Stops the workers (final reports), detaches every XDP program. Attached
     /// containers' veths stay: a restarted daemon re-adopts them.
     pub fn shutdown(&mut self) -> (Option<Snapshot>, Vec<WorkerReport>) {
@@ -1078,39 +648,6 @@ impl Controller {
     }
 }
 
-/// `[switch]` settings that differ and only take effect on restart.
-fn changed_settings(old: &NodeConfig, new: &NodeConfig) -> Vec<&'static str> {
-    let (a, b) = (&old.switch, &new.switch);
-    let mut changed = Vec::new();
-    macro_rules! cmp {
-        ($($field:ident),*) => { $( if a.$field != b.$field { changed.push(stringify!($field)); } )* };
-    }
-    cmp!(
-        workers,
-        control_socket,
-        mac_table_size,
-        mac_aging_secs,
-        burst_size,
-        ring_size,
-        umem_frames,
-        pipeline,
-        idle
-    );
-    changed
-}
-
-/// A missing namespace is the caller's mistake (`not_found`); a refused bad
-/// argument is `invalid_argument`; the rest is the system's (`system_error`).
-fn netlink_error(error: netlink::NetlinkError) -> CtlError {
-    let code = match &error {
-        netlink::NetlinkError::Netns { .. } => ErrorCode::NotFound,
-        netlink::NetlinkError::Invalid { .. } => ErrorCode::InvalidArgument,
-        netlink::NetlinkError::Exists { .. } => ErrorCode::AlreadyExists,
-        _ => ErrorCode::SystemError,
-    };
-    CtlError::new(code, error.to_string())
-}
-
 fn check_name(name: &str) -> CtlResult<()> {
     let ok = !name.is_empty()
         && name.len() <= 32
@@ -1125,14 +662,4 @@ fn check_name(name: &str) -> CtlResult<()> {
             format!("port name {name:?} must be 1-32 characters of letters, digits, '_', '.', '-'"),
         ))
     }
-}
-
-/// FNV-1a, for short stable names and MACs derived from port names.
-fn fnv1a(bytes: &[u8], salt: u32) -> u32 {
-    let mut hash: u32 = 0x811c_9dc5 ^ salt;
-    for byte in bytes {
-        hash ^= u32::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
-    hash
 }

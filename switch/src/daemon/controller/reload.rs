@@ -1,0 +1,153 @@
+//! Config reload: re-read the file and apply only the difference.
+
+use super::{Controller, CtlError, CtlResult, NetworkEntry, Origin, PortEntry};
+use crate::control::protocol::ErrorCode;
+use std::collections::HashSet;
+use switchyard_config::NodeConfig;
+use tracing::info;
+
+impl Controller {
+    /// Re-reads the config file and applies the difference: networks and config
+    /// ports added, removed or changed; ports that did not change are not touched.
+    /// A file with errors changes nothing.
+    pub fn reload(&mut self) -> CtlResult<serde_json::Value> {
+        let new = crate::daemon::load_checked(&self.config_path)
+            .map_err(|e| CtlError::new(ErrorCode::InvalidConfig, format!("{e:#}")))?;
+        crate::daemon::check_interfaces(&new)
+            .map_err(|e| CtlError::new(ErrorCode::InvalidConfig, format!("{e:#}")))?;
+        // Networks that disappear must not keep ports that stay.
+        let new_networks: HashSet<&str> = new.networks.iter().map(|n| n.name.as_str()).collect();
+        for port in self
+            .ports
+            .iter()
+            .flatten()
+            .filter(|p| p.origin != Origin::Config)
+        {
+            if !new_networks.contains(port.network.as_str()) {
+                return Err(CtlError::new(
+                    ErrorCode::InvalidConfig,
+                    format!(
+                        "network {:?} is removed but port {:?} is still attached to it",
+                        port.network, port.name
+                    ),
+                ));
+            }
+        }
+        let wanted: Vec<PortEntry> = new
+            .ports
+            .iter()
+            .map(|p| PortEntry {
+                name: p.name.clone(),
+                interface: p.interface.clone().unwrap_or_default(),
+                network: p.network.clone(),
+                origin: Origin::Config,
+                mac: None,
+                address: None,
+                netns: None,
+                ifname: None,
+            })
+            .collect();
+        let changed_network = |name: &str| {
+            let old = self.network(name);
+            let fresh = new.networks.iter().find(|n| n.name == name);
+            match (old, fresh) {
+                (Some(o), Some(f)) => o.subnet != f.subnet || o.gateway != f.gateway,
+                _ => true,
+            }
+        };
+        let to_remove: Vec<usize> = self
+            .ports
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| Some((i, p.as_ref()?)))
+            .filter(|(_, p)| p.origin == Origin::Config)
+            .filter(|(_, p)| !wanted.contains(p) || changed_network(&p.network))
+            .map(|(i, _)| i)
+            .collect();
+        let to_add: Vec<PortEntry> = wanted
+            .iter()
+            .filter(|w| {
+                !self.ports.iter().flatten().any(|p| p == *w) || changed_network(&w.network)
+            })
+            .cloned()
+            .collect();
+        // Apply: remove ports, then networks, add networks, then ports.
+        let mut removed = Vec::new();
+        for index in to_remove {
+            removed.push(self.remove_live_port(index)?.name);
+        }
+        for slot in &mut self.networks {
+            if let Some(network) = slot {
+                let keep = new.networks.iter().any(|n| {
+                    n.name == network.name
+                        && n.subnet == network.subnet
+                        && n.gateway == network.gateway
+                });
+                if !keep {
+                    *slot = None;
+                }
+            }
+        }
+        for network in &new.networks {
+            if self.network(&network.name).is_none() {
+                let entry = Some(NetworkEntry {
+                    name: network.name.clone(),
+                    subnet: network.subnet,
+                    gateway: network.gateway,
+                });
+                match self.networks.iter().position(Option::is_none) {
+                    Some(free) => self.networks[free] = entry,
+                    None => self.networks.push(entry),
+                }
+            }
+        }
+        let mut added = Vec::new();
+        for entry in to_add {
+            let mode = new
+                .ports
+                .iter()
+                .find(|p| p.name == entry.name)
+                .map_or(new.switch.xdp_mode, |p| p.effective_xdp_mode(&new.switch));
+            match self.add_live_port(entry.clone(), mode) {
+                Ok(_) => added.push(entry.name),
+                Err(error) => {
+                    // Undo this reload's additions so the switch is not half-changed.
+                    for name in &added {
+                        if let Some(index) = self.port_index(name) {
+                            let _ = self.remove_live_port(index);
+                        }
+                    }
+                    return Err(CtlError::new(
+                        error.code,
+                        format!("port {:?}: {} (the reload was rolled back; removed ports stay removed)", entry.name, error.message),
+                    ));
+                }
+            }
+        }
+        let deferred = changed_settings(&self.config, &new);
+        self.config = new;
+        info!(?added, ?removed, ?deferred, "config reloaded");
+        Ok(serde_json::json!({ "added": added, "removed": removed, "needs_restart": deferred }))
+    }
+}
+
+/// `[switch]` settings that differ and only take effect on restart.
+fn changed_settings(old: &NodeConfig, new: &NodeConfig) -> Vec<&'static str> {
+    let (a, b) = (&old.switch, &new.switch);
+    let mut changed = Vec::new();
+    macro_rules! cmp {
+        ($($field:ident),*) => { $( if a.$field != b.$field { changed.push(stringify!($field)); } )* };
+    }
+    cmp!(
+        workers,
+        control_socket,
+        mac_table_size,
+        mac_aging_secs,
+        burst_size,
+        ring_size,
+        umem_frames,
+        pipeline,
+        idle
+    );
+    changed
+}
