@@ -57,7 +57,6 @@ pub struct XdpPort {
     /// Id in the pool's frame-ownership record.
     id: u16,
     interface: String,
-    ifindex: u32,
     mode: AttachMode,
     tx: TxQueue,
     rx: RxQueue,
@@ -106,7 +105,8 @@ impl XdpPort {
     /// thread while the worker keeps forwarding; the worker then calls
     /// [`Port::adopt`] to give it receive buffers.
     pub fn open_unfilled(umem: &xsk_rs::Umem, config: &XdpPortConfig) -> Result<Self, PortError> {
-        let ifindex = crate::sys::interface_index(&config.interface)
+        // A missing interface is reported as such, not as a bind error.
+        crate::sys::interface_index(&config.interface)
             .ok_or_else(|| PortError::NoSuchInterface(config.interface.clone()))?;
         let mode = config.mode;
         let (tx, rx, fill, completion) = Self::bind(umem, config, mode)?;
@@ -122,7 +122,6 @@ impl XdpPort {
         let port = XdpPort {
             id: u16::MAX,
             interface: config.interface.clone(),
-            ifindex,
             mode,
             tx,
             rx,
@@ -377,7 +376,6 @@ impl Port for XdpPort {
         while self.tx_held > 0 && Instant::now() < deadline {
             let _ = self.service(pool);
         }
-        let _ = self.ifindex;
     }
 }
 
