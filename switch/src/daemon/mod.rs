@@ -70,10 +70,9 @@ pub fn check(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Checks that every configured interface exists, reporting each missing one at
-/// its place in the file.
-pub(crate) fn check_interfaces(config: &NodeConfig) -> Result<()> {
-    let issues: Vec<ConfigIssue> = config
+/// Interfaces the config names that do not exist, each at its place in the file.
+fn interface_issues(config: &NodeConfig) -> Vec<ConfigIssue> {
+    config
         .ports
         .iter()
         .enumerate()
@@ -87,22 +86,13 @@ pub(crate) fn check_interfaces(config: &NodeConfig) -> Result<()> {
                 )
             })
         })
-        .collect();
-    if issues.is_empty() {
-        Ok(())
-    } else {
-        bail!(
-            "cannot run this config here:\n{}",
-            ConfigError::new(config.origin.clone(), issues)
-        )
-    }
+        .collect()
 }
 
-/// Checks what the config needs from the system (interfaces, cores).
-fn check_system(config: &NodeConfig) -> Result<()> {
-    check_interfaces(config)?;
+/// Worker cores the config names that this machine does not offer.
+fn core_issues(config: &NodeConfig) -> Vec<ConfigIssue> {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
-    let issues: Vec<ConfigIssue> = config
+    config
         .switch
         .workers
         .iter()
@@ -117,7 +107,11 @@ fn check_system(config: &NodeConfig) -> Result<()> {
                 ),
             )
         })
-        .collect();
+        .collect()
+}
+
+/// Fails with every issue, in the located form `switchyard check` uses.
+fn fail_on(config: &NodeConfig, issues: Vec<ConfigIssue>) -> Result<()> {
     if issues.is_empty() {
         Ok(())
     } else {
@@ -126,6 +120,19 @@ fn check_system(config: &NodeConfig) -> Result<()> {
             ConfigError::new(config.origin.clone(), issues)
         )
     }
+}
+
+/// Checks that every configured interface exists (config reload).
+pub(crate) fn check_interfaces(config: &NodeConfig) -> Result<()> {
+    fail_on(config, interface_issues(config))
+}
+
+/// Checks what the config needs from the system (interfaces, cores), reporting
+/// all problems at once.
+fn check_system(config: &NodeConfig) -> Result<()> {
+    let mut issues = interface_issues(config);
+    issues.extend(core_issues(config));
+    fail_on(config, issues)
 }
 
 /// Detaches AF_XDP programs from every port's interface (start and exit).
