@@ -669,7 +669,7 @@ fn udp_scenarios(
         }
     };
     run.sink_xdp_mode = Some(rig.sink_mode());
-    run.sink_fifo = Some(rig.sink_fifo());
+    run.sink_fifo = rig.sink_fifo();
     let mut ctx = PointContext {
         rig: &mut rig,
         topology,

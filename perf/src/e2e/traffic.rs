@@ -1,14 +1,23 @@
-//! The AF_XDP traffic rig: a generator thread in the generator's namespace
-//! and a sink thread in the sink's, each holding its AF_XDP socket on the
-//! namespace's veth for a whole dataplane's UDP measurements.
+//! The AF_XDP traffic rig: a generator socket on the generator namespace's
+//! veth and a sink socket on the sink namespace's, held for a whole
+//! dataplane's UDP measurements.
 //!
 //! The generator paces by rate ([`crate::pacing`]): each batch of due frames
 //! gets its probes (run, sequence number, CLOCK_MONOTONIC send time) stamped
-//! in place, goes on the TX ring and leaves with one kick. The sink sleeps in
-//! poll() until frames arrive (it must not spin on the core it shares with
-//! the generator), runs at SCHED_FIFO so it preempts the generator when they
-//! do, and feeds every probe to [`ProbeStats`]: one clock read per received
-//! batch gives the one-way latency of each frame in it.
+//! in place, goes on the TX ring and leaves with one kick. The sink feeds
+//! every probe to [`ProbeStats`]: one clock read per received batch gives the
+//! one-way latency of each frame in it.
+//!
+//! Two layouts:
+//! - **One thread** (generator and sink on the same core, the default): one
+//!   thread owns both sockets and polls the sink's RX ring between the
+//!   generator's batches and while it waits for the pacer, as hardware
+//!   traffic generators (TRex, pktgen-DPDK) serve RX and TX from one core.
+//!   Two busy threads on one core would share it by time slices, so a frame
+//!   could wait a whole slice (milliseconds) in the sink's ring and the
+//!   generator would lose the core at random.
+//! - **Two threads** (different cores): the sink sleeps in poll() until
+//!   frames arrive and runs at SCHED_FIFO so it is served at once.
 //!
 //! One point: the sink is armed with the point's run id, the generator sends
 //! for the point's duration, in-flight frames get a moment to land, the sink
@@ -138,22 +147,79 @@ enum SinkReply {
     Done(Box<SinkResult>),
 }
 
-/// The running generator and sink threads.
+/// The running rig: its thread(s) and what they answer.
 pub struct Rig {
-    gen_tx: Option<Sender<GenCommand>>,
-    gen_rx: Receiver<Result<GenResult>>,
-    sink_tx: Option<Sender<SinkCommand>>,
-    sink_rx: Receiver<Result<SinkReply>>,
-    gen_thread: Option<NsThread<()>>,
-    sink_thread: Option<NsThread<()>>,
+    threads: RigThreads,
     sink_mode: AttachMode,
-    sink_fifo: bool,
+    sink_fifo: Option<bool>,
+}
+
+/// The two layouts (see the module docs).
+enum RigThreads {
+    One {
+        commands: Option<Sender<PointSpec>>,
+        replies: Receiver<Result<(GenResult, SinkResult)>>,
+        thread: Option<NsThread<()>>,
+    },
+    Two {
+        gen_tx: Option<Sender<GenCommand>>,
+        gen_rx: Receiver<Result<GenResult>>,
+        sink_tx: Option<Sender<SinkCommand>>,
+        sink_rx: Receiver<Result<SinkReply>>,
+        gen_thread: Option<NsThread<()>>,
+        sink_thread: Option<NsThread<()>>,
+    },
 }
 
 impl Rig {
-    /// Starts both threads and opens their sockets (the sink attaches its
-    /// XDP program to its interface). Fails if either socket cannot open.
+    /// Starts the rig and opens its sockets (the sink attaches its XDP
+    /// program to its interface): one thread when the generator and the
+    /// sink share a core, else two. Fails if either socket cannot open.
     pub fn start(config: &RigConfig, stop: &Arc<AtomicBool>) -> Result<Rig> {
+        if config.gen_core.is_some() && config.gen_core == config.sink_core {
+            Self::start_one_thread(config, stop)
+        } else {
+            Self::start_two_threads(config, stop)
+        }
+    }
+
+    fn start_one_thread(config: &RigConfig, stop: &Arc<AtomicBool>) -> Result<Rig> {
+        let (cmd_tx, cmd_rx) = mpsc::channel();
+        let (reply_tx, reply_rx) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let cfg = config.clone();
+        let stop = Arc::clone(stop);
+        // Enters the sink's namespace first (the sink's socket and XDP
+        // program), then the generator's for its socket; a bound socket keeps
+        // its device whatever namespace its thread is in afterwards.
+        let thread = netns::spawn_in(&config.sink_netns, "syp-rig", move || {
+            one_thread(&cfg, cmd_rx, reply_tx, ready_tx, &stop)
+        })?;
+        match ready_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(sink_mode)) => Ok(Rig {
+                threads: RigThreads::One {
+                    commands: Some(cmd_tx),
+                    replies: reply_rx,
+                    thread: Some(thread),
+                },
+                sink_mode,
+                sink_fifo: None,
+            }),
+            Ok(Err(error)) => {
+                let _ = thread.join(Duration::from_secs(5));
+                Err(error)
+            }
+            Err(_) => {
+                let error = thread
+                    .join(Duration::from_secs(5))
+                    .err()
+                    .unwrap_or_else(|| anyhow!("the rig thread did not start"));
+                Err(error.context("starting the traffic rig"))
+            }
+        }
+    }
+
+    fn start_two_threads(config: &RigConfig, stop: &Arc<AtomicBool>) -> Result<Rig> {
         let (sink_cmd_tx, sink_cmd_rx) = mpsc::channel();
         let (sink_reply_tx, sink_reply_rx) = mpsc::channel();
         let (sink_ready_tx, sink_ready_rx) = mpsc::channel();
@@ -195,24 +261,28 @@ impl Rig {
             )
         })?;
         let mut rig = Rig {
-            gen_tx: Some(gen_cmd_tx),
-            gen_rx: gen_reply_rx,
-            sink_tx: Some(sink_cmd_tx),
-            sink_rx: sink_reply_rx,
-            gen_thread: Some(gen_thread),
-            sink_thread: Some(sink_thread),
+            threads: RigThreads::Two {
+                gen_tx: Some(gen_cmd_tx),
+                gen_rx: gen_reply_rx,
+                sink_tx: Some(sink_cmd_tx),
+                sink_rx: sink_reply_rx,
+                gen_thread: Some(gen_thread),
+                sink_thread: Some(sink_thread),
+            },
             sink_mode,
-            sink_fifo,
+            sink_fifo: Some(sink_fifo),
         };
         match gen_ready_rx.recv_timeout(Duration::from_secs(10)) {
             Ok(Ok(())) => Ok(rig),
             Ok(Err(error)) => Err(error.context("opening the generator's AF_XDP socket")),
             Err(_) => {
-                let error = rig
-                    .gen_thread
-                    .take()
-                    .and_then(|t| t.join(Duration::from_secs(5)).err())
-                    .unwrap_or_else(|| anyhow!("the generator did not start"));
+                let error = match &mut rig.threads {
+                    RigThreads::Two { gen_thread, .. } => gen_thread
+                        .take()
+                        .and_then(|t| t.join(Duration::from_secs(5)).err()),
+                    RigThreads::One { .. } => None,
+                }
+                .unwrap_or_else(|| anyhow!("the generator did not start"));
                 Err(error.context("starting the generator"))
             }
         }
@@ -223,61 +293,99 @@ impl Rig {
         self.sink_mode
     }
 
-    /// Whether the sink got real-time priority.
-    pub fn sink_fifo(&self) -> bool {
+    /// Whether the sink got real-time priority (`None`: one thread serves
+    /// generator and sink, so there is nothing to preempt).
+    pub fn sink_fifo(&self) -> Option<bool> {
         self.sink_fifo
     }
 
     /// Measures one point: arm the sink, send, let in-flight frames land,
     /// stop the sink.
     pub fn measure(&mut self, spec: PointSpec) -> Result<(GenResult, SinkResult)> {
-        let sink = self
-            .sink_tx
-            .as_ref()
-            .ok_or_else(|| anyhow!("rig stopped"))?;
-        let gen = self.gen_tx.as_ref().ok_or_else(|| anyhow!("rig stopped"))?;
-        sink.send(SinkCommand::Arm {
-            run: spec.run,
-            max_frames: spec.max_frames,
-        })
-        .map_err(|_| anyhow!("the sink thread has exited"))?;
-        match self.sink_rx.recv_timeout(Duration::from_secs(5)) {
-            Ok(Ok(SinkReply::Armed)) => {}
-            Ok(Ok(SinkReply::Done(_))) => bail!("the sink answered out of turn"),
-            Ok(Err(error)) => return Err(error.context("sink")),
-            Err(_) => bail!("the sink did not arm within 5 s"),
+        match &mut self.threads {
+            RigThreads::One {
+                commands, replies, ..
+            } => {
+                let commands = commands.as_ref().ok_or_else(|| anyhow!("rig stopped"))?;
+                let limit = spec.duration + Duration::from_secs(10);
+                commands
+                    .send(spec)
+                    .map_err(|_| anyhow!("the rig thread has exited"))?;
+                match replies.recv_timeout(limit) {
+                    Ok(result) => result,
+                    Err(_) => bail!("the rig did not finish a point within {limit:?}"),
+                }
+            }
+            RigThreads::Two {
+                gen_tx,
+                gen_rx,
+                sink_tx,
+                sink_rx,
+                ..
+            } => {
+                let sink = sink_tx.as_ref().ok_or_else(|| anyhow!("rig stopped"))?;
+                let gen = gen_tx.as_ref().ok_or_else(|| anyhow!("rig stopped"))?;
+                sink.send(SinkCommand::Arm {
+                    run: spec.run,
+                    max_frames: spec.max_frames,
+                })
+                .map_err(|_| anyhow!("the sink thread has exited"))?;
+                match sink_rx.recv_timeout(Duration::from_secs(5)) {
+                    Ok(Ok(SinkReply::Armed)) => {}
+                    Ok(Ok(SinkReply::Done(_))) => bail!("the sink answered out of turn"),
+                    Ok(Err(error)) => return Err(error.context("sink")),
+                    Err(_) => bail!("the sink did not arm within 5 s"),
+                }
+                let limit = spec.duration + Duration::from_secs(10);
+                gen.send(GenCommand::Run(spec))
+                    .map_err(|_| anyhow!("the generator thread has exited"))?;
+                let generated = match gen_rx.recv_timeout(limit) {
+                    Ok(result) => result.context("generator"),
+                    Err(_) => Err(anyhow!("the generator did not finish within {limit:?}")),
+                };
+                std::thread::sleep(DRAIN);
+                // Stop the sink whatever the generator did, so it is ready for
+                // the next point (or for shutdown).
+                sink.send(SinkCommand::Stop)
+                    .map_err(|_| anyhow!("the sink thread has exited"))?;
+                let received = match sink_rx.recv_timeout(Duration::from_secs(5)) {
+                    Ok(Ok(SinkReply::Done(result))) => *result,
+                    Ok(Ok(SinkReply::Armed)) => bail!("the sink answered out of turn"),
+                    Ok(Err(error)) => return Err(error.context("sink")),
+                    Err(_) => bail!("the sink did not stop within 5 s"),
+                };
+                Ok((generated?, received))
+            }
         }
-        let limit = spec.duration + Duration::from_secs(10);
-        gen.send(GenCommand::Run(spec))
-            .map_err(|_| anyhow!("the generator thread has exited"))?;
-        let generated = match self.gen_rx.recv_timeout(limit) {
-            Ok(result) => result.context("generator"),
-            Err(_) => Err(anyhow!("the generator did not finish within {limit:?}")),
-        };
-        std::thread::sleep(DRAIN);
-        // Stop the sink whatever the generator did, so it is ready for the
-        // next point (or for shutdown).
-        sink.send(SinkCommand::Stop)
-            .map_err(|_| anyhow!("the sink thread has exited"))?;
-        let received = match self.sink_rx.recv_timeout(Duration::from_secs(5)) {
-            Ok(Ok(SinkReply::Done(result))) => *result,
-            Ok(Ok(SinkReply::Armed)) => bail!("the sink answered out of turn"),
-            Ok(Err(error)) => return Err(error.context("sink")),
-            Err(_) => bail!("the sink did not stop within 5 s"),
-        };
-        Ok((generated?, received))
     }
 }
 
 impl Drop for Rig {
     fn drop(&mut self) {
-        // Closing the command channels ends both threads' loops.
-        self.gen_tx.take();
-        self.sink_tx.take();
-        for (thread, what) in [
-            (self.gen_thread.take(), "generator"),
-            (self.sink_thread.take(), "sink"),
-        ] {
+        // Closing the command channels ends the threads' loops.
+        let threads = match &mut self.threads {
+            RigThreads::One {
+                commands, thread, ..
+            } => {
+                commands.take();
+                vec![(thread.take(), "rig")]
+            }
+            RigThreads::Two {
+                gen_tx,
+                sink_tx,
+                gen_thread,
+                sink_thread,
+                ..
+            } => {
+                gen_tx.take();
+                sink_tx.take();
+                vec![
+                    (gen_thread.take(), "generator"),
+                    (sink_thread.take(), "sink"),
+                ]
+            }
+        };
+        for (thread, what) in threads {
             if let Some(thread) = thread {
                 if let Err(error) = thread.join(Duration::from_secs(10)) {
                     eprintln!("switchyard-perf: {what} thread: {error:#}");
@@ -285,6 +393,75 @@ impl Drop for Rig {
             }
         }
     }
+}
+
+/// The one-thread layout: opens the sink's socket (in the sink's namespace,
+/// where the thread starts), then the generator's in its namespace, and
+/// measures points until the command channel closes.
+fn one_thread(
+    config: &RigConfig,
+    commands: Receiver<PointSpec>,
+    replies: Sender<Result<(GenResult, SinkResult)>>,
+    ready: Sender<Result<AttachMode>>,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let pinned = pin(config.gen_core);
+    let _ = sys::set_timer_slack_ns(1);
+    let mut rx = match XskRx::open(&config.interface, SINK_FRAMES) {
+        Ok(socket) => socket,
+        Err(error) => {
+            let _ = ready.send(Err(error.context("opening the sink's AF_XDP socket")));
+            return Ok(());
+        }
+    };
+    let entered = std::fs::File::open(netns::netns_path(&config.gen_netns))
+        .and_then(|ns| sys::setns_net(&ns))
+        .with_context(|| format!("entering network namespace {}", config.gen_netns));
+    let opened = entered.and_then(|()| {
+        XskTx::open(&config.interface, GEN_FRAMES, GEN_RING)
+            .context("opening the generator's AF_XDP socket")
+    });
+    let mut tx = match opened {
+        Ok(socket) => socket,
+        Err(error) => {
+            let _ = ready.send(Err(error));
+            return Ok(());
+        }
+    };
+    let _ = ready.send(Ok(rx.mode()));
+    loop {
+        match commands.recv_timeout(IDLE_LIMIT) {
+            Ok(spec) => {
+                let result = measure_one_thread(&mut tx, &mut rx, &spec, stop).map(|mut r| {
+                    r.0.pinned = pinned;
+                    r
+                });
+                if replies.send(result).is_err() {
+                    return Ok(());
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            Err(RecvTimeoutError::Timeout) => bail!("no command for {IDLE_LIMIT:?}"),
+        }
+    }
+}
+
+/// One point in the one-thread layout: send while polling the sink, then
+/// keep polling it while in-flight frames land.
+fn measure_one_thread(
+    tx: &mut XskTx,
+    rx: &mut XskRx,
+    spec: &PointSpec,
+    stop: &AtomicBool,
+) -> Result<(GenResult, SinkResult)> {
+    let mut session = SinkSession::arm(rx, spec.run, spec.max_frames);
+    let before = rx.stats();
+    let generated = send_point(tx, spec, stop, Some((&mut *rx, &mut session)))?;
+    let until = Instant::now() + DRAIN;
+    while Instant::now() < until {
+        session.poll(rx);
+    }
+    Ok((generated, session.finish(rx, &before)))
 }
 
 fn pin(core: Option<usize>) -> bool {
@@ -313,7 +490,7 @@ fn gen_thread(
     loop {
         match commands.recv_timeout(IDLE_LIMIT) {
             Ok(GenCommand::Run(spec)) => {
-                let result = send_point(&mut socket, &spec, stop).map(|mut r| {
+                let result = send_point(&mut socket, &spec, stop, None).map(|mut r| {
                     r.pinned = pinned;
                     r
                 });
@@ -328,7 +505,15 @@ fn gen_thread(
 }
 
 /// The generator's sending loop for one point.
-fn send_point(socket: &mut XskTx, spec: &PointSpec, stop: &AtomicBool) -> Result<GenResult> {
+///
+/// With `sink` (the one-thread layout) the sink's ring is polled every turn,
+/// and waits for the pacer spin on it instead of sleeping.
+fn send_point(
+    socket: &mut XskTx,
+    spec: &PointSpec,
+    stop: &AtomicBool,
+    mut sink: Option<(&mut XskRx, &mut SinkSession)>,
+) -> Result<GenResult> {
     if spec.max_frames > u64::from(u32::MAX) {
         bail!("a point may send at most 2^32 frames (sequence numbers are 32-bit)");
     }
@@ -348,6 +533,9 @@ fn send_point(socket: &mut XskTx, spec: &PointSpec, stop: &AtomicBool) -> Result
         if stop.load(Ordering::Relaxed) {
             break;
         }
+        if let Some((rx, session)) = sink.as_mut() {
+            session.poll(rx);
+        }
         let now = sys::monotonic_ns();
         if now >= deadline || seq >= spec.max_frames {
             break;
@@ -355,6 +543,10 @@ fn send_point(socket: &mut XskTx, spec: &PointSpec, stop: &AtomicBool) -> Result
         let due = pacer.due(now).min((spec.max_frames - seq) as usize);
         if due == 0 {
             let wait = pacer.wait_ns(now).min(deadline - now);
+            if sink.is_some() {
+                // One thread serves both: spin on the sink's ring.
+                continue;
+            }
             if wait > SLEEP_THRESHOLD_NS {
                 std::thread::sleep(Duration::from_nanos(wait - SLEEP_THRESHOLD_NS / 2));
             } else {
@@ -394,7 +586,18 @@ fn send_point(socket: &mut XskTx, spec: &PointSpec, stop: &AtomicBool) -> Result
     result.sent = seq;
     result.sent_bytes = seq * frame_len;
     result.skipped = pacer.skipped();
-    result.unfinished = socket.drain(Duration::from_millis(500));
+    result.unfinished = match sink {
+        Some((rx, session)) => {
+            let deadline = Instant::now() + Duration::from_millis(500);
+            while socket.in_flight() > 0 && Instant::now() < deadline {
+                let _ = socket.kick();
+                socket.reclaim();
+                session.poll(rx);
+            }
+            socket.in_flight()
+        }
+        None => socket.drain(Duration::from_millis(500)),
+    };
     result.kicks = socket.kicks() - kicks_before;
     result.socket = socket.stats().since(&stats_before);
     Ok(result)
@@ -453,19 +656,8 @@ fn receive_point(
     commands: &Receiver<SinkCommand>,
     replies: &Sender<Result<SinkReply>>,
 ) -> Result<Option<SinkResult>> {
-    // Whatever is still in the ring belongs to an earlier point: discard it.
-    let mut stale = 0;
-    while stale < 1 << 20 {
-        let n = socket.recv(|_| {});
-        if n == 0 {
-            break;
-        }
-        stale += n;
-    }
-    let mut probes = ProbeStats::new(run, max_frames);
+    let mut session = SinkSession::arm(socket, run, max_frames);
     let before = socket.stats();
-    let mut frames = 0u64;
-    let mut max_rx_backlog = 0;
     if replies.send(Ok(SinkReply::Armed)).is_err() {
         return Ok(None);
     }
@@ -480,21 +672,58 @@ fn receive_point(
         if Instant::now() >= deadline {
             bail!("the point did not end within {SINK_SESSION_LIMIT:?}");
         }
-        max_rx_backlog = max_rx_backlog.max(socket.rx_backlog());
-        // One clock read per batch: the frames were all in the ring by now.
-        let rx_ns = sys::monotonic_ns();
-        let n = socket.recv(|frame| probes.record(Probe::read_from_frame(frame), rx_ns));
-        frames += n as u64;
-        if n == 0 {
+        if session.poll(socket) == 0 {
             socket.wait(SINK_POLL_MS)?;
         }
     }
-    Ok(Some(SinkResult {
-        probes,
-        frames,
-        socket: socket.stats().since(&before),
-        max_rx_backlog,
-    }))
+    Ok(Some(session.finish(socket, &before)))
+}
+
+/// The sink's bookkeeping for one point, whichever thread polls its socket.
+struct SinkSession {
+    probes: ProbeStats,
+    frames: u64,
+    max_rx_backlog: usize,
+}
+
+impl SinkSession {
+    /// Discards whatever is still in the ring (it belongs to an earlier
+    /// point) and starts counting `run`'s probes.
+    fn arm(socket: &mut XskRx, run: u16, max_frames: u64) -> Self {
+        let mut stale = 0;
+        while stale < 1 << 20 {
+            let n = socket.recv(|_| {});
+            if n == 0 {
+                break;
+            }
+            stale += n;
+        }
+        SinkSession {
+            probes: ProbeStats::new(run, max_frames),
+            frames: 0,
+            max_rx_backlog: 0,
+        }
+    }
+
+    /// Takes what the RX ring holds; returns how many frames.
+    fn poll(&mut self, socket: &mut XskRx) -> usize {
+        self.max_rx_backlog = self.max_rx_backlog.max(socket.rx_backlog());
+        // One clock read per batch: the frames were all in the ring by now.
+        let rx_ns = sys::monotonic_ns();
+        let probes = &mut self.probes;
+        let n = socket.recv(|frame| probes.record(Probe::read_from_frame(frame), rx_ns));
+        self.frames += n as u64;
+        n
+    }
+
+    fn finish(self, socket: &XskRx, before: &SocketStats) -> SinkResult {
+        SinkResult {
+            probes: self.probes,
+            frames: self.frames,
+            socket: socket.stats().since(before),
+            max_rx_backlog: self.max_rx_backlog,
+        }
+    }
 }
 
 /// Builds the templates of one point: `flows` UDP flows from `src` to `dst`
