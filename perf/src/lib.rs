@@ -22,6 +22,7 @@ pub mod pacing;
 pub mod payload;
 pub mod progress;
 pub mod report;
+pub mod stalls;
 pub mod svg;
 #[allow(unsafe_code)]
 pub mod sys;

@@ -135,16 +135,18 @@ struct E2eArgs {
     /// Core of the generator and the iperf3 client.
     #[arg(long, default_value_t = 0)]
     generator_core: usize,
-    /// Core of the sink and the iperf3 server.
+    /// Core of the sink and the iperf3 server. On the generator's core (the
+    /// default) one thread serves both sockets.
     #[arg(long, default_value_t = 0)]
     sink_core: usize,
     /// Cores of Switchyard's workers (`workers = [...]`); the bridge is steered
     /// there with RPS.
     #[arg(long, value_delimiter = ',', default_value = "1")]
     switch_cores: Vec<usize>,
-    /// Steer the bridge's work to --switch-cores with RPS (true: both dataplanes
-    /// get the same cores; false: the bridge runs in softirq on the generator's core).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    /// Steer the bridge's work to --switch-cores with RPS. false (default): the
+    /// bridge runs as Docker and CNI deploy it, in softirq on the sending
+    /// core (the generator's); true: RPS hands it to the switch's cores.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     bridge_rps: bool,
     /// Cores for the kernel's receive work on Switchyard's ports (veth NAPI:
     /// XDP program, copy into the UMEM), as pinned NAPI threads [default:

@@ -27,6 +27,7 @@ use crate::frames::{self, MAX_FRAME_LEN, MIN_FRAME_LEN};
 use crate::latency::{self, ProbeSummary};
 use crate::machine::Machine;
 use crate::progress::Progress;
+use crate::stalls::{self, CoreStalls};
 use crate::xsk::SocketStats;
 use anyhow::{bail, Result};
 use dataplane::{Bridge, Daemon, DaemonSettings, DataplaneKind};
@@ -246,6 +247,9 @@ const POINT_OVERHEAD_S: f64 = 0.3;
 /// Planned time to start and stop the daemon.
 const DAEMON_START_S: f64 = 2.0;
 
+/// Seconds the stall probe spins on each core.
+const STALL_PROBE_S: f64 = 2.0;
+
 /// Time the idle daemon gets to reach its idle state before measuring.
 const IDLE_SETTLE: Duration = Duration::from_millis(700);
 
@@ -393,6 +397,10 @@ pub struct E2eReport {
     pub machine: Machine,
     /// How it was set up.
     pub options: E2eOptions,
+    /// Stalls of the traffic and switch cores, probed before the scenarios
+    /// (see [`crate::stalls`]).
+    #[serde(default)]
+    pub core_stalls: Vec<CoreStalls>,
     /// Results per dataplane.
     pub runs: Vec<DataplaneRun>,
     /// Idle CPU per idle mode.
@@ -452,6 +460,20 @@ pub fn run(
         options.sink_core,
         options.switch_cores,
     ));
+    let mut core_stalls = Vec::new();
+    if options.runs(Scenario::Throughput) || options.runs(Scenario::Latency) {
+        let mut cores: Vec<usize> = std::iter::once(options.generator_core)
+            .chain(options.switch_cores.iter().copied())
+            .collect();
+        cores.sort_unstable();
+        cores.dedup();
+        for core in cores {
+            progress.step(&format!("core stall probe, core {core}"), STALL_PROBE_S);
+            let stalls = stalls::probe(core, Duration::from_secs_f64(STALL_PROBE_S));
+            progress.log(&stalls::describe(&stalls));
+            core_stalls.push(stalls);
+        }
+    }
     let mut ids = RunIds::default();
     let mut runs = Vec::new();
     for &kind in &options.dataplanes {
@@ -487,6 +509,7 @@ pub fn run(
         unix_time: crate::report::unix_time(),
         machine,
         options,
+        core_stalls,
         runs,
         idle,
         ratios,
@@ -876,9 +899,12 @@ pub fn summarize_sweep(size: usize, mut points: Vec<Point>) -> Sweep {
     let saturation_mpps = best.map_or(0.0, |p| p.delivered_mpps);
     let saturation_gbps = best.map_or(0.0, |p| p.delivered_gbps);
     // Frames per busy core-second over the same window the CPU covers.
+    // None when the switch cores were mostly idle: the dataplane ran
+    // elsewhere (the bridge in softirq on the sender's core).
     let mpps_per_switch_core = best.and_then(|p| {
         let busy_core_seconds = p.switch_cores_busy_pct? / 100.0 * p.wall_seconds;
-        (busy_core_seconds > 0.0).then(|| p.delivered_frames as f64 / busy_core_seconds / 1e6)
+        (busy_core_seconds > 0.1 * p.wall_seconds)
+            .then(|| p.delivered_frames as f64 / busy_core_seconds / 1e6)
     });
     let no_drop_mpps = points
         .iter()

@@ -240,6 +240,16 @@ pub fn render(report: &E2eReport) -> String {
             }
         }
     }
+    if !report.core_stalls.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nCore stalls (a thread spinning on each core before the scenarios: time the core ran something else; \
+             frames in flight between cores wait these out)"
+        );
+        for stalls in &report.core_stalls {
+            let _ = writeln!(out, "  {}", crate::stalls::describe(stalls));
+        }
+    }
     if runs.iter().any(|r| !r.latency.is_empty()) {
         let _ = writeln!(
             out,
@@ -691,6 +701,7 @@ mod tests {
             run(DataplaneKind::SwitchyardEmpty, 1.0, 9_000, 2.6),
         ];
         E2eReport {
+            core_stalls: Vec::new(),
             unix_time: 0,
             machine: Machine {
                 nproc: 2,
