@@ -263,10 +263,36 @@ impl L2Switch {
         metas: &mut [PacketMeta],
         now: Timestamp,
     ) {
+        // The last unicast forwarding decision of this batch. A frame with the
+        // same ingress port and the same 12 MAC bytes as the frame just decided
+        // gets the same verdict without touching the table: nothing was learned
+        // in between (learning its source again at the same `now` changes
+        // nothing), so the lookup would answer the same. Bursts of one
+        // conversation, the common case, skip both hash lookups (VPP's l2-learn
+        // and l2-fwd keep the same one-entry cache).
+        let mut last: Option<LastForward> = None;
         for (i, meta) in metas.iter_mut().enumerate() {
-            if meta.verdict == Verdict::Pending {
-                meta.verdict = self.decide(frames.frame(i), meta, now);
+            if meta.verdict != Verdict::Pending {
+                continue;
             }
+            let frame = frames.frame(i);
+            if let (Some(hit), Some(macs)) = (last, frame.first_chunk::<12>()) {
+                if hit.in_port == meta.in_port && hit.macs == *macs {
+                    meta.domain = hit.domain;
+                    meta.verdict = Verdict::Forward(hit.out);
+                    continue;
+                }
+            }
+            meta.verdict = self.decide(frame, meta, now);
+            last = match (meta.verdict, frame.first_chunk::<12>()) {
+                (Verdict::Forward(out), Some(macs)) => Some(LastForward {
+                    in_port: meta.in_port,
+                    macs: *macs,
+                    domain: meta.domain,
+                    out,
+                }),
+                _ => None,
+            };
         }
     }
 
@@ -327,4 +353,14 @@ impl L2Switch {
             _ => Verdict::Flood,
         }
     }
+}
+
+/// One forwarding decision remembered for the next frame of a batch (see
+/// [`L2Switch::forward_stage`]).
+#[derive(Clone, Copy)]
+struct LastForward {
+    in_port: PortId,
+    macs: [u8; 12],
+    domain: DomainId,
+    out: PortId,
 }

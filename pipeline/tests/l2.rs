@@ -331,3 +331,58 @@ fn stats_and_config_serialize() {
     let cfg = L2Config::default();
     assert_eq!(cfg.aging_ns, 300_000_000_000);
 }
+
+mod batch_oracle {
+    //! The forward stage remembers its last unicast decision within a batch;
+    //! deciding the frames one batch each (no memory) is the oracle.
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn a_batch_decides_as_frame_by_frame(
+            frames in prop::collection::vec((1u16..=5, 0u8..4, 0u8..5), 1..64),
+            warmup in prop::collection::vec((1u16..=5, 0u8..4), 0..8),
+        ) {
+            let mut batched = switch();
+            let mut single = switch();
+            // Some stations known beforehand, in both switches alike.
+            for (port, s) in &warmup {
+                send(&mut batched, *port, frame(mac(A + s), mac(B)), t(1));
+                send(&mut single, *port, frame(mac(A + s), mac(B)), t(1));
+            }
+            // Destination 4 is broadcast; the others are stations that move
+            // between ports (and networks) inside the batch.
+            let built: Vec<(PortId, Vec<u8>)> = frames
+                .iter()
+                .map(|(port, s, d)| {
+                    let dst = if *d == 4 { BROADCAST } else { mac(A + d) };
+                    (*port, frame(mac(A + s), dst))
+                })
+                .collect();
+            let mut batch: Vec<Vec<u8>> = built.iter().map(|(_, f)| f.clone()).collect();
+            let mut metas: Vec<PacketMeta> = built.iter().map(|(p, _)| PacketMeta::new(*p)).collect();
+            batched.process(&mut batch, &mut metas, t(2));
+            for ((port, f), m) in built.iter().zip(&metas) {
+                let one = send(&mut single, *port, f.clone(), t(2));
+                prop_assert_eq!(one.verdict, m.verdict);
+                prop_assert_eq!(one.domain, m.domain);
+            }
+        }
+    }
+
+    #[test]
+    fn a_station_moving_inside_a_batch_is_not_served_from_memory() {
+        let mut sw = switch();
+        send(&mut sw, 2, frame(mac(B), mac(A)), t(1)); // B on port 2
+        let mut batch = vec![
+            frame(mac(A), mac(B)), // -> port 2
+            frame(mac(B), mac(C)), // B moves to port 1
+            frame(mac(A), mac(B)), // same MACs as the first: now SameSegment
+        ];
+        let mut metas = [PacketMeta::new(1); 3];
+        sw.process(&mut batch, &mut metas, t(2));
+        assert_eq!(metas[0].verdict, Verdict::Forward(2));
+        assert_eq!(metas[2].verdict, Verdict::Drop(DropReason::SameSegment));
+    }
+}
