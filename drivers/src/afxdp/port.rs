@@ -127,7 +127,8 @@ impl XdpPort {
         {
             use std::os::fd::AsRawFd;
             // One kick per burst: the budget covers the largest burst.
-            if let Err(error) = crate::sys::set_xdp_tx_budget(tx.fd().as_raw_fd(), MAX_BURST as u32) {
+            if let Err(error) = crate::sys::set_xdp_tx_budget(tx.fd().as_raw_fd(), MAX_BURST as u32)
+            {
                 debug!(%error, "kernel keeps its default TX budget per kick (32 frames)");
             }
         }
