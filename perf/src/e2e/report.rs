@@ -39,8 +39,12 @@ fn sweep_caveat(top: DataplaneKind, a: &Sweep, bottom: DataplaneKind, b: &Sweep)
         (true, true) => caveats.push(
             "both generator-bound: the generator, not either dataplane, set the rate".to_string(),
         ),
-        (true, false) => caveats.push(format!("{top} generator-bound: its limit is higher")),
-        (false, true) => caveats.push(format!("{bottom} generator-bound: its limit is higher")),
+        (true, false) => caveats.push(format!(
+            "{top} generator-bound: the generator's core set its rate"
+        )),
+        (false, true) => caveats.push(format!(
+            "{bottom} generator-bound: the generator's core set its rate"
+        )),
         (false, false) => {}
     }
     if a.points.iter().chain(&b.points).any(noisy) {
@@ -797,7 +801,7 @@ mod tests {
         assert_eq!(sweep_caveat(s, &limited, b, &limited), None);
         assert_eq!(
             sweep_caveat(s, &limited, b, &bound).unwrap(),
-            "bridge generator-bound: its limit is higher"
+            "bridge generator-bound: the generator's core set its rate"
         );
         assert!(sweep_caveat(s, &bound, b, &bound)
             .unwrap()
