@@ -429,14 +429,26 @@ fn one_thread(
         }
     };
     let _ = ready.send(Ok(rx.mode()));
+    serve(&commands, &replies, |spec| {
+        measure_one_thread(&mut tx, &mut rx, &spec, stop).map(|mut r| {
+            r.0.pinned = pinned;
+            r
+        })
+    })
+}
+
+/// Answers each command with `handle`'s result until the command channel
+/// closes (or the reply channel does); fails after [`IDLE_LIMIT`] without
+/// a command, so a forgotten thread ends by itself.
+fn serve<C, R>(
+    commands: &Receiver<C>,
+    replies: &Sender<R>,
+    mut handle: impl FnMut(C) -> R,
+) -> Result<()> {
     loop {
         match commands.recv_timeout(IDLE_LIMIT) {
-            Ok(spec) => {
-                let result = measure_one_thread(&mut tx, &mut rx, &spec, stop).map(|mut r| {
-                    r.0.pinned = pinned;
-                    r
-                });
-                if replies.send(result).is_err() {
+            Ok(command) => {
+                if replies.send(handle(command)).is_err() {
                     return Ok(());
                 }
             }
@@ -487,21 +499,12 @@ fn gen_thread(
         }
     };
     let _ = ready.send(Ok(()));
-    loop {
-        match commands.recv_timeout(IDLE_LIMIT) {
-            Ok(GenCommand::Run(spec)) => {
-                let result = send_point(&mut socket, &spec, stop, None).map(|mut r| {
-                    r.pinned = pinned;
-                    r
-                });
-                if replies.send(result).is_err() {
-                    return Ok(());
-                }
-            }
-            Err(RecvTimeoutError::Disconnected) => return Ok(()),
-            Err(RecvTimeoutError::Timeout) => bail!("no command for {IDLE_LIMIT:?}"),
-        }
-    }
+    serve(&commands, &replies, |GenCommand::Run(spec)| {
+        send_point(&mut socket, &spec, stop, None).map(|mut r| {
+            r.pinned = pinned;
+            r
+        })
+    })
 }
 
 /// The generator's sending loop for one point.
