@@ -15,15 +15,18 @@ static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
 // SAFETY: defers every call to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for CountingAllocator {
+    // SAFETY: the trait's own signature; callers keep GlobalAlloc's contract.
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: same contract as our caller's.
         unsafe { System.alloc(layout) }
     }
+    // SAFETY: the trait's own signature; callers keep GlobalAlloc's contract.
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: same contract as our caller's.
         unsafe { System.dealloc(ptr, layout) }
     }
+    // SAFETY: the trait's own signature; callers keep GlobalAlloc's contract.
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: same contract as our caller's.

@@ -530,8 +530,15 @@ fn send_point(
     let deadline = start + spec.duration.as_nanos() as u64;
     let mut pacer = Pacer::new(spec.rate_pps, start, MAX_TX_BATCH);
     let mut seq: u64 = 0;
-    // Bounded by the deadline; the turn count bounds it too should the clock stall.
-    let max_turns = spec.max_frames.saturating_mul(64).max(1 << 24);
+    // Bounded by the deadline; the turn count bounds it too should the clock
+    // stall. A turn reads the clock at least twice (>= 20 ns), so one turn per
+    // 10 ns of the point never ends a point early, even when the one-thread
+    // layout spins on the sink instead of sleeping.
+    let max_turns = spec
+        .max_frames
+        .saturating_mul(64)
+        .max(spec.duration.as_nanos() as u64 / 10)
+        .max(1 << 24);
     for _ in 0..max_turns {
         if stop.load(Ordering::Relaxed) {
             break;
