@@ -124,6 +124,10 @@ pub trait Port {
         None
     }
 
+    /// The worker stopped polling this port for now (it received nothing for a
+    /// while): give back what it keeps for traffic, keep what it needs to wake.
+    fn went_idle(&mut self) {}
+
     /// Joins the pool after being opened elsewhere (hot-plug): takes receive
     /// buffers from the pool.
     fn adopt(&mut self, _pool: &mut Self::Pool) {}

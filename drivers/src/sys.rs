@@ -123,3 +123,110 @@ pub fn set_xdp_tx_budget(fd: std::os::fd::RawFd, frames: u32) -> std::io::Result
         Err(std::io::Error::last_os_error())
     }
 }
+
+/// An epoll set of idle sockets: a worker's idle ports leave its polled set and
+/// wait here until they receive (as VPP's adaptive RX mode and OVS's non-PMD
+/// ports do), so a worker with a thousand idle ports polls only the busy ones.
+///
+/// Sockets are armed one-shot: the kernel reports a socket once and then
+/// disarms it, so waking a port costs no system call and a port that is being
+/// polled is never reported again until it is re-armed (one `epoll_ctl` when it
+/// goes idle).
+#[derive(Debug)]
+pub struct IdleSet {
+    epoll: std::os::fd::OwnedFd,
+    /// Descriptors ever added (re-arming uses MOD, the first time ADD).
+    known: std::collections::HashSet<std::os::fd::RawFd>,
+}
+
+impl IdleSet {
+    /// A new, empty set.
+    pub fn new() -> std::io::Result<Self> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain system call; a non-negative result is a descriptor we now own.
+        #[allow(unsafe_code)]
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(IdleSet {
+            // SAFETY: `fd` was just returned by epoll_create1 and is owned by nobody else.
+            #[allow(unsafe_code)]
+            epoll: unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
+            known: std::collections::HashSet::new(),
+        })
+    }
+
+    /// Arms `fd` to be reported once, with `token`, when it becomes readable.
+    /// One system call: on the idle transition, never per packet.
+    pub fn arm(&mut self, fd: std::os::fd::RawFd, token: u64) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let mut event = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLONESHOT) as u32,
+            u64: token,
+        };
+        let op = if self.known.contains(&fd) {
+            libc::EPOLL_CTL_MOD
+        } else {
+            libc::EPOLL_CTL_ADD
+        };
+        // SAFETY: `event` is a live epoll_event; the kernel only reads it.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd, &mut event) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        self.known.insert(fd);
+        Ok(())
+    }
+
+    /// Forgets `fd` (its socket is closing).
+    pub fn remove(&mut self, fd: std::os::fd::RawFd) {
+        use std::os::fd::AsRawFd;
+        if self.known.remove(&fd) {
+            // SAFETY: plain system call; a null event is allowed for DEL.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::epoll_ctl(
+                    self.epoll.as_raw_fd(),
+                    libc::EPOLL_CTL_DEL,
+                    fd,
+                    std::ptr::null_mut(),
+                );
+            }
+        }
+    }
+
+    /// Waits up to `timeout` (zero: just looks) for armed descriptors to become
+    /// readable; writes their tokens into `tokens` (cleared first, at most its
+    /// capacity). Returns how many.
+    pub fn wait(&self, tokens: &mut Vec<u64>, timeout: std::time::Duration) -> usize {
+        use std::os::fd::AsRawFd;
+        const MAX_EVENTS: usize = 64;
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS];
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: `events` is a live array of MAX_EVENTS entries the kernel
+        // writes into; `ts` outlives the call; a null sigmask keeps signals as
+        // they are.
+        #[allow(unsafe_code)]
+        let n = unsafe {
+            libc::epoll_pwait2(
+                self.epoll.as_raw_fd(),
+                events.as_mut_ptr(),
+                MAX_EVENTS as libc::c_int,
+                &ts,
+                std::ptr::null(),
+            )
+        };
+        tokens.clear();
+        if n <= 0 {
+            return 0;
+        }
+        let n = n as usize;
+        tokens.extend(events[..n].iter().map(|e| e.u64));
+        n
+    }
+}

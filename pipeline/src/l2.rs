@@ -235,6 +235,12 @@ impl L2Switch {
         self.table.sweep(now)
     }
 
+    /// Sweeps the next `budget` slots of the MAC table for aged entries (see
+    /// [`MacTable::sweep_step`]): aging spread over turns, never one long stall.
+    pub fn sweep_step(&mut self, now: Timestamp, budget: usize) -> usize {
+        self.table.sweep_step(now, budget)
+    }
+
     /// Runs the whole L2 pipeline on a batch: [`parse_stage`] then
     /// [`forward_stage`](Self::forward_stage).
     pub fn process<F: FrameStore + ?Sized>(

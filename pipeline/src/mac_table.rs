@@ -130,6 +130,8 @@ pub struct MacTable {
     aging_ns: u64,
     hasher: KeyHasher,
     aged: u64,
+    /// Where the incremental sweep goes on (see [`sweep_step`](Self::sweep_step)).
+    sweep_cursor: usize,
 }
 
 impl MacTable {
@@ -159,6 +161,7 @@ impl MacTable {
         MacTable {
             slots: vec![Slot::default(); slots].into_boxed_slice(),
             mask: slots - 1,
+            sweep_cursor: 0,
             len: 0,
             max_entries,
             aging_ns,
@@ -346,6 +349,39 @@ impl MacTable {
         let removed = self.retain(|s| now.saturating_since(Timestamp(s.last_seen)) <= aging_ns);
         self.aged += removed as u64;
         removed
+    }
+
+    /// Sweeps the next `budget` slots (from where the last step stopped) for
+    /// expired entries; returns how many it removed. The worker calls it a
+    /// little every turn, so aging never stalls a turn the way walking the whole
+    /// table at once would. An entry that the backward shift of a removal moves
+    /// behind the cursor is caught on the next pass.
+    pub fn sweep_step(&mut self, now: Timestamp, budget: usize) -> usize {
+        let aging_ns = self.aging_ns;
+        let mut removed = 0;
+        let mut scanned = 0;
+        let mut guard = 0;
+        while scanned < budget.min(self.slots.len()) && guard < 2 * self.slots.len() {
+            guard += 1;
+            let i = self.sweep_cursor & self.mask;
+            let slot = self.slots[i];
+            if slot.used && now.saturating_since(Timestamp(slot.last_seen)) > aging_ns {
+                self.remove_at(i);
+                removed += 1;
+                // Slot i may now hold an entry shifted back from later in its
+                // chain: look at it again.
+                continue;
+            }
+            self.sweep_cursor = (i + 1) & self.mask;
+            scanned += 1;
+        }
+        self.aged += removed as u64;
+        removed
+    }
+
+    /// Slots in the table (the sweep's full pass).
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
     }
 
     /// Forgets every address learned on `port` (port removed or moved to another

@@ -29,6 +29,56 @@ pub struct WorkerCounters {
     pub cpu_ms: u64,
     /// Sizes of non-empty receive bursts.
     pub burst_sizes: BurstHistogram,
+    /// Times a socket left the polled set to wait for traffic.
+    pub parks: u64,
+    /// Times a waiting socket received and was polled again.
+    pub wakes: u64,
+    /// How long the turns that received took: a stall shows here (as in VPP's
+    /// `show runtime` or OVS's `pmd-perf-show`).
+    pub turn_durations: TurnHistogram,
+}
+
+/// Loop-turn durations in power-of-two buckets from under 1 µs to 16 ms and
+/// more, one add per busy turn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TurnHistogram {
+    buckets: [u64; 16],
+}
+
+impl TurnHistogram {
+    /// Bucket labels, in order.
+    pub const LABELS: [&'static str; 16] = [
+        "<1us", "1-2us", "2-4us", "4-8us", "8-16us", "16-32us", "32-64us", "64-128us",
+        "128-256us", "256-512us", "0.5-1ms", "1-2ms", "2-4ms", "4-8ms", "8-16ms", ">=16ms",
+    ];
+
+    /// Counts one turn of `nanos` nanoseconds.
+    #[inline]
+    pub fn record(&mut self, nanos: u64) {
+        let micros = nanos / 1000;
+        let bucket = if micros == 0 {
+            0
+        } else {
+            (u64::BITS - micros.leading_zeros()) as usize
+        };
+        self.buckets[bucket.min(15)] += 1;
+    }
+
+    /// Count per bucket.
+    pub fn buckets(&self) -> &[u64; 16] {
+        &self.buckets
+    }
+}
+
+impl Serialize for TurnHistogram {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(16))?;
+        for (label, count) in Self::LABELS.iter().zip(self.buckets.iter()) {
+            map.serialize_entry(label, count)?;
+        }
+        map.end()
+    }
 }
 
 /// Receive burst sizes in power-of-two buckets: 1, 2-3, 4-7, ... 128-255, 256.
@@ -198,7 +248,21 @@ pub struct Snapshot {
 
 #[cfg(test)]
 mod tests {
-    use super::BurstHistogram;
+    use super::{BurstHistogram, TurnHistogram};
+
+    #[test]
+    fn turn_durations_land_in_power_of_two_microsecond_buckets() {
+        let mut h = TurnHistogram::default();
+        for nanos in [0, 999, 1_000, 1_999, 2_000, 3_999, 1_000_000, 20_000_000] {
+            h.record(nanos);
+        }
+        let b = h.buckets();
+        assert_eq!(b[0], 2, "<1us");
+        assert_eq!(b[1], 2, "1-2us");
+        assert_eq!(b[2], 2, "2-4us");
+        assert_eq!(b[10], 1, "1000 us lies in 512-1023 us");
+        assert_eq!(b[15], 1, ">=16ms");
+    }
 
     #[test]
     fn burst_sizes_land_in_power_of_two_buckets() {

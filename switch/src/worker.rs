@@ -52,14 +52,54 @@ pub struct Worker<P: Port> {
     burst: usize,
     rx: Vec<Handle<P>>,
     metas: Vec<PacketMeta>,
+    /// Frames staged for each global port this turn, at most `burst` each: a
+    /// full queue is handed to its socket at once (no kick: that waits for the
+    /// end of the turn), so staging memory is O(ports), not O(ports^2).
     tx: Vec<Vec<Handle<P>>>,
+    /// Global ports whose staging queue is non-empty: transmit visits only them.
+    tx_dirty: Vec<usize>,
+    /// Whether each global port is in `tx_dirty` (never listed twice).
+    tx_marked: Vec<bool>,
     flood_targets: Vec<PortId>,
     stats: WorkerCounters,
     last_sweep: Timestamp,
+    /// Polling state per socket, by socket index.
+    slots: Vec<SocketSlot>,
+    /// Sockets polled every turn: the busy ones. Idle ones wait in `idle`.
+    polled: Vec<usize>,
+    /// Sockets not polled that transmitted this turn or still await
+    /// completions: serviced until their transmit ring is empty.
+    tx_only: Vec<usize>,
+    /// Where idle sockets wait to be woken by their first frame (`None`: the
+    /// driver has no descriptors to wait on, so every socket stays polled).
+    idle: Option<switchyard_drivers::sys::IdleSet>,
+    /// Tokens of woken sockets (reused buffer).
+    woken: Vec<u64>,
+    last_wake_check: Timestamp,
 }
 
-/// How often aged MAC entries are swept out of the table.
-const SWEEP_INTERVAL_NS: u64 = 1_000_000_000;
+/// Per-socket polling state.
+#[derive(Clone, Copy, Debug, Default)]
+struct SocketSlot {
+    /// In `polled`.
+    polled: bool,
+    /// In `tx_only`.
+    tx_listed: bool,
+    /// Consecutive turns it received nothing.
+    idle_turns: u32,
+}
+
+/// How often aged MAC entries are looked for: a slice of the table each time
+/// (see [`SWEEP_SLICES`]), so a whole pass takes about a second of turns.
+const SWEEP_INTERVAL_NS: u64 = 1_000_000;
+/// A sweep pass is split into this many steps.
+const SWEEP_SLICES: usize = 1000;
+/// Empty polls after which a socket leaves the polled set. Below the back-off's
+/// spin and yield turns, so every socket is parked before the worker sleeps.
+const PARK_AFTER_IDLE_TURNS: u32 = 256;
+/// How often a busy worker looks for parked sockets that received (an idle
+/// worker sleeps on them and wakes at once).
+const WAKE_CHECK_NS: u64 = 50_000;
 
 impl<P: Port> Worker<P> {
     /// A single worker over `ports` (index = PortId) drawing frames from `pool`.
@@ -88,6 +128,12 @@ impl<P: Port> Worker<P> {
         let burst = burst.clamp(1, MAX_BURST);
         let n = routes.len();
         l2.publish_learning(fabric.as_ref().is_some_and(|f| f.workers() > 1));
+        let sockets_n = sockets.len();
+        let idle = if sockets.iter().any(|s| s.poll_fd().is_some()) {
+            switchyard_drivers::sys::IdleSet::new().ok()
+        } else {
+            None
+        };
         Worker {
             pipeline: PipelineKind::L2,
             index,
@@ -100,15 +146,25 @@ impl<P: Port> Worker<P> {
             burst,
             rx: Vec::with_capacity(burst),
             metas: Vec::with_capacity(burst),
-            // Worst case per loop: every socket's whole burst, plus a mailbox's worth
-            // of handed-over frames, lands on one port.
-            tx: (0..n)
-                .map(|_| Vec::with_capacity(burst * (sockets.len() + 4)))
-                .collect(),
+            tx: (0..n).map(|_| Vec::with_capacity(burst)).collect(),
+            tx_dirty: Vec::with_capacity(n),
+            tx_marked: vec![false; n],
             flood_targets: Vec::with_capacity(n),
             ports: sockets,
             stats: WorkerCounters::default(),
             last_sweep: Timestamp(0),
+            slots: vec![
+                SocketSlot {
+                    polled: true,
+                    ..SocketSlot::default()
+                };
+                sockets_n
+            ],
+            polled: (0..sockets_n).collect(),
+            tx_only: Vec::with_capacity(sockets_n),
+            idle,
+            woken: Vec::with_capacity(64),
+            last_wake_check: Timestamp(0),
         }
     }
 
@@ -118,18 +174,39 @@ impl<P: Port> Worker<P> {
     }
 
     /// Runs one loop turn; returns the number of frames received (from sockets
-    /// and from other workers).
+    /// and from other workers). Its cost follows traffic: it polls the busy
+    /// sockets, transmits on the ports that have frames, and services the
+    /// sockets that did either; idle sockets cost nothing until they receive.
     pub fn poll_once(&mut self, now: Timestamp) -> usize {
         self.apply_learn_events();
+        if now.saturating_since(self.last_wake_check) >= WAKE_CHECK_NS {
+            self.last_wake_check = now;
+            self.wake(std::time::Duration::ZERO);
+        }
         let mut received = 0;
-        for socket in 0..self.ports.len() {
-            received += self.receive_and_classify(socket, now);
+        let mut i = 0;
+        while i < self.polled.len() {
+            let socket = self.polled[i];
+            let n = self.receive_and_classify(socket, now);
+            received += n;
+            let slot = &mut self.slots[socket];
+            if n > 0 {
+                slot.idle_turns = 0;
+            } else {
+                slot.idle_turns = slot.idle_turns.saturating_add(1);
+                if slot.idle_turns >= PARK_AFTER_IDLE_TURNS && self.park(socket) {
+                    self.polled.swap_remove(i);
+                    continue;
+                }
+            }
+            i += 1;
         }
         received += self.take_handed_over();
         self.transmit();
         self.service_ports();
         if now.saturating_since(self.last_sweep) >= SWEEP_INTERVAL_NS {
-            self.l2.sweep(now);
+            let budget = self.l2.mac_table().slot_count().div_ceil(SWEEP_SLICES);
+            self.l2.sweep_step(now, budget.max(64));
             self.last_sweep = now;
         }
         self.stats.loops += 1;
@@ -138,6 +215,87 @@ impl<P: Port> Worker<P> {
             self.stats.rx_packets += received as u64;
         }
         received
+    }
+
+    /// Moves `socket` out of the polled set to wait for its next frame in the
+    /// idle set. Refused (false) while it has transmissions in flight or when
+    /// there is nothing to wait on.
+    fn park(&mut self, socket: usize) -> bool {
+        let Some(idle) = self.idle.as_mut() else {
+            return false;
+        };
+        let port = &mut self.ports[socket];
+        if port.tx_pending() {
+            return false;
+        }
+        let Some(fd) = port.poll_fd() else {
+            return false;
+        };
+        // Armed after the last empty poll: epoll looks at the ring when arming,
+        // so a frame that arrived in between still wakes it.
+        if idle.arm(fd, socket as u64).is_err() {
+            return false;
+        }
+        port.went_idle();
+        self.slots[socket].polled = false;
+        self.stats.parks += 1;
+        true
+    }
+
+    /// Parks every polled socket that can be parked (the worker is about to
+    /// sleep); true when none is left polled.
+    fn park_all(&mut self) -> bool {
+        let mut i = 0;
+        while i < self.polled.len() {
+            if self.park(self.polled[i]) {
+                self.polled.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        self.polled.is_empty()
+    }
+
+    /// Takes parked sockets that received back into the polled set, waiting
+    /// up to `timeout` for one; returns how many woke.
+    fn wake(&mut self, timeout: std::time::Duration) -> usize {
+        let Some(idle) = self.idle.as_ref() else {
+            return 0;
+        };
+        idle.wait(&mut self.woken, timeout);
+        let mut woke = 0;
+        for k in 0..self.woken.len() {
+            let socket = self.woken[k] as usize;
+            // A stale token (socket indices shift when a port is removed) at
+            // worst polls some socket once more than needed.
+            if let Some(slot) = self.slots.get_mut(socket) {
+                if !slot.polled {
+                    slot.polled = true;
+                    slot.idle_turns = 0;
+                    self.polled.push(socket);
+                    woke += 1;
+                }
+            }
+        }
+        self.stats.wakes += woke as u64;
+        woke
+    }
+
+    /// The worker's idle wait: parks every socket and sleeps until one of them
+    /// receives or `timeout` passes. Without sockets to wait on, just sleeps.
+    pub fn sleep_idle(&mut self, timeout: std::time::Duration) {
+        self.count_idle_sleep();
+        if self.idle.is_none() {
+            std::thread::sleep(timeout);
+            return;
+        }
+        self.park_all();
+        self.wake(timeout);
+    }
+
+    /// Sockets polled every turn now (the rest wait for traffic).
+    pub fn polled_sockets(&self) -> usize {
+        self.polled.len()
     }
 
     /// Applies what other workers learned (bounded per turn).
@@ -164,9 +322,9 @@ impl<P: Port> Worker<P> {
     /// Moves frames other workers handed over into this worker's pool and onto
     /// their output port's queue (bounded per turn).
     fn take_handed_over(&mut self) -> usize {
-        // Borrowed, not cloned: cloning the Arc each turn would bounce its
-        // reference count's cache line between workers.
-        let Some(fabric) = self.fabric.as_ref() else {
+        // Moved out and back, not cloned: cloning the Arc each turn would
+        // bounce its reference count's cache line between workers.
+        let Some(fabric) = self.fabric.take() else {
             return 0;
         };
         let mut taken = 0;
@@ -178,13 +336,14 @@ impl<P: Port> Worker<P> {
             // Only the owner of a port is ever sent its frames (see placement).
             if matches!(self.routes.get(port), Some(TxRoute::Local(_))) {
                 match self.pool.alloc_from(&parcel.buf[..parcel.len]) {
-                    Some(handle) => self.tx[port].push(handle),
+                    Some(handle) => self.stage(port, handle),
                     None => self.counters[port].count_drop(DropReason::NoFreeFrame),
                 }
             }
             fabric.recycle(self.index, parcel);
             taken += 1;
         }
+        self.fabric = Some(fabric);
         self.stats.handed_in += taken as u64;
         taken
     }
@@ -222,91 +381,160 @@ impl<P: Port> Worker<P> {
                 }
             }
         }
-        for (handle, meta) in self.rx.iter().zip(self.metas.iter()) {
+        for k in 0..self.rx.len() {
+            let handle = self.rx[k];
+            let meta = self.metas[k];
             match meta.verdict {
-                Verdict::Forward(out) => self.tx[out as usize].push(*handle),
-                Verdict::Flood => {
-                    self.flood_targets.clear();
-                    self.flood_targets.extend(
-                        self.l2
-                            .flood_ports(meta.domain)
-                            .iter()
-                            .copied()
-                            .filter(|p| *p != in_port),
-                    );
-                    flood(
-                        &mut self.pool,
-                        &mut self.tx,
-                        &self.flood_targets,
-                        *handle,
-                        &mut self.counters[in_port as usize],
-                    );
-                }
+                Verdict::Forward(out) => self.stage(out as usize, handle),
+                Verdict::Flood => self.flood(in_port, meta.domain, handle),
                 Verdict::Drop(reason) => {
                     self.counters[in_port as usize].count_drop(reason);
-                    self.pool.free(*handle);
+                    self.pool.free(handle);
                 }
                 Verdict::Pending => {
                     // Every stage sets a verdict; reaching here is a pipeline bug.
                     // Never leak the frame: count it where an operator will look.
                     debug_assert!(false, "pipeline left a frame pending");
                     self.counters[in_port as usize].count_drop(DropReason::NoNetwork);
-                    self.pool.free(*handle);
+                    self.pool.free(handle);
                 }
             }
         }
         n
     }
 
-    /// Hands every non-empty per-port queue to its socket (one batch each), or to
-    /// the worker that owns the port.
-    fn transmit(&mut self) {
-        for (out, queue) in self.tx.iter_mut().enumerate() {
-            if queue.is_empty() {
-                continue;
+    /// Queues one frame for global port `out`; a queue that reaches a burst is
+    /// handed to its port at once.
+    #[inline]
+    fn stage(&mut self, out: usize, handle: Handle<P>) {
+        let Some(queue) = self.tx.get_mut(out) else {
+            self.pool.free(handle);
+            return;
+        };
+        if !self.tx_marked[out] {
+            self.tx_marked[out] = true;
+            self.tx_dirty.push(out);
+        }
+        queue.push(handle);
+        if queue.len() >= self.burst {
+            self.transmit_port(out);
+        }
+    }
+
+    /// Queues a flooded frame on every port of its domain but the ingress:
+    /// copies for all but the last, the original for the last.
+    fn flood(&mut self, in_port: PortId, domain: DomainId, handle: Handle<P>) {
+        self.flood_targets.clear();
+        self.flood_targets.extend(
+            self.l2
+                .flood_ports(domain)
+                .iter()
+                .copied()
+                .filter(|p| *p != in_port),
+        );
+        let Some(&last) = self.flood_targets.last() else {
+            self.pool.free(handle);
+            return;
+        };
+        for t in 0..self.flood_targets.len() - 1 {
+            let target = self.flood_targets[t];
+            match self.pool.alloc() {
+                Some(mut copy) => {
+                    self.pool.copy_into(&handle, &mut copy);
+                    self.stage(target as usize, copy);
+                }
+                None => self.counters[in_port as usize].count_drop(DropReason::NoFreeFrame),
             }
-            let counters = &mut self.counters[out];
-            match self.routes[out] {
-                TxRoute::Local(socket) => {
-                    let result = self.ports[socket].tx_burst(&mut self.pool, queue);
-                    counters.tx_packets += result.accepted as u64;
-                    counters.tx_bytes += result.accepted_bytes as u64;
-                    counters
-                        .drops
-                        .count_n(DropReason::TxRingFull, result.ring_full as u64);
+        }
+        self.stage(last as usize, handle);
+    }
+
+    /// Hands every non-empty staging queue to its socket (one batch each), or
+    /// to the worker that owns the port. Visits only ports with frames.
+    fn transmit(&mut self) {
+        for k in 0..self.tx_dirty.len() {
+            let out = self.tx_dirty[k];
+            self.transmit_port(out);
+            self.tx_marked[out] = false;
+        }
+        self.tx_dirty.clear();
+    }
+
+    /// Hands global port `out`'s staged frames on (its queue is left empty but
+    /// stays in `tx_dirty` until the end of the turn: harmless).
+    fn transmit_port(&mut self, out: usize) {
+        let queue = &mut self.tx[out];
+        if queue.is_empty() {
+            return;
+        }
+        let counters = &mut self.counters[out];
+        match self.routes[out] {
+            TxRoute::Local(socket) => {
+                let result = self.ports[socket].tx_burst(&mut self.pool, queue);
+                counters.tx_packets += result.accepted as u64;
+                counters.tx_bytes += result.accepted_bytes as u64;
+                counters
+                    .drops
+                    .count_n(DropReason::TxRingFull, result.ring_full as u64);
+                // A parked socket that transmits is serviced (kicked and its
+                // completions collected) until its ring is empty.
+                let slot = &mut self.slots[socket];
+                if !slot.polled && !slot.tx_listed && result.accepted > 0 {
+                    slot.tx_listed = true;
+                    self.tx_only.push(socket);
                 }
-                TxRoute::Absent => {
-                    for handle in queue.drain(..) {
-                        counters.count_drop(DropReason::NoNetwork);
-                        self.pool.free(handle);
-                    }
+            }
+            TxRoute::Absent => {
+                for handle in queue.drain(..) {
+                    counters.count_drop(DropReason::NoNetwork);
+                    self.pool.free(handle);
                 }
-                TxRoute::Handoff(owner) => {
-                    for handle in queue.drain(..) {
-                        let sent = self.fabric.as_ref().is_some_and(|fabric| {
-                            fabric.hand_off(owner, out as PortId, self.pool.data(&handle))
-                        });
-                        if sent {
-                            self.stats.handed_out += 1;
-                        } else {
-                            counters.count_drop(DropReason::HandoffFull);
-                        }
-                        self.pool.free(handle);
+            }
+            TxRoute::Handoff(owner) => {
+                for handle in queue.drain(..) {
+                    let sent = self.fabric.as_ref().is_some_and(|fabric| {
+                        fabric.hand_off(owner, out as PortId, self.pool.data(&handle))
+                    });
+                    if sent {
+                        self.stats.handed_out += 1;
+                    } else {
+                        counters.count_drop(DropReason::HandoffFull);
                     }
+                    self.pool.free(handle);
                 }
             }
         }
     }
 
-    /// Kicks transmit rings, recycles completions and refills receive rings.
+    /// Kicks transmit rings, recycles completions and refills receive rings of
+    /// the polled sockets and of parked sockets with transmissions in flight.
     fn service_ports(&mut self) {
-        for (index, port) in self.ports.iter_mut().enumerate() {
-            if let Err(error) = port.service(&mut self.pool) {
-                self.counters[self.socket_port[index] as usize].count_drop(DropReason::TxError);
-                self.stats.kick_errors += 1;
-                if self.stats.kick_errors.is_power_of_two() {
-                    tracing::warn!(%error, count = self.stats.kick_errors, "transmit kick failed");
-                }
+        for k in 0..self.polled.len() {
+            let socket = self.polled[k];
+            self.service_socket(socket);
+        }
+        let mut k = 0;
+        while k < self.tx_only.len() {
+            let socket = self.tx_only[k];
+            let slot = self.slots[socket];
+            if !slot.polled {
+                self.service_socket(socket);
+            }
+            if slot.polled || !self.ports[socket].tx_pending() {
+                self.slots[socket].tx_listed = false;
+                self.tx_only.swap_remove(k);
+            } else {
+                k += 1;
+            }
+        }
+    }
+
+    fn service_socket(&mut self, socket: usize) {
+        if let Err(error) = self.ports[socket].service(&mut self.pool) {
+            self.counters[self.socket_port[socket] as usize].count_drop(DropReason::TxError);
+            self.stats.kick_errors += 1;
+            if self.stats.kick_errors.is_power_of_two() {
+                tracing::warn!(%error, count = self.stats.kick_errors, "transmit kick failed");
             }
         }
     }
@@ -348,11 +576,13 @@ impl<P: Port> Worker<P> {
     ) {
         let index = port as usize;
         if index >= self.routes.len() {
-            let per_port = self.burst * (self.ports.len() + sockets.len() + 4);
+            let burst = self.burst;
             self.routes.resize(index + 1, TxRoute::Absent);
             self.counters.resize(index + 1, PortCounters::default());
-            self.tx
-                .resize_with(index + 1, || Vec::with_capacity(per_port));
+            self.tx.resize_with(index + 1, || Vec::with_capacity(burst));
+            self.tx_marked.resize(index + 1, false);
+            self.tx_dirty
+                .reserve((index + 1).saturating_sub(self.tx_dirty.capacity()));
         }
         // `route` names the new sockets from 0; they go after the existing ones.
         let route = match route {
@@ -361,16 +591,19 @@ impl<P: Port> Worker<P> {
         };
         for mut socket in sockets {
             socket.adopt(&mut self.pool);
+            if self.idle.is_none() && socket.poll_fd().is_some() {
+                self.idle = switchyard_drivers::sys::IdleSet::new().ok();
+            }
+            // A new socket starts polled; it parks after its first idle turns.
+            self.polled.push(self.ports.len());
+            self.slots.push(SocketSlot {
+                polled: true,
+                ..SocketSlot::default()
+            });
             self.ports.push(socket);
             self.socket_port.push(port);
         }
-        // More sockets mean more frames per turn for any one port.
-        let per_port = self.burst * (self.ports.len() + 4);
-        for queue in &mut self.tx {
-            if queue.capacity() < per_port {
-                queue.reserve(per_port - queue.len());
-            }
-        }
+        self.tx_only.reserve(self.ports.len().saturating_sub(self.tx_only.capacity()));
         self.routes[index] = route;
         self.counters[index] = PortCounters::default();
         self.l2.set_port_domain(port, domain);
@@ -394,6 +627,9 @@ impl<P: Port> Worker<P> {
         let mut kept_socket_port = Vec::with_capacity(self.ports.len());
         for (mut socket, owner) in self.ports.drain(..).zip(self.socket_port.drain(..)) {
             if owner == port {
+                if let (Some(idle), Some(fd)) = (self.idle.as_mut(), socket.poll_fd()) {
+                    idle.remove(fd);
+                }
                 socket.release(&mut self.pool);
                 reclaimed += socket.close(&mut self.pool);
             } else {
@@ -403,6 +639,17 @@ impl<P: Port> Worker<P> {
         }
         self.ports = kept_ports;
         self.socket_port = kept_socket_port;
+        // Socket indices shifted: poll every socket again (each parks anew
+        // after its idle turns); tokens armed before are at worst spurious.
+        self.slots = vec![
+            SocketSlot {
+                polled: true,
+                ..SocketSlot::default()
+            };
+            self.ports.len()
+        ];
+        self.polled = (0..self.ports.len()).collect();
+        self.tx_only.clear();
         // Socket indices shifted: point every local route at its port's first socket.
         for (p, route) in self.routes.iter_mut().enumerate() {
             if let TxRoute::Local(_) = route {
@@ -429,11 +676,6 @@ impl<P: Port> Worker<P> {
             }
         }
         drops
-    }
-
-    /// Descriptors to sleep on when idle (one per socket that has one).
-    pub fn poll_fds(&self) -> Vec<std::os::fd::RawFd> {
-        self.ports.iter().filter_map(|p| p.poll_fd()).collect()
     }
 
     /// This worker's index among the switch's workers.
@@ -486,9 +728,18 @@ impl<P: Port> Worker<P> {
         &self.ports
     }
 
+    /// Records how long a turn that received took (loop-turn histogram).
+    pub fn record_turn(&mut self, nanos: u64) {
+        self.stats.turn_durations.record(nanos);
+    }
+
     /// Takes the ports out (to close them), leaving the worker empty.
     pub fn take_ports(&mut self) -> Vec<P> {
         self.tx.clear();
+        self.tx_dirty.clear();
+        self.polled.clear();
+        self.tx_only.clear();
+        self.slots.clear();
         std::mem::take(&mut self.ports)
     }
 
@@ -507,27 +758,3 @@ impl<P: Port> Worker<P> {
     }
 }
 
-/// Queues one flooded frame on every target: copies for all but the last, the
-/// original for the last; frees it when there is no target.
-fn flood<Pool: FramePool>(
-    pool: &mut Pool,
-    tx: &mut [Vec<Pool::Handle>],
-    targets: &[PortId],
-    handle: Pool::Handle,
-    ingress: &mut PortCounters,
-) {
-    let Some((&last, rest)) = targets.split_last() else {
-        pool.free(handle);
-        return;
-    };
-    for &target in rest {
-        match pool.alloc() {
-            Some(mut copy) => {
-                pool.copy_into(&handle, &mut copy);
-                tx[target as usize].push(copy);
-            }
-            None => ingress.count_drop(DropReason::NoFreeFrame),
-        }
-    }
-    tx[last as usize].push(handle);
-}

@@ -9,10 +9,12 @@
 
 mod pool;
 mod port;
+pub mod redirect;
 pub mod xdp_program;
 
 pub use pool::UmemPool;
 pub use port::{AttachMode, XdpPort, XdpPortConfig};
+pub use redirect::Redirect;
 
 /// A shared handle on a worker's UMEM: hot-plugged sockets are bound on it by the
 /// control thread, then handed to the worker.

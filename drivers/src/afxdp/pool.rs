@@ -27,7 +27,14 @@ pub struct UmemPool {
     /// Socket holding each frame, by frame index, or [`NO_SOCKET`].
     owner: Vec<u16>,
     frame_size: usize,
+    /// Next never-used socket id.
     next_socket: u16,
+    /// Ids of closed sockets, free for reuse: an id is reused only after its
+    /// socket's frames were reclaimed, so no live socket ever shares one.
+    free_ids: Vec<u16>,
+    /// Free frames that refills above a socket's minimum never take (see
+    /// [`set_reserve`](Self::set_reserve)).
+    reserve: usize,
 }
 
 impl UmemPool {
@@ -69,6 +76,8 @@ impl UmemPool {
             owner: vec![NO_SOCKET; total],
             frame_size,
             next_socket: 0,
+            free_ids: Vec::new(),
+            reserve: 0,
         })
     }
 
@@ -82,17 +91,35 @@ impl UmemPool {
         self.anchor = Some(Box::new(socket));
     }
 
+    /// Keeps `frames` free frames out of busy sockets' top-ups, for floods,
+    /// frames handed over by other workers, and idle sockets' minimum.
+    pub fn set_reserve(&mut self, frames: usize) {
+        self.reserve = frames;
+    }
+
+    /// Free frames kept out of busy sockets' top-ups.
+    pub fn reserve(&self) -> usize {
+        self.reserve
+    }
+
     /// A handle on the UMEM for binding sockets from another thread (the control
     /// thread binds a hot-plugged port while the worker keeps forwarding).
     pub fn umem_handle(&self) -> Umem {
         self.umem.clone()
     }
 
-    /// A fresh id for a socket joining this pool.
-    pub(crate) fn register_socket(&mut self) -> u16 {
+    /// A fresh id for a socket joining this pool: a closed socket's id, or a
+    /// never-used one. `None` when 65,535 sockets are live at once.
+    pub(crate) fn register_socket(&mut self) -> Option<u16> {
+        if let Some(id) = self.free_ids.pop() {
+            return Some(id);
+        }
+        if self.next_socket == NO_SOCKET {
+            return None;
+        }
         let id = self.next_socket;
-        self.next_socket = self.next_socket.wrapping_add(1) % NO_SOCKET;
-        id
+        self.next_socket += 1;
+        Some(id)
     }
 
     #[inline]
@@ -122,6 +149,9 @@ impl UmemPool {
     /// how many. Linear in the pool size: control path only.
     pub(crate) fn reclaim(&mut self, socket: u16) -> usize {
         let mut reclaimed = 0;
+        if socket == NO_SOCKET {
+            return 0;
+        }
         for index in 0..self.owner.len() {
             if self.owner[index] == socket {
                 self.owner[index] = NO_SOCKET;
@@ -134,6 +164,8 @@ impl UmemPool {
                 reclaimed += 1;
             }
         }
+        // Every frame of the closed socket is back: its id may serve another.
+        self.free_ids.push(socket);
         reclaimed
     }
 
@@ -227,8 +259,16 @@ impl FramePool for UmemPool {
     }
 
     fn free_list_is_unique(&self) -> bool {
-        let mut addrs: Vec<usize> = self.free.iter().map(|d| d.addr()).collect();
-        addrs.sort_unstable();
-        addrs.windows(2).all(|w| w[0] != w[1])
+        // By frame index, not address: a received descriptor's address carries
+        // the XDP headroom offset, so the same frame can appear under two
+        // addresses.
+        let mut seen = vec![false; self.total];
+        self.free.iter().all(|d| match seen.get_mut(self.index(d)) {
+            Some(slot) if !*slot => {
+                *slot = true;
+                true
+            }
+            _ => false,
+        })
     }
 }

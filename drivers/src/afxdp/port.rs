@@ -1,12 +1,14 @@
 //! One AF_XDP socket bound to an (interface, queue) from the worker's UMEM.
 
 use super::pool::UmemPool;
+use super::redirect::Redirect;
 use super::xdp_program;
+use std::sync::Arc;
 use crate::{FramePool, Port, PortError, TxResult};
 use std::time::{Duration, Instant};
 use switchyard_pipeline::MAX_BURST;
 use tracing::{debug, info, warn};
-use xsk_rs::config::{BindFlags, Interface, QueueSize, SocketConfig, XdpFlags};
+use xsk_rs::config::{BindFlags, Interface, LibxdpFlags, QueueSize, SocketConfig, XdpFlags};
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, TxQueue};
 
 /// The XDP mode a port ended up attached in.
@@ -46,8 +48,18 @@ pub struct XdpPortConfig {
     pub mode: AttachMode,
     /// RX and TX ring entries.
     pub ring_size: u32,
-    /// Frames kept in the fill ring (at most the UMEM's fill ring size).
-    pub fill_target: u32,
+    /// Frames an idle socket keeps posted to its fill ring: enough for the
+    /// first frames of a burst to land while the worker notices the socket is
+    /// busy again. Frame memory for a thousand idle ports is this times a
+    /// thousand, not a thousand full rings.
+    pub fill_min: u32,
+    /// Most frames a busy socket keeps posted (at most the fill ring's size):
+    /// it grows towards this by what it receives and falls back to
+    /// `fill_min` when it goes idle.
+    pub fill_max: u32,
+    /// The daemon's XDP program to steer this socket's queue into it; `None`
+    /// for a socket that never receives (a UMEM's anchor).
+    pub redirect: Option<Arc<Redirect>>,
     /// How long to keep retrying a bind the kernel answers with EBUSY (a socket on
     /// the same queue released moments ago).
     pub busy_retry: Duration,
@@ -67,13 +79,28 @@ pub struct XdpPort {
     fill_held: usize,
     /// Frames given to the TX ring and not yet completed.
     tx_held: usize,
+    /// Frames to keep posted now: between `fill_min` and `fill_max`, following
+    /// what the socket receives.
     fill_target: usize,
+    fill_min: usize,
+    fill_max: usize,
     scratch: Vec<FrameDesc>,
     /// Fixed-size landing area for ring consumers (RX and completion):
     /// sized once, so a burst costs only the descriptors it moves, not a
     /// clear-and-resize of a ring-sized buffer.
     landing: Vec<FrameDesc>,
     kick_failures: u64,
+    /// The (interface index, queue) this socket is steered from, to unsteer it
+    /// when closed.
+    steering: Option<(Arc<Redirect>, u32, u32)>,
+}
+
+impl Drop for XdpPort {
+    fn drop(&mut self) {
+        if let Some((redirect, ifindex, queue)) = self.steering.take() {
+            redirect.remove(ifindex, queue);
+        }
+    }
 }
 
 impl std::fmt::Debug for XdpPort {
@@ -111,10 +138,25 @@ impl XdpPort {
     /// [`Port::adopt`] to give it receive buffers.
     pub fn open_unfilled(umem: &xsk_rs::Umem, config: &XdpPortConfig) -> Result<Self, PortError> {
         // A missing interface is reported as such, not as a bind error.
-        crate::sys::interface_index(&config.interface)
+        let ifindex = crate::sys::interface_index(&config.interface)
             .ok_or_else(|| PortError::NoSuchInterface(config.interface.clone()))?;
         let mode = config.mode;
         let (tx, rx, fill, completion) = Self::bind(umem, config, mode)?;
+        let steering = match &config.redirect {
+            Some(redirect) => {
+                use std::os::fd::AsRawFd;
+                redirect
+                    .insert(ifindex, config.queue, rx.fd().as_raw_fd())
+                    .map_err(|source| PortError::Socket {
+                        interface: config.interface.clone(),
+                        queue: config.queue,
+                        mode: mode.name(),
+                        source,
+                    })?;
+                Some((Arc::clone(redirect), ifindex, config.queue))
+            }
+            None => None,
+        };
         info!(interface = %config.interface, queue = config.queue, mode = mode.name(), "AF_XDP port attached");
         if mode == AttachMode::Generic {
             warn!(
@@ -142,18 +184,28 @@ impl XdpPort {
             completion,
             fill_held: 0,
             tx_held: 0,
-            fill_target: config.fill_target as usize,
-            scratch: Vec::with_capacity(ring.max(config.fill_target as usize)),
+            fill_target: config.fill_min as usize,
+            fill_min: config.fill_min as usize,
+            fill_max: config.fill_max.max(config.fill_min) as usize,
+            scratch: Vec::with_capacity(ring.max(config.fill_max as usize)),
             landing: vec![FrameDesc::default(); MAX_BURST],
             kick_failures: 0,
+            steering,
         };
         Ok(port)
     }
 
     /// Joins the pool: takes a socket id and fills the receive ring.
     fn adopt_frames(&mut self, pool: &mut UmemPool) {
-        self.id = pool.register_socket();
-        self.refill(pool);
+        match pool.register_socket() {
+            Some(id) => {
+                self.id = id;
+                self.refill(pool);
+            }
+            // Without an id the socket could not give its frames back when
+            // closed: it gets none, so it never receives (and says so).
+            None => warn!(interface = %self.interface, "no socket id left in this UMEM: port left without receive buffers"),
+        }
     }
 
     fn bind(
@@ -173,6 +225,9 @@ impl XdpPort {
             .rx_queue_size(ring)
             .tx_queue_size(ring)
             .xdp_flags(mode.xdp_flags())
+            // The daemon's own program (see `redirect`) is attached once per
+            // interface and steers every queue; libxdp must not load its own.
+            .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
             .bind_flags(BindFlags::XDP_USE_NEED_WAKEUP)
             .build();
         let name: Interface = config.interface.parse().map_err(|_| {
@@ -242,14 +297,27 @@ impl XdpPort {
         }
     }
 
-    /// Tops the fill ring up to its target from the pool's free list.
+    /// Tops the fill ring up to its target from the pool's free list. Up to
+    /// `fill_min` it may take any free frame (an idle port must stay able to
+    /// receive); above it only frames beyond the pool's reserve, so busy ports
+    /// cannot starve floods, handed-over frames or other ports' minimum.
     fn refill(&mut self, pool: &mut UmemPool) {
-        let want = self.fill_target.saturating_sub(self.fill_held);
-        if want < 16.min(self.fill_target) {
+        if self.id == u16::MAX {
             return;
         }
+        let want = self.fill_target.saturating_sub(self.fill_held);
+        // Small top-ups wait until they are worth a ring update, except below
+        // the minimum.
+        if want == 0 || (self.fill_held >= self.fill_min && want < 16) {
+            return;
+        }
+        let available = if self.fill_held < self.fill_min {
+            pool.free_count()
+        } else {
+            pool.free_count().saturating_sub(pool.reserve())
+        };
         let room = self.fill.nb_free(want as u32) as usize;
-        let n = want.min(room).min(pool.free_count());
+        let n = want.min(room).min(available);
         if n == 0 {
             return;
         }
@@ -271,6 +339,11 @@ impl XdpPort {
         }
         self.scratch.clear();
     }
+
+    /// Frames this socket keeps posted now (for tests and reports).
+    pub fn fill_target(&self) -> usize {
+        self.fill_target
+    }
 }
 
 impl Port for XdpPort {
@@ -291,6 +364,9 @@ impl Port for XdpPort {
         }
         out.extend_from_slice(&self.landing[..received]);
         self.fill_held -= received.min(self.fill_held);
+        // Frame memory follows traffic: a socket that receives keeps more
+        // frames posted, by as many as it just received.
+        self.fill_target = (self.fill_target + received).min(self.fill_max);
         received
     }
 
@@ -381,6 +457,12 @@ impl Port for XdpPort {
 
     fn adopt(&mut self, pool: &mut UmemPool) {
         self.adopt_frames(pool);
+    }
+
+    fn went_idle(&mut self) {
+        // Frames posted above the minimum stay until they are used; they are
+        // just not topped up again.
+        self.fill_target = self.fill_min;
     }
 
     fn close(self, pool: &mut UmemPool) -> usize {

@@ -1,11 +1,12 @@
-//! Finding and removing the XDP program libxdp attaches for AF_XDP sockets.
+//! Finding XDP programs on an interface and removing the one a crashed run of
+//! Switchyard left behind.
 //!
-//! A crashed run leaves its program attached; the next start would silently reuse
-//! it or fail with EBUSY when the mode differs. So before binding we detach any
-//! AF_XDP program (libxdp's `xsk_def_prog`, possibly behind its `xdp_dispatcher`)
-//! found on the interface, and after closing our sockets we do the same so the
-//! interface is left as we found it. Any other XDP program belongs to someone
-//! else: we refuse to touch the interface rather than remove it.
+//! A crashed run leaves its program ([`super::redirect::PROGRAM_NAME`])
+//! attached; the next start removes it before attaching its own. Any other XDP
+//! program (libxdp's `xsk_def_prog` or `xdp_dispatcher` of another AF_XDP
+//! application, a firewall, ...) belongs to someone else: we refuse to touch the
+//! interface rather than remove it. A running daemon detaches its own program
+//! by program (see [`super::Redirect::detach`]), never by name.
 
 use crate::PortError;
 use libxdp_sys as sys;
@@ -14,8 +15,6 @@ use libxdp_sys as sys;
 const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
 /// See [`XDP_FLAGS_SKB_MODE`].
 const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
-/// Program names libxdp uses for AF_XDP redirection.
-const AF_XDP_PROGRAM_NAMES: &[&str] = &["xsk_def_prog", "xdp_dispatcher"];
 
 /// Programs attached to one interface, by mode.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -80,8 +79,8 @@ fn program_name(id: u32) -> Option<String> {
     Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// Detaches AF_XDP programs (ours or any libxdp user's) from the interface in
-/// both modes; errors if a foreign XDP program is attached.
+/// Detaches a program a previous Switchyard run left on the interface, in
+/// either mode; errors if any other XDP program is attached.
 pub fn detach_stale(interface: &str, ifindex: u32) -> Result<(), PortError> {
     let programs = attached(ifindex).map_err(|e| PortError::XdpProgram {
         interface: interface.to_string(),
@@ -95,7 +94,7 @@ pub fn detach_stale(interface: &str, ifindex: u32) -> Result<(), PortError> {
             continue;
         }
         let name = program_name(id).unwrap_or_default();
-        if !AF_XDP_PROGRAM_NAMES.contains(&name.as_str()) {
+        if name != super::redirect::PROGRAM_NAME {
             return Err(PortError::XdpProgram {
                 interface: interface.to_string(),
                 message: format!(
@@ -104,10 +103,29 @@ pub fn detach_stale(interface: &str, ifindex: u32) -> Result<(), PortError> {
                 ),
             });
         }
-        tracing::info!(interface, program = %name, id, mode, "detaching AF_XDP program");
-        // SAFETY: plain syscall wrapper; null opts means "whatever is attached".
+        tracing::info!(interface, program = %name, id, mode, "detaching the program a previous run left");
+        // By program: the kernel detaches only if the attached program is
+        // still the one inspected above (XDP_FLAGS_REPLACE with its fd).
+        // SAFETY: plain syscall wrapper; a negative result is an error code.
         #[allow(unsafe_code)]
-        let err = unsafe { sys::bpf_xdp_detach(ifindex as i32, flags, std::ptr::null()) };
+        let old = unsafe { sys::bpf_prog_get_fd_by_id(id) };
+        if old < 0 {
+            continue; // gone meanwhile
+        }
+        // SAFETY: plain old data for which all-zero is valid (libbpf wants
+        // zeroed padding).
+        #[allow(unsafe_code)]
+        let mut opts: libbpf_sys::bpf_xdp_attach_opts = unsafe { std::mem::zeroed() };
+        opts.sz = std::mem::size_of::<libbpf_sys::bpf_xdp_attach_opts>() as _;
+        opts.old_prog_fd = old;
+        // SAFETY: `opts` is initialised and outlives the call; `old` is the
+        // descriptor opened above, closed right after.
+        #[allow(unsafe_code)]
+        let err = unsafe {
+            let err = libbpf_sys::bpf_xdp_detach(ifindex as i32, flags, &opts);
+            libc::close(old);
+            err
+        };
         if err < 0 {
             return Err(PortError::XdpProgram {
                 interface: interface.to_string(),

@@ -27,10 +27,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchyard_config::{ConfigError, ConfigIssue, NodeConfig, PortDriver};
-use switchyard_drivers::afxdp::{xdp_program, AttachMode, XdpModeChoice};
+use switchyard_drivers::afxdp::{xdp_program, AttachMode, Redirect, XdpModeChoice};
 use switchyard_drivers::sys;
 use tracing::{info, warn};
 use worker_thread::{WorkerHandle, WorkerSpec};
+
+/// Sockets the daemon's XDP program can steer into (all ports, queues and
+/// workers together): 1,000 containers on 16 workers fit.
+const REDIRECT_CAPACITY: u32 = 16_384;
 
 /// Loads a config and rejects what this build cannot run, without touching the system.
 pub(crate) fn load_checked(path: &Path) -> Result<NodeConfig> {
@@ -135,8 +139,9 @@ fn check_system(config: &NodeConfig) -> Result<()> {
     fail_on(config, issues)
 }
 
-/// Detaches AF_XDP programs from every port's interface (start and exit).
-fn detach_all(plan: &SwitchPlan) -> Result<()> {
+/// Removes programs a crashed run left on the ports' interfaces; refuses an
+/// interface with anyone else's XDP program (start).
+fn detach_stale_all(plan: &SwitchPlan) -> Result<()> {
     for port in &plan.ports {
         if let Some(ifindex) = sys::interface_index(&port.interface) {
             xdp_program::detach_stale(&port.interface, ifindex)
@@ -146,7 +151,71 @@ fn detach_all(plan: &SwitchPlan) -> Result<()> {
     Ok(())
 }
 
-/// Workers started, with the XDP modes they settled and what they share.
+/// Attaches the daemon's program to `interface` in the first mode `choice`
+/// allows that the driver accepts (native first for `auto`); returns the mode.
+pub(crate) fn attach_program(
+    redirect: &Redirect,
+    interface: &str,
+    choice: XdpModeChoice,
+) -> std::result::Result<AttachMode, String> {
+    let ifindex =
+        sys::interface_index(interface).ok_or_else(|| format!("interface {interface:?} does not exist"))?;
+    let modes: &[AttachMode] = match choice {
+        XdpModeChoice::Auto => &[AttachMode::Native, AttachMode::Generic],
+        XdpModeChoice::Native => &[AttachMode::Native],
+        XdpModeChoice::Generic => &[AttachMode::Generic],
+    };
+    let mut errors = Vec::new();
+    for &mode in modes {
+        match redirect.attach(ifindex, mode) {
+            Ok(()) => {
+                if !errors.is_empty() {
+                    warn!(interface, errors = %errors.join("; "), "native XDP refused; using generic mode");
+                }
+                return Ok(mode);
+            }
+            Err(error) => errors.push(format!(
+                "{} mode: {}",
+                mode.name(),
+                attach_hint(&error, mode)
+            )),
+        }
+    }
+    Err(format!("cannot attach XDP: {}", errors.join("; ")))
+}
+
+/// What an operator can do about an attach error whose cause is not obvious.
+fn attach_hint(error: &std::io::Error, mode: AttachMode) -> String {
+    let hint = match (error.raw_os_error(), mode) {
+        (Some(libc::ERANGE), AttachMode::Native) => {
+            " (the MTU is too large for native XDP: on a veth the peer's MTU must stay below \
+             about 3500 bytes; lower it or use generic mode)"
+        }
+        (Some(libc::EOPNOTSUPP), AttachMode::Native) => {
+            " (the driver has no native XDP; use generic mode)"
+        }
+        (Some(libc::EBUSY) | Some(libc::EEXIST), _) => {
+            " (another XDP program is attached to this interface)"
+        }
+        (Some(libc::EPERM), _) => " (needs root, or CAP_NET_ADMIN and CAP_BPF)",
+        _ => "",
+    };
+    format!("{error}{hint}")
+}
+
+/// Detaches the daemon's own program from every port's interface (exit and
+/// failure paths); never anyone else's.
+fn detach_ours(plan: &SwitchPlan, modes: &[AttachMode], redirect: &Redirect) {
+    for (port, mode) in plan.ports.iter().zip(modes) {
+        if let Some(ifindex) = sys::interface_index(&port.interface) {
+            if let Err(error) = redirect.detach(ifindex, *mode) {
+                warn!(interface = %port.interface, %error, "could not detach our XDP program");
+            }
+        }
+    }
+}
+
+/// Workers started, with the XDP modes the ports got and what they share.
 struct Running {
     workers: Vec<WorkerHandle>,
     modes: Vec<AttachMode>,
@@ -154,74 +223,65 @@ struct Running {
     placements: Vec<crate::placement::WorkerPlacement>,
 }
 
-/// Starts worker 0 (settling XDP modes, with fallback), then the others.
-fn start_workers(plan: &Arc<SwitchPlan>, anchor: Option<&str>) -> Result<Running> {
+/// Attaches the program to every port (settling each one's mode), then starts
+/// the workers, which only bind sockets.
+fn start_workers(
+    plan: &Arc<SwitchPlan>,
+    anchor: Option<&str>,
+    redirect: &Arc<Redirect>,
+) -> Result<Running> {
     let epoch = Instant::now();
-    let mut modes = plan.initial_modes();
-    loop {
-        let placements = plan.placements(&modes);
-        let fabric = Arc::new(Fabric::new(plan.cores.len(), needs_handoff(&placements)));
-        let spec = |index: usize| WorkerSpec {
-            index,
-            core: plan.cores[index],
-            placement: placements[index].clone(),
-            modes: modes.clone(),
-            plan: Arc::clone(plan),
-            fabric: Arc::clone(&fabric),
-            epoch,
-            anchor: anchor.map(str::to_string),
-        };
-        let first = match worker_thread::spawn(spec(0)) {
-            Ok(handle) => handle,
-            Err(failure) if failure.port == usize::MAX => {
-                bail!("binding the AF_XDP anchor: {}", failure.error);
+    let mut modes = Vec::with_capacity(plan.ports.len());
+    for port in &plan.ports {
+        match attach_program(redirect, &port.interface, port.mode) {
+            Ok(mode) => modes.push(mode),
+            Err(error) => {
+                detach_ours(plan, &modes, redirect);
+                bail!("port {:?} (interface {}): {error}", port.name, port.interface);
             }
+        }
+    }
+    let placements = plan.placements(&modes);
+    let fabric = Arc::new(Fabric::new(plan.cores.len(), needs_handoff(&placements)));
+    let spec = |index: usize| WorkerSpec {
+        index,
+        core: plan.cores[index],
+        placement: placements[index].clone(),
+        modes: modes.clone(),
+        plan: Arc::clone(plan),
+        fabric: Arc::clone(&fabric),
+        epoch,
+        anchor: anchor.map(str::to_string),
+        redirect: Arc::clone(redirect),
+    };
+    let mut workers = Vec::with_capacity(plan.cores.len());
+    for index in 0..plan.cores.len() {
+        match worker_thread::spawn(spec(index)) {
+            Ok(handle) => workers.push(handle),
             Err(failure) => {
-                let _ = detach_all(plan);
-                let port = &plan.ports[failure.port];
-                if port.mode == XdpModeChoice::Auto && modes[failure.port] == AttachMode::Native {
-                    warn!(port = %port.name, interface = %port.interface, error = %failure.error,
-                        "native XDP failed; falling back to generic mode");
-                    modes[failure.port] = AttachMode::Generic;
-                    continue;
-                }
+                stop_workers(workers);
+                detach_ours(plan, &modes, redirect);
+                let Some(port) = plan.ports.get(failure.port) else {
+                    bail!(
+                        "worker {index}: binding the AF_XDP anchor: {}",
+                        failure.error
+                    );
+                };
                 bail!(
-                    "port {:?} (interface {}): {}",
+                    "worker {index}: port {:?} (interface {}): {}",
                     port.name,
                     port.interface,
                     failure.error
                 );
             }
-        };
-        let mut workers = vec![first];
-        for index in 1..plan.cores.len() {
-            match worker_thread::spawn(spec(index)) {
-                Ok(handle) => workers.push(handle),
-                Err(failure) => {
-                    stop_workers(workers);
-                    let _ = detach_all(plan);
-                    let Some(port) = plan.ports.get(failure.port) else {
-                        bail!(
-                            "worker {index}: binding the AF_XDP anchor: {}",
-                            failure.error
-                        );
-                    };
-                    bail!(
-                        "worker {index}: port {:?} (interface {}): {}",
-                        port.name,
-                        port.interface,
-                        failure.error
-                    );
-                }
-            }
         }
-        return Ok(Running {
-            workers,
-            modes,
-            fabric,
-            placements,
-        });
     }
+    Ok(Running {
+        workers,
+        modes,
+        fabric,
+        placements,
+    })
 }
 
 /// Stops workers without waiting for reports (failure paths).
@@ -257,9 +317,12 @@ pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
         .context("installing SIGHUP")?;
 
     let plan = Arc::new(SwitchPlan::from_config(&config));
-    detach_all(&plan)?;
+    detach_stale_all(&plan)?;
+    let redirect = Arc::new(
+        Redirect::load(REDIRECT_CAPACITY).context("loading the XDP redirect program")?,
+    );
     let anchor = Anchor::create(plan.cores.len())?;
-    let running = start_workers(&plan, Some(&anchor.name))?;
+    let running = start_workers(&plan, Some(&anchor.name), &redirect)?;
     let control_socket = config.switch.control_socket.clone();
     let interval = Duration::from_secs(config.switch.stats_interval_secs);
     let mut controller = Controller::new(
@@ -270,6 +333,7 @@ pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
         running.modes,
         running.fabric,
         &running.placements,
+        Arc::clone(&redirect),
     );
     controller.readopt();
     let controller = Arc::new(Mutex::new(controller));

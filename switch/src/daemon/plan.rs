@@ -94,27 +94,34 @@ impl SwitchPlan {
         }
     }
 
-    /// Frames a worker's UMEM needs for `sockets` sockets: each keeps its fill ring
-    /// (2 x ring_size) and TX ring (ring_size) full, plus slack for the batches in
-    /// hand and handed-over frames. Used to size the UMEM at start and to refuse a
-    /// port at run time that would starve the others.
-    pub fn frames_needed(&self, sockets: usize) -> usize {
-        let ring = self.ring_size as usize;
-        sockets * 3 * ring + (sockets + 4) * self.burst * 2
+    /// Frames an idle socket keeps posted to its fill ring.
+    pub const FILL_MIN: u32 = 8;
+
+    /// Most frames a busy socket keeps posted: its whole fill ring (twice the
+    /// RX ring, so a vCPU stall of a few milliseconds at line rate still finds
+    /// buffers), as far as the pool has them beyond its reserve.
+    pub fn fill_max(&self) -> u32 {
+        self.ring_size * 2
     }
 
-    /// First mode to try per port: native unless the config says generic.
-    pub fn initial_modes(&self) -> Vec<AttachMode> {
-        self.ports
-            .iter()
-            .map(|p| {
-                if p.mode == XdpModeChoice::Generic {
-                    AttachMode::Generic
-                } else {
-                    AttachMode::Native
-                }
-            })
-            .collect()
+    /// Free frames busy sockets' top-ups leave alone: for floods and frames
+    /// handed over by other workers (a few bursts' worth).
+    pub fn reserve(&self) -> usize {
+        8 * self.burst
+    }
+
+    /// Frames a worker's UMEM must have for `sockets` sockets. Frame memory
+    /// follows traffic, not port count: each socket keeps only
+    /// [`FILL_MIN`](Self::FILL_MIN) frames posted while idle, so what is
+    /// guaranteed is that minimum per socket, the reserve, and one busy
+    /// socket's full fill ring and a burst of transmissions in flight. Busy
+    /// sockets share the rest. Used to size the UMEM at start and to refuse a
+    /// port at run time that would starve the others.
+    pub fn frames_needed(&self, sockets: usize) -> usize {
+        sockets * Self::FILL_MIN as usize
+            + self.reserve()
+            + self.fill_max() as usize
+            + self.ring_size as usize
     }
 
     /// Places sockets on workers. In generic mode a veth delivers every frame on

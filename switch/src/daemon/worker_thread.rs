@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use switchyard_config::IdleMode;
-use switchyard_drivers::afxdp::{AttachMode, UmemHandle, UmemPool, XdpPort, XdpPortConfig};
+use switchyard_drivers::afxdp::{
+    AttachMode, Redirect, UmemHandle, UmemPool, XdpPort, XdpPortConfig,
+};
 use switchyard_drivers::{sys, PortError};
 use switchyard_pipeline::{DomainId, L2Switch, PortId, Timestamp};
 use tracing::warn;
@@ -41,6 +43,9 @@ pub struct WorkerSpec {
     /// Interface whose queue `index` anchors this worker's UMEM (see
     /// `UmemPool::set_anchor`).
     pub anchor: Option<String>,
+    /// The daemon's XDP program, already attached to every port's interface;
+    /// each socket is steered into by it.
+    pub redirect: Arc<Redirect>,
 }
 
 /// Messages from the control thread, read between bursts.
@@ -168,28 +173,20 @@ fn run(
 
     let epoch = spec.epoch;
     let now = || Timestamp(epoch.elapsed().as_nanos() as u64);
-    let pollfds_of = |worker: &Worker<XdpPort>| -> Vec<libc::pollfd> {
-        worker
-            .poll_fds()
-            .into_iter()
-            .map(|fd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect()
-    };
-    let mut pollfds = pollfds_of(&worker);
-    // Frames wake a worker sleeping in ppoll() on its sockets; handed-over frames
-    // from other workers do not, so with handoff the sleeps stay short.
-    let max_sleep = if spec.fabric.has_handoff() || pollfds.is_empty() {
+    // Frames wake a worker sleeping on its sockets; handed-over frames from
+    // other workers do not, so with handoff the sleeps stay short.
+    let max_sleep = if spec.fabric.has_handoff() {
         crate::backoff::MAX_SLEEP
     } else {
         IDLE_POLL_MAX_SLEEP
     };
     let mut backoff = Backoff::with_max_sleep(max_sleep);
     loop {
-        let received = worker.poll_once(now());
+        let start = now();
+        let received = worker.poll_once(start);
+        if received > 0 {
+            worker.record_turn(now().saturating_since(start));
+        }
         match commands.try_recv() {
             Ok(WorkerCommand::Report(reply)) => {
                 let _ = reply.send(report(&spec, &mut worker, now(), false));
@@ -209,12 +206,10 @@ fn run(
                 done,
             }) => {
                 worker.add_port(port, Some(domain), sockets, route);
-                pollfds = pollfds_of(&worker);
                 let _ = done.send(());
             }
             Ok(WorkerCommand::RemovePort { port, done }) => {
                 let reclaimed = worker.remove_port(port);
-                pollfds = pollfds_of(&worker);
                 let _ = done.send(reclaimed);
             }
             Err(channel::TryRecvError::Empty) => {}
@@ -230,14 +225,7 @@ fn run(
         match backoff.after_turn(received) {
             Wait::Spin => std::hint::spin_loop(),
             Wait::Yield => std::thread::yield_now(),
-            Wait::Sleep(duration) => {
-                worker.count_idle_sleep();
-                if pollfds.is_empty() {
-                    std::thread::sleep(duration);
-                } else {
-                    sys::wait_readable(&mut pollfds, duration);
-                }
-            }
+            Wait::Sleep(duration) => worker.sleep_idle(duration),
         }
     }
 }
@@ -246,20 +234,23 @@ fn run(
 fn open(spec: &WorkerSpec) -> Result<Worker<XdpPort>, OpenError> {
     let plan = &spec.plan;
     let ring = plan.ring_size;
-    let fill_size = ring * 2;
+    let fill_size = plan.fill_max();
     let sockets = spec.placement.sockets.len() as u32;
-    // Every socket's fill and TX rings full, slack for batches and handed-over frames.
+    // Every socket's minimum, a busy socket's rings and the reserve.
     let needed = plan.frames_needed(sockets as usize) as u32;
     let frames = plan.umem_frames.max(needed.next_power_of_two());
     let mut pool = UmemPool::new(frames, fill_size, fill_size)
         .map_err(|error| OpenError { port: 0, error })?;
+    pool.set_reserve(plan.reserve());
     if let Some(anchor) = &spec.anchor {
         let config = XdpPortConfig {
             interface: anchor.clone(),
             queue: spec.index as u32,
             mode: AttachMode::Generic,
             ring_size: ring,
-            fill_target: 0,
+            fill_min: 0,
+            fill_max: 0,
+            redirect: None,
             busy_retry: Duration::from_secs(3),
         };
         let socket = XdpPort::open_unfilled(pool.umem(), &config).map_err(|error| OpenError {
@@ -276,7 +267,9 @@ fn open(spec: &WorkerSpec) -> Result<Worker<XdpPort>, OpenError> {
             queue: socket.queue,
             mode: spec.modes[socket.port],
             ring_size: ring,
-            fill_target: fill_size,
+            fill_min: SwitchPlan::FILL_MIN,
+            fill_max: fill_size,
+            redirect: Some(Arc::clone(&spec.redirect)),
             busy_retry: Duration::from_secs(3),
         };
         match XdpPort::open(&mut pool, &config) {

@@ -28,7 +28,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_config::{Ipv4Cidr, NodeConfig, XdpMode};
-use switchyard_drivers::afxdp::{xdp_program, AttachMode, XdpPort, XdpPortConfig};
+use switchyard_drivers::afxdp::{
+    xdp_program, AttachMode, Redirect, XdpModeChoice, XdpPort, XdpPortConfig,
+};
 use switchyard_drivers::sys;
 use switchyard_pipeline::{DomainId, PortId};
 use tracing::{info, warn};
@@ -130,6 +132,8 @@ pub struct Controller {
     state_path: PathBuf,
     /// Sockets each port has on each worker (admission of new ports).
     port_sockets: Vec<Vec<usize>>,
+    /// The daemon's XDP program: attached to each port's interface.
+    redirect: Arc<Redirect>,
 }
 
 impl Controller {
@@ -142,6 +146,7 @@ impl Controller {
         modes: Vec<AttachMode>,
         fabric: Arc<Fabric>,
         placements: &[crate::placement::WorkerPlacement],
+        redirect: Arc<Redirect>,
     ) -> Self {
         let port_sockets = (0..plan.ports.len())
             .map(|port| {
@@ -190,11 +195,13 @@ impl Controller {
             fabric,
             state_path,
             port_sockets,
+            redirect,
         }
     }
 
-    /// Refuses a port whose sockets would not fit in some worker's UMEM: every
-    /// socket keeps its rings full, and frames given to one are missing from all.
+    /// Refuses a port whose sockets would not fit in some worker's UMEM: each
+    /// socket keeps a few frames posted even while idle, and the pool must keep
+    /// enough beyond that for traffic (see `SwitchPlan::frames_needed`).
     fn admit(&self, placements: &[crate::placement::WorkerPlacement]) -> CtlResult<()> {
         for (w, (worker, placement)) in self.workers.iter().zip(placements).enumerate() {
             let current: usize = self
@@ -207,11 +214,12 @@ impl Controller {
                 return Err(CtlError::new(
                     ErrorCode::PoolExhausted,
                     format!(
-                        "worker {w}'s UMEM ({} frames) has no room for another port: it serves {current} \
-                         socket(s), each keeping 3 x ring_size = {} frames in its rings; raise \
-                         [switch] umem_frames or lower ring_size",
+                        "worker {w}'s UMEM ({} frames) has no room for another port: it serves \
+                         {current} socket(s), each keeping {} frames posted while idle, and keeps \
+                         {} for traffic; raise [switch] umem_frames",
                         worker.frames,
-                        3 * self.plan.ring_size
+                        SwitchPlan::FILL_MIN,
+                        self.plan.frames_needed(0)
                     ),
                 ));
             }
@@ -419,41 +427,35 @@ impl Controller {
             CtlError::new(ErrorCode::SystemError, format!("{}: {e}", entry.interface))
         };
         xdp_program::detach_stale(&entry.interface, ifindex).map_err(|e| system(&e))?;
-        let queues = sys::rx_queue_count(&entry.interface);
-        let modes: &[AttachMode] = match mode {
-            XdpMode::Auto => &[AttachMode::Native, AttachMode::Generic],
-            XdpMode::Native => &[AttachMode::Native],
-            XdpMode::Generic => &[AttachMode::Generic],
+        let choice = match mode {
+            XdpMode::Auto => XdpModeChoice::Auto,
+            XdpMode::Native => XdpModeChoice::Native,
+            XdpMode::Generic => XdpModeChoice::Generic,
         };
-        let mut last_error = None;
-        let mut opened = None;
-        for &mode in modes {
-            let effective_queues = if mode == AttachMode::Generic {
-                1
-            } else {
-                queues
-            };
-            let placements = place(self.workers.len(), &[effective_queues]);
-            self.admit(&placements)?;
-            match self.open_sockets(&entry.interface, mode, &placements) {
-                Ok(sockets) => {
-                    opened = Some((mode, placements, sockets));
-                    break;
-                }
-                Err(error) => {
-                    let _ = xdp_program::detach_stale(&entry.interface, ifindex);
-                    if modes.len() > 1 {
-                        warn!(interface = %entry.interface, mode = mode.name(), %error, "XDP attach failed; trying the next mode");
-                    }
-                    last_error = Some(error);
-                }
+        let mode = super::attach_program(&self.redirect, &entry.interface, choice)
+            .map_err(|e| system(&e))?;
+        let detach = |redirect: &Redirect| {
+            if let Err(error) = redirect.detach(ifindex, mode) {
+                warn!(interface = %entry.interface, %error, "could not detach our XDP program");
             }
+        };
+        // In generic mode a veth delivers every frame on queue 0.
+        let queues = if mode == AttachMode::Generic {
+            1
+        } else {
+            sys::rx_queue_count(&entry.interface)
+        };
+        let placements = place(self.workers.len(), &[queues]);
+        if let Err(error) = self.admit(&placements) {
+            detach(&self.redirect);
+            return Err(error);
         }
-        let Some((mode, placements, sockets)) = opened else {
-            return Err(system(&last_error.map_or_else(
-                || "no XDP mode to try".to_string(),
-                |e| e.to_string(),
-            )));
+        let sockets = match self.open_sockets(&entry.interface, mode, &placements) {
+            Ok(sockets) => sockets,
+            Err(error) => {
+                detach(&self.redirect);
+                return Err(system(&error));
+            }
         };
         let index = self
             .ports
@@ -522,7 +524,9 @@ impl Controller {
                     queue: socket.queue,
                     mode,
                     ring_size: self.plan.ring_size,
-                    fill_target: self.plan.ring_size * 2,
+                    fill_min: SwitchPlan::FILL_MIN,
+                    fill_max: self.plan.fill_max(),
+                    redirect: Some(Arc::clone(&self.redirect)),
                     busy_retry: Duration::from_secs(3),
                 };
                 sockets.push(XdpPort::open_unfilled(&worker.umem, &config)?);
@@ -561,8 +565,9 @@ impl Controller {
             let _ = wait.and_then(|w| w.recv_timeout(WORKER_REPLY_TIMEOUT).ok());
         }
         if let Some(ifindex) = sys::interface_index(&entry.interface) {
-            if let Err(error) = xdp_program::detach_stale(&entry.interface, ifindex) {
-                warn!(%error, "leaving an XDP program behind");
+            let mode = self.modes.get(index).copied().unwrap_or(AttachMode::Native);
+            if let Err(error) = self.redirect.detach(ifindex, mode) {
+                warn!(interface = %entry.interface, %error, "leaving our XDP program behind");
             }
         }
         info!(port = %entry.name, interface = %entry.interface, "port removed");
@@ -620,10 +625,12 @@ impl Controller {
         for worker in std::mem::take(&mut self.workers) {
             let _ = worker.thread.join();
         }
-        for port in self.ports.iter().flatten() {
+        for (index, port) in self.ports.iter().enumerate() {
+            let Some(port) = port else { continue };
             if let Some(ifindex) = sys::interface_index(&port.interface) {
-                if let Err(error) = xdp_program::detach_stale(&port.interface, ifindex) {
-                    warn!(%error, "leaving an XDP program behind");
+                let mode = self.modes.get(index).copied().unwrap_or(AttachMode::Native);
+                if let Err(error) = self.redirect.detach(ifindex, mode) {
+                    warn!(interface = %port.interface, %error, "leaving our XDP program behind");
                 }
             }
         }
