@@ -124,9 +124,10 @@ pub trait Port {
         None
     }
 
-    /// The worker stopped polling this port for now (it received nothing for a
-    /// while): give back what it keeps for traffic, keep what it needs to wake.
-    fn went_idle(&mut self) {}
+    /// The worker polls this port again after it waited `parked_ns` for
+    /// traffic: a driver that keeps frames for traffic may keep fewer after a
+    /// long idle time (never fewer than it needs to receive).
+    fn woke_after(&mut self, _parked_ns: u64) {}
 
     /// Joins the pool after being opened elsewhere (hot-plug): takes receive
     /// buffers from the pool.

@@ -87,6 +87,8 @@ struct SocketSlot {
     tx_listed: bool,
     /// Consecutive turns it received nothing.
     idle_turns: u32,
+    /// When it was parked (worker clock, ns).
+    parked_at: u64,
 }
 
 /// How often aged MAC entries are looked for: a slice of the table each time
@@ -181,7 +183,7 @@ impl<P: Port> Worker<P> {
         self.apply_learn_events();
         if now.saturating_since(self.last_wake_check) >= WAKE_CHECK_NS {
             self.last_wake_check = now;
-            self.wake(std::time::Duration::ZERO);
+            self.wake(std::time::Duration::ZERO, now);
         }
         let mut received = 0;
         let mut i = 0;
@@ -194,7 +196,7 @@ impl<P: Port> Worker<P> {
                 slot.idle_turns = 0;
             } else {
                 slot.idle_turns = slot.idle_turns.saturating_add(1);
-                if slot.idle_turns >= PARK_AFTER_IDLE_TURNS && self.park(socket) {
+                if slot.idle_turns >= PARK_AFTER_IDLE_TURNS && self.park(socket, now) {
                     self.polled.swap_remove(i);
                     continue;
                 }
@@ -220,7 +222,7 @@ impl<P: Port> Worker<P> {
     /// Moves `socket` out of the polled set to wait for its next frame in the
     /// idle set. Refused (false) while it has transmissions in flight or when
     /// there is nothing to wait on.
-    fn park(&mut self, socket: usize) -> bool {
+    fn park(&mut self, socket: usize, now: Timestamp) -> bool {
         let Some(idle) = self.idle.as_mut() else {
             return false;
         };
@@ -236,18 +238,18 @@ impl<P: Port> Worker<P> {
         if idle.arm(fd, socket as u64).is_err() {
             return false;
         }
-        port.went_idle();
         self.slots[socket].polled = false;
+        self.slots[socket].parked_at = now.0;
         self.stats.parks += 1;
         true
     }
 
     /// Parks every polled socket that can be parked (the worker is about to
     /// sleep); true when none is left polled.
-    fn park_all(&mut self) -> bool {
+    fn park_all(&mut self, now: Timestamp) -> bool {
         let mut i = 0;
         while i < self.polled.len() {
-            if self.park(self.polled[i]) {
+            if self.park(self.polled[i], now) {
                 self.polled.swap_remove(i);
             } else {
                 i += 1;
@@ -258,7 +260,7 @@ impl<P: Port> Worker<P> {
 
     /// Takes parked sockets that received back into the polled set, waiting
     /// up to `timeout` for one; returns how many woke.
-    fn wake(&mut self, timeout: std::time::Duration) -> usize {
+    fn wake(&mut self, timeout: std::time::Duration, now: Timestamp) -> usize {
         let Some(idle) = self.idle.as_ref() else {
             return 0;
         };
@@ -272,6 +274,8 @@ impl<P: Port> Worker<P> {
                 if !slot.polled {
                     slot.polled = true;
                     slot.idle_turns = 0;
+                    let parked_ns = now.0.saturating_sub(slot.parked_at);
+                    self.ports[socket].woke_after(parked_ns);
                     self.polled.push(socket);
                     woke += 1;
                 }
@@ -283,14 +287,17 @@ impl<P: Port> Worker<P> {
 
     /// The worker's idle wait: parks every socket and sleeps until one of them
     /// receives or `timeout` passes. Without sockets to wait on, just sleeps.
-    pub fn sleep_idle(&mut self, timeout: std::time::Duration) {
+    /// `now` is the worker clock before sleeping (a woken socket's idle time
+    /// is measured from when it was parked, so sleeping adds at most `timeout`
+    /// of error to it).
+    pub fn sleep_idle(&mut self, timeout: std::time::Duration, now: Timestamp) {
         self.count_idle_sleep();
         if self.idle.is_none() {
             std::thread::sleep(timeout);
             return;
         }
-        self.park_all();
-        self.wake(timeout);
+        self.park_all(now);
+        self.wake(timeout, now);
     }
 
     /// Sockets polled every turn now (the rest wait for traffic).

@@ -26,7 +26,7 @@ fn lab() -> ControlLab {
     ControlLab::builder()
         .network(Network::with_subnet(NET, "198.18.43.0/24", GATEWAY))
         .daemon_config(DaemonConfig {
-            switch_extra: vec!["ring_size = 256".into(), "umem_frames = 16384".into()],
+            switch_extra: Vec::new(),
             ..DaemonConfig::default()
         })
         .start()

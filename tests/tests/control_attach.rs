@@ -29,7 +29,7 @@ fn lab() -> ControlLab {
     ControlLab::builder()
         .network(Network::with_subnet(NET, SUBNET, GATEWAY))
         .daemon_config(DaemonConfig {
-            switch_extra: vec!["ring_size = 256".into(), "umem_frames = 16384".into()],
+            switch_extra: Vec::new(),
             ..DaemonConfig::default()
         })
         .start()

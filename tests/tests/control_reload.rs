@@ -20,7 +20,7 @@ use switchyard_tests::{require_root, udp_burst, DaemonConfig, Host, UdpBurst};
 /// `ports_beyond_the_umem_are_refused_or_forward`).
 fn small_rings() -> DaemonConfig {
     DaemonConfig {
-        switch_extra: vec!["ring_size = 256".into(), "umem_frames = 16384".into()],
+        switch_extra: Vec::new(),
         ..DaemonConfig::default()
     }
 }

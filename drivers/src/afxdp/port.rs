@@ -459,10 +459,15 @@ impl Port for XdpPort {
         self.adopt_frames(pool);
     }
 
-    fn went_idle(&mut self) {
-        // Frames posted above the minimum stay until they are used; they are
-        // just not topped up again.
-        self.fill_target = self.fill_min;
+    fn woke_after(&mut self, parked_ns: u64) {
+        // A flow that pauses between bursts parks and wakes all the time and
+        // keeps what it has; a port idle for seconds halves its target per
+        // second idle, down to the minimum. Frames posted above the target stay
+        // until they are used; they are just not topped up again.
+        let halvings = (parked_ns / 1_000_000_000).min(16) as u32;
+        if halvings > 0 {
+            self.fill_target = (self.fill_target >> halvings).max(self.fill_min);
+        }
     }
 
     fn close(self, pool: &mut UmemPool) -> usize {

@@ -170,7 +170,7 @@ pub(crate) fn attach_program(
         match redirect.attach(ifindex, mode) {
             Ok(()) => {
                 if !errors.is_empty() {
-                    warn!(interface, errors = %errors.join("; "), "native XDP refused; using generic mode");
+                    warn!(interface, errors = %errors.join("; "), "native XDP failed; falling back to generic mode");
                 }
                 return Ok(mode);
             }

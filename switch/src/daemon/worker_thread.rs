@@ -225,7 +225,7 @@ fn run(
         match backoff.after_turn(received) {
             Wait::Spin => std::hint::spin_loop(),
             Wait::Yield => std::thread::yield_now(),
-            Wait::Sleep(duration) => worker.sleep_idle(duration),
+            Wait::Sleep(duration) => worker.sleep_idle(duration, now()),
         }
     }
 }
