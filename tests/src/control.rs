@@ -603,6 +603,44 @@ impl ControlLab {
         name
     }
 
+    /// Creates many namespaces like [`ControlLab::netns`] (IPv6 off) with one
+    /// `ip -batch` run instead of two processes each: node-scale tests make a
+    /// thousand. Returns their names in order.
+    #[track_caller]
+    pub fn netns_many(&self, suffixes: &[String]) -> Vec<String> {
+        let names: Vec<String> = suffixes
+            .iter()
+            .map(|s| names::netns_name(&self.id, s))
+            .collect();
+        let mut batch = String::new();
+        for name in &names {
+            batch.push_str(&format!("netns add {name}\n"));
+        }
+        for name in &names {
+            batch.push_str(&format!(
+                "netns exec {name} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 \
+                 net.ipv6.conf.default.disable_ipv6=1\n"
+            ));
+        }
+        let file = std::env::temp_dir().join(format!("syt{}-netns.batch", self.id));
+        std::fs::write(&file, batch).unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
+        // Recorded before running, so a half-done batch is still cleaned up.
+        self.namespaces
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(names.iter().cloned());
+        let mut ip = Command::new("ip");
+        ip.arg("-batch").arg(&file);
+        // About 20 ms per namespace here; bounded all the same.
+        let timeout = Duration::from_secs(30) + Duration::from_millis(50) * names.len() as u32;
+        cmd::run_timeout(&mut ip, timeout)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .expect_success();
+        let _ = std::fs::remove_file(&file);
+        names
+    }
+
     /// Deletes namespace `name` (one this lab created) now, as a runtime does when a
     /// sandbox goes away.
     #[track_caller]
