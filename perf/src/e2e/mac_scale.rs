@@ -60,8 +60,11 @@ pub fn planned_seconds(pairs: usize, warmup: f64, step: f64) -> f64 {
 pub struct Learning {
     /// Stations the pairs need learned: two per pair.
     pub stations_needed: usize,
-    /// Learning frames the sink side sent (one per sink station).
+    /// Learning frames the sink side sent (one per sink station per pass).
     pub taught: usize,
+    /// Teaching passes run (a second one when the first missed stations).
+    #[serde(default)]
+    pub passes: usize,
     /// Stations the dataplane knew: the daemon's MAC table entries (which
     /// also count the topology's own two MACs), or the bridge's dynamic
     /// FDB entries of the scenario's stations; `None` when not checked
@@ -115,6 +118,11 @@ fn station_prefix() -> String {
     format!("{:02x}:{:02x}:0", mac[0], mac[1])
 }
 
+/// Teaching passes at most: a second pass re-teaches when the first left
+/// stations unlearned (a frame lost while a vCPU stalled); learning is
+/// idempotent, so it only fills the gaps.
+const TEACHING_PASSES: usize = 2;
+
 /// Measures `count` pairs on the dataplane `ctx` drives.
 pub(super) fn measure(
     ctx: &mut PointContext<'_>,
@@ -123,13 +131,35 @@ pub(super) fn measure(
     progress: &mut Progress,
 ) -> Result<MacScale> {
     let pairs = MacPairs::new(count)?;
-    let size = ctx.options.mac_pairs_size;
-    let before = ctx.daemon.map(|d| d.live_stats()).transpose()?;
+    ctx.mac_pairs = Some(pairs);
+    let result = learn_all(ctx, kind, pairs, progress).and_then(|learning| {
+        let (saturation, latency) = points(ctx, kind, count, progress)?;
+        Ok(MacScale {
+            pairs: count,
+            frame_size: ctx.options.mac_pairs_size,
+            learning,
+            saturation,
+            latency: Some(latency),
+        })
+    });
+    ctx.mac_pairs = None;
+    result
+}
 
-    progress.step(
-        &format!("{kind} {count} MAC pairs: teaching the sink's stations"),
-        teaching_seconds(count),
-    );
+/// Teaches the sink's stations (AF_PACKET from the sink namespace) and the
+/// generator's (an unpaced warm-up with the pairs' MACs), then checks what
+/// the dataplane learned; a second pass when the first missed any.
+fn learn_all(
+    ctx: &mut PointContext<'_>,
+    kind: DataplaneKind,
+    pairs: MacPairs,
+    progress: &mut Progress,
+) -> Result<Learning> {
+    let count = pairs.count();
+    let before = match ctx.daemon {
+        Some(daemon) if kind == DataplaneKind::Switchyard => Some(daemon.live_stats()?),
+        _ => None,
+    };
     let template = frames::udp_flows(
         station_mac(Side::Sink, 0),
         ctx.topology.gen.mac,
@@ -137,66 +167,79 @@ pub(super) fn measure(
         1,
     )?
     .remove(0);
-    let taught = learn::send_many(
-        &ctx.topology.sink.netns,
-        NS_INTERFACE,
-        template,
-        count,
-        |i| station_mac(Side::Sink, i),
-    )?;
-    std::thread::sleep(Duration::from_millis(20));
-
-    ctx.mac_pairs = Some(pairs);
-    let result = points(ctx, kind, pairs, size, taught, before.as_ref(), progress);
-    ctx.mac_pairs = None;
-    result
-}
-
-fn points(
-    ctx: &mut PointContext<'_>,
-    kind: DataplaneKind,
-    pairs: MacPairs,
-    size: usize,
-    taught: usize,
-    before: Option<&serde_json::Value>,
-    progress: &mut Progress,
-) -> Result<MacScale> {
-    let count = pairs.count();
     let warmup = warmup_seconds(count, ctx.options.warmup_seconds);
-    progress.step(
-        &format!("{kind} {count} MAC pairs: warm-up (learning the generator's stations)"),
-        warmup + POINT_OVERHEAD_S,
-    );
-    ctx.measure(size, None, warmup)?;
-
     let mut learning = Learning {
         stations_needed: 2 * count,
-        taught,
         ..Learning::default()
     };
-    if let Some(daemon) = ctx.daemon {
-        if kind == DataplaneKind::Switchyard {
-            let after = daemon.live_stats()?;
-            if let (Some((entries, capacity, full)), Some((_, _, full_before))) =
-                (mac_table(&after), before.and_then(mac_table))
-            {
-                learning.stations_known = Some(entries);
-                learning.table_capacity = Some(capacity);
-                learning.table_full = Some(full.saturating_sub(full_before));
+    for pass in 1..=TEACHING_PASSES {
+        progress.step(
+            &format!("{kind} {count} MAC pairs: teaching the sink's stations (pass {pass})"),
+            teaching_seconds(count),
+        );
+        learning.taught += learn::send_many(
+            &ctx.topology.sink.netns,
+            NS_INTERFACE,
+            template.clone(),
+            count,
+            |i| station_mac(Side::Sink, i),
+        )?;
+        std::thread::sleep(Duration::from_millis(20));
+        progress.step(
+            &format!("{kind} {count} MAC pairs: warm-up, learning the generator's stations (pass {pass})"),
+            warmup + POINT_OVERHEAD_S,
+        );
+        ctx.measure(ctx.options.mac_pairs_size, None, warmup)?;
+        check(ctx, &mut learning, before.as_ref())?;
+        learning.passes = pass;
+        if learning.complete() {
+            break;
+        }
+        progress.log(&format!(
+            "  {kind} {count} MAC pairs, pass {pass}: {} of {} stations learned (table_full {}){}",
+            learning.stations_known.unwrap_or(0),
+            learning.stations_needed,
+            learning.table_full.unwrap_or(0),
+            if pass < TEACHING_PASSES {
+                ": teaching again"
+            } else {
+                ": the rest is flooded"
             }
+        ));
+    }
+    Ok(learning)
+}
+
+/// Reads what the dataplane knows into `learning`.
+fn check(
+    ctx: &PointContext<'_>,
+    learning: &mut Learning,
+    before: Option<&serde_json::Value>,
+) -> Result<()> {
+    if let (Some(daemon), Some(before)) = (ctx.daemon, before) {
+        let after = daemon.live_stats()?;
+        if let (Some((entries, capacity, full)), Some((_, _, full_before))) =
+            (mac_table(&after), mac_table(before))
+        {
+            learning.stations_known = Some(entries);
+            learning.table_capacity = Some(capacity);
+            learning.table_full = Some(full.saturating_sub(full_before));
         }
     }
     if let Some(bridge) = ctx.bridge {
         learning.stations_known = Some(bridge.count_learned(&station_prefix())?);
     }
-    if !learning.complete() {
-        progress.log(&format!(
-            "  {kind} {count} MAC pairs: only {:?} of {} stations learned (table_full {:?}): \
-             some frames are flooded",
-            learning.stations_known, learning.stations_needed, learning.table_full
-        ));
-    }
+    Ok(())
+}
 
+/// The unpaced point and the latency point at [`LATENCY_LOAD_PCT`] of it.
+fn points(
+    ctx: &mut PointContext<'_>,
+    kind: DataplaneKind,
+    count: usize,
+    progress: &mut Progress,
+) -> Result<(Point, Point)> {
+    let size = ctx.options.mac_pairs_size;
     let step = ctx.options.step_seconds;
     progress.step(
         &format!("{kind} {count} MAC pairs: unpaced"),
@@ -220,13 +263,7 @@ fn points(
     );
     let latency = ctx.measure(size, Some(rate), step)?;
     progress.log(&format!("{} [{count} MAC pairs]", describe(kind, &latency)));
-    Ok(MacScale {
-        pairs: count,
-        frame_size: size,
-        learning,
-        saturation,
-        latency: Some(latency),
-    })
+    Ok((saturation, latency))
 }
 
 #[cfg(test)]

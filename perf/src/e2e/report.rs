@@ -712,6 +712,7 @@ mod tests {
                             .then_some(2 * pairs + 2),
                         table_full: (kind == DataplaneKind::Switchyard).then_some(0),
                         table_capacity: None,
+                        passes: 1,
                     },
                     // A little slower with more pairs.
                     saturation: point(64, None, 1.0, sat * (1.0 - pairs as f64 * 1e-4), p50_ns),
