@@ -67,8 +67,9 @@ fn row(run: &DataplaneRun, m: &MacScale, vs: &str) -> String {
     let l = &m.learning;
     let learned = match l.stations_known {
         Some(known) => format!(
-            "{known} / {}{}",
+            "{known} / {}{}{}",
             l.stations_needed,
+            if l.passes > 1 { " (2nd pass)" } else { "" },
             if l.complete() {
                 ""
             } else {

@@ -674,7 +674,8 @@ fn run_dataplane(
         // TCP needs the sink's stack: no XDP program may steal its frames.
         topology.detach_xdp(&topology.sink);
     }
-    if let Attached::Bridge(bridge) = &attached {
+    let one_pair = options.runs(Scenario::Throughput) || options.runs(Scenario::Latency);
+    if let (Attached::Bridge(bridge), true) = (&attached, one_pair) {
         run.sink_mac_learned = bridge
             .has_learned(&topology.sink.mac, &topology.sink.host_interface)
             .ok();
