@@ -219,6 +219,14 @@ struct RunDocument<'a> {
 }
 
 fn main() -> ExitCode {
+    // Warnings (a plot that could not be drawn) by default; RUST_LOG=debug
+    // shows every step.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
