@@ -17,6 +17,7 @@ pub mod e2e;
 pub mod frames;
 pub mod latency;
 pub mod machine;
+pub mod macs;
 pub mod micro;
 pub mod pacing;
 pub mod payload;

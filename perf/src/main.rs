@@ -88,7 +88,7 @@ struct E2eArgs {
     /// ~1 minute instead of ~5: two paced sweep points, shorter points and tests.
     #[arg(long)]
     quick: bool,
-    /// Scenarios: throughput, latency, tcp, idle [default: all four].
+    /// Scenarios: throughput, latency, macs, tcp, idle [default: all five].
     #[arg(long, value_delimiter = ',')]
     scenarios: Option<Vec<Scenario>>,
     /// Dataplanes, in order [default: bridge,switchyard,switchyard-empty].
@@ -158,6 +158,13 @@ struct E2eArgs {
     /// UDP flows (source ports) the generator cycles through.
     #[arg(long, default_value_t = 64)]
     flows: usize,
+    /// MAC pair counts of the macs scenario (distinct source/destination
+    /// stations, all learned; the daemon's MAC table is raised to fit the largest).
+    #[arg(long, value_delimiter = ',', default_value = "1,1000,100000")]
+    mac_pairs: Vec<usize>,
+    /// Frame size of the macs scenario (Ethernet without FCS).
+    #[arg(long, default_value_t = 64)]
+    mac_pairs_size: usize,
 }
 
 impl E2eArgs {
@@ -195,6 +202,8 @@ impl E2eArgs {
             bridge_rps: self.bridge_rps,
             switch_napi_cores: self.switch_napi_cores,
             flows: self.flows,
+            mac_pairs: self.mac_pairs,
+            mac_pairs_size: self.mac_pairs_size,
             switchyard_binary: daemon_binary(),
         }
     }
@@ -210,6 +219,14 @@ struct RunDocument<'a> {
 }
 
 fn main() -> ExitCode {
+    // Warnings (a plot that could not be drawn) by default; RUST_LOG=debug
+    // shows every step.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -407,7 +424,7 @@ mod tests {
     }
 
     #[test]
-    fn the_default_run_fits_five_minutes_and_quick_one() {
+    fn the_default_run_fits_five_minutes_and_quick_under_two() {
         let full = options(&["switchyard-perf", "run"]);
         // (The default cores 0 and 1 exist only on machines with two or more.)
         let two_cores = sys::online_cpus() >= 2;
@@ -425,11 +442,17 @@ mod tests {
             quick.validate().unwrap();
         }
         assert!(
-            quick.planned_seconds() < 75.0,
+            quick.planned_seconds() < 100.0,
             "{}",
             quick.planned_seconds()
         );
         assert!(quick.step_seconds < full.step_seconds);
+        assert_eq!(full.mac_pairs, vec![1, 1000, 100_000]);
+        eprintln!(
+            "planned: full {:.0} s, quick {:.0} s",
+            full.planned_seconds(),
+            quick.planned_seconds()
+        );
     }
 
     #[test]
@@ -456,5 +479,44 @@ mod tests {
         );
         assert_eq!(o.scenarios, Scenario::ALL.to_vec());
         assert!(Cli::try_parse_from(["switchyard-perf", "e2e", "--dataplanes", "ovs"]).is_err());
+    }
+
+    #[test]
+    fn results_saved_before_the_macs_scenario_still_load() {
+        let text = include_str!("../results/run-latest.json");
+        let saved: SavedDocument = serde_json::from_str(text).unwrap();
+        let e2e = saved.e2e.unwrap();
+        assert!(e2e.options.mac_pairs.is_empty());
+        assert_eq!(e2e.options.mac_pairs_size, 64);
+        assert!(e2e.runs.iter().all(|r| r.mac_scale.is_empty()));
+    }
+
+    #[test]
+    fn mac_pairs_parse_and_are_checked() {
+        let o = options(&[
+            "switchyard-perf",
+            "e2e",
+            "--scenarios",
+            "macs",
+            "--mac-pairs",
+            "1,50000",
+            "--mac-pairs-size",
+            "128",
+        ]);
+        assert_eq!(o.scenarios, vec![Scenario::Macs]);
+        assert_eq!(o.mac_pairs, vec![1, 50_000]);
+        assert_eq!(o.mac_pairs_size, 128);
+        let plan = o.planned_seconds();
+        assert!(plan > 0.0 && plan < 60.0, "{plan}");
+        if sys::online_cpus() >= 2 {
+            o.validate().unwrap();
+            let zero = options(&["switchyard-perf", "e2e", "--mac-pairs", "0"]);
+            assert!(zero.validate().is_err());
+            let huge = options(&["switchyard-perf", "e2e", "--mac-pairs", "600000"]);
+            assert!(huge.validate().is_err());
+            let tiny = options(&["switchyard-perf", "e2e", "--mac-pairs-size", "40"]);
+            assert!(tiny.validate().is_err());
+        }
+        assert!(Cli::try_parse_from(["switchyard-perf", "e2e", "--mac-pairs", "x"]).is_err());
     }
 }

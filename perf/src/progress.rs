@@ -1,11 +1,13 @@
 //! Progress for long runs: where the run is, how long it has taken and about
 //! how long it still needs, on stderr.
 //!
-//! On a terminal the status line is redrawn in place and log lines scroll
-//! above it; in a log file every status is its own line. The estimate scales
-//! the planned seconds still to come by how fast the plan has gone so far.
+//! On a terminal an `indicatif` bar is redrawn in place (its position is the
+//! planned seconds done, so its estimate scales the plan still to come by
+//! the pace so far) and log lines scroll above it; in a log file every
+//! status is its own line, from [`status_line`].
 
-use std::io::{IsTerminal, Write};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
 use std::time::Instant;
 
 /// Tracks planned against spent time and prints status and log lines.
@@ -14,19 +16,34 @@ pub struct Progress {
     start: Instant,
     planned_total: f64,
     planned_done: f64,
-    tty: bool,
-    status: String,
+    /// The bar, on a terminal only.
+    bar: Option<ProgressBar>,
 }
+
+/// Bar units per planned second (the bar counts whole units).
+const UNITS_PER_SECOND: f64 = 1000.0;
 
 impl Progress {
     /// A run planned to take about `planned_seconds`.
     pub fn new(planned_seconds: f64) -> Self {
+        let planned_total = planned_seconds.max(0.0);
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::with_draw_target(
+                Some((planned_total * UNITS_PER_SECOND) as u64),
+                ProgressDrawTarget::stderr(),
+            );
+            if let Ok(style) = ProgressStyle::with_template(
+                "[{percent:>3}% {elapsed:>4} elapsed, ~{eta} left] {wide_msg}",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        });
         Progress {
             start: Instant::now(),
-            planned_total: planned_seconds.max(0.0),
+            planned_total,
             planned_done: 0.0,
-            tty: std::io::stderr().is_terminal(),
-            status: String::new(),
+            bar,
         }
     }
 
@@ -34,40 +51,33 @@ impl Progress {
     /// for the estimate once the next step begins (or [`Progress::finish`]).
     pub fn step(&mut self, label: &str, planned_seconds: f64) {
         let elapsed = self.start.elapsed().as_secs_f64();
-        self.status = status_line(elapsed, self.planned_done, self.planned_total, label);
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position((self.planned_done * UNITS_PER_SECOND) as u64);
+                bar.set_message(label.to_string());
+            }
+            None => eprintln!(
+                "{}",
+                status_line(elapsed, self.planned_done, self.planned_total, label)
+            ),
+        }
         self.planned_done += planned_seconds.max(0.0);
-        self.draw();
+        tracing::debug!(label, planned_seconds, "step");
     }
 
     /// Prints a line above the status line.
     pub fn log(&mut self, line: &str) {
-        let mut err = std::io::stderr().lock();
-        if self.tty {
-            let _ = write!(err, "\r\x1b[K{line}\n{}", self.status);
-        } else {
-            let _ = writeln!(err, "{line}");
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
         }
-        let _ = err.flush();
     }
 
     /// Clears the status line (before the final tables go to stdout).
     pub fn finish(&mut self) {
-        if self.tty {
-            let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\r\x1b[K");
-            let _ = err.flush();
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
         }
-        self.status.clear();
-    }
-
-    fn draw(&self) {
-        let mut err = std::io::stderr().lock();
-        if self.tty {
-            let _ = write!(err, "\r\x1b[K{}", self.status);
-        } else {
-            let _ = writeln!(err, "{}", self.status);
-        }
-        let _ = err.flush();
     }
 }
 

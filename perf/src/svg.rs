@@ -1,15 +1,18 @@
-//! Line charts as plain SVG, written by hand: a figure is a grid of panels,
-//! each with axes, ticks, a legend and one polyline (plus markers) per
-//! series. No plotting dependency, and the files open in any browser.
+//! Line charts as SVG, drawn with `plotters` (SVG backend only, no font
+//! libraries: text goes into the file as `<text>` and the viewer's fonts
+//! draw it). A figure is a grid of panels, each with axes, a mesh, a legend
+//! and one line with markers per series; the callers (`e2e::report`) only
+//! describe panels, so the plotting library stays behind this module.
 
-use std::fmt::Write;
+use plotters::coord::Shift;
+use plotters::prelude::*;
 
 /// One line of a panel.
 #[derive(Clone, Debug)]
 pub struct Series {
     /// Legend text.
     pub name: String,
-    /// Stroke colour (any SVG colour).
+    /// Stroke colour, `#rrggbb` (anything else draws black).
     pub color: String,
     /// Dashed instead of solid.
     pub dashed: bool,
@@ -41,96 +44,76 @@ pub const PALETTE: [&str; 6] = [
     "#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9",
 ];
 
-const PANEL_W: f64 = 460.0;
-const PANEL_H: f64 = 370.0;
-const LEFT: f64 = 62.0;
-const RIGHT: f64 = 16.0;
-const TOP: f64 = 34.0;
-/// Below the plot: tick labels, the axis label and the legend (one line per
-/// series, up to [`LEGEND_LINES`]), kept off the data.
-const BOTTOM: f64 = 46.0 + LEGEND_LINE * LEGEND_LINES;
-const LEGEND_LINE: f64 = 14.0;
-const LEGEND_LINES: f64 = 4.0;
-const HEADER: f64 = 34.0;
+const PANEL_W: u32 = 460;
+const PANEL_H: u32 = 370;
+const HEADER: u32 = 34;
 
 /// Renders `panels` in a grid of `columns` under a `title`, as an SVG document.
 pub fn figure(title: &str, panels: &[Panel], columns: usize) -> String {
     let columns = columns.clamp(1, panels.len().max(1));
     let rows = panels.len().div_ceil(columns).max(1);
-    let width = PANEL_W * columns as f64;
-    let height = HEADER + PANEL_H * rows as f64;
+    let size = (PANEL_W * columns as u32, HEADER + PANEL_H * rows as u32);
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">"#
-    );
-    let _ = writeln!(
-        out,
-        r#"<rect width="100%" height="100%" fill="white"/><text x="{:.1}" y="22" text-anchor="middle" font-size="15" font-weight="bold">{}</text>"#,
-        width / 2.0,
-        escape(title)
-    );
-    for (i, panel) in panels.iter().enumerate() {
-        let x = PANEL_W * (i % columns) as f64;
-        let y = HEADER + PANEL_H * (i / columns) as f64;
-        render_panel(&mut out, panel, x, y);
+    {
+        let root = SVGBackend::with_string(&mut out, size).into_drawing_area();
+        if let Err(error) = draw(&root, title, panels, rows, columns) {
+            tracing::warn!("drawing the figure {title:?}: {error}");
+        }
+        if let Err(error) = root.present() {
+            tracing::warn!("writing the figure {title:?}: {error}");
+        }
     }
-    out.push_str("</svg>\n");
     out
 }
 
-/// Maps data to pixels for one panel.
-struct Frame {
-    x0: f64,
-    y0: f64,
-    w: f64,
-    h: f64,
-    x_min: f64,
-    x_max: f64,
-    y_min: f64,
-    y_max: f64,
-    log_y: bool,
+type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    panels: &[Panel],
+    rows: usize,
+    columns: usize,
+) -> DrawResult<DB> {
+    root.fill(&WHITE)?;
+    let body = root.titled(title, ("sans-serif", 17).into_font().style(FontStyle::Bold))?;
+    for (panel, area) in panels.iter().zip(body.split_evenly((rows, columns))) {
+        draw_panel(&area, panel)?;
+    }
+    Ok(())
 }
 
-impl Frame {
-    fn px(&self, x: f64) -> f64 {
-        self.x0 + (x - self.x_min) / (self.x_max - self.x_min) * self.w
-    }
-
-    fn py(&self, y: f64) -> f64 {
-        let (v, lo, hi) = if self.log_y {
-            (
-                y.max(self.y_min).log10(),
-                self.y_min.log10(),
-                self.y_max.log10(),
-            )
-        } else {
-            (y, self.y_min, self.y_max)
-        };
-        self.y0 + self.h - (v - lo) / (hi - lo) * self.h
+/// `#rrggbb` as a colour; black otherwise.
+fn parse_color(text: &str) -> RGBColor {
+    let hex = text.strip_prefix('#').unwrap_or("");
+    let byte = |i: usize| {
+        hex.get(i..i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+    };
+    match (hex.len(), byte(0), byte(2), byte(4)) {
+        (6, Some(r), Some(g), Some(b)) => RGBColor(r, g, b),
+        _ => BLACK,
     }
 }
 
-fn render_panel(out: &mut String, panel: &Panel, left: f64, top: f64) {
+/// The data ranges of a panel: x from 0 (or the categories), y from 0 (or
+/// the lowest power of ten on a log axis) up to round values.
+fn ranges(panel: &Panel) -> ((f64, f64), (f64, f64)) {
     let points: Vec<(f64, f64)> = panel
         .series
         .iter()
         .flat_map(|s| s.points.iter().copied())
         .filter(|(x, y)| x.is_finite() && y.is_finite() && (!panel.log_y || *y > 0.0))
         .collect();
-    let (x_ticks, x_min, x_max) = match &panel.x_categories {
-        Some(names) => {
-            let n = names.len().max(1) as f64;
-            ((0..names.len()).map(|i| i as f64).collect(), -0.3, n - 0.7)
-        }
+    let x = match &panel.x_categories {
+        Some(names) => (-0.3, names.len().max(1) as f64 - 0.7),
         None => {
             let hi = points.iter().map(|p| p.0).fold(0.0, f64::max);
             let ticks = nice_ticks(0.0, if hi > 0.0 { hi } else { 1.0 }, 5);
-            let max = *ticks.last().unwrap_or(&1.0);
-            (ticks, 0.0, max)
+            (0.0, *ticks.last().unwrap_or(&1.0))
         }
     };
-    let (y_ticks, y_min, y_max) = if panel.log_y {
+    let y = if panel.log_y {
         let lo = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
         let hi = points.iter().map(|p| p.1).fold(0.0, f64::max);
         let (lo, hi) = if lo.is_finite() && hi > 0.0 {
@@ -139,142 +122,128 @@ fn render_panel(out: &mut String, panel: &Panel, left: f64, top: f64) {
             (1.0, 10.0)
         };
         let ticks = log_ticks(lo, hi);
-        let min = *ticks.first().unwrap_or(&1.0);
-        let max = *ticks.last().unwrap_or(&10.0);
-        (ticks, min, max)
+        (
+            *ticks.first().unwrap_or(&1.0),
+            *ticks.last().unwrap_or(&10.0),
+        )
     } else {
         let mut hi = points.iter().map(|p| p.1).fold(0.0, f64::max);
         if panel.diagonal {
-            hi = hi.max(x_max);
+            hi = hi.max(x.1);
         }
         let ticks = nice_ticks(0.0, if hi > 0.0 { hi } else { 1.0 }, 5);
-        let max = *ticks.last().unwrap_or(&1.0);
-        (ticks, 0.0, max)
+        (0.0, *ticks.last().unwrap_or(&1.0))
     };
-    let f = Frame {
-        x0: left + LEFT,
-        y0: top + TOP,
-        w: PANEL_W - LEFT - RIGHT,
-        h: PANEL_H - TOP - BOTTOM,
-        x_min,
-        x_max,
-        y_min,
-        y_max,
-        log_y: panel.log_y,
-    };
-    let _ = writeln!(
-        out,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="13" font-weight="bold">{}</text>"#,
-        f.x0 + f.w / 2.0,
-        top + 20.0,
-        escape(&panel.title)
-    );
-    let _ = writeln!(
-        out,
-        r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="none" stroke="#444"/>"##,
-        f.x0, f.y0, f.w, f.h
-    );
-    for &t in &y_ticks {
-        let y = f.py(t);
-        let _ = writeln!(
-            out,
-            r##"<line x1="{:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
-            f.x0,
-            f.x0 + f.w,
-            f.x0 - 5.0,
-            y + 4.0,
-            tick_label(t)
-        );
-    }
-    for (i, &t) in x_ticks.iter().enumerate() {
-        let x = f.px(t);
-        let label = match &panel.x_categories {
-            Some(names) => escape(&names[i]),
-            None => tick_label(t),
-        };
-        let _ = writeln!(
-            out,
-            r##"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}" stroke="#ddd"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{label}</text>"##,
-            f.y0,
-            f.y0 + f.h,
-            f.y0 + f.h + 15.0
-        );
-    }
-    let _ = writeln!(
-        out,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-        f.x0 + f.w / 2.0,
-        f.y0 + f.h + 33.0,
-        escape(&panel.x_label)
-    );
-    let _ = writeln!(
-        out,
-        r#"<text transform="translate({:.1},{:.1}) rotate(-90)" text-anchor="middle">{}</text>"#,
-        left + 16.0,
-        f.y0 + f.h / 2.0,
-        escape(&panel.y_label)
-    );
-    if panel.diagonal {
-        let end = x_max.min(y_max);
-        let _ = writeln!(
-            out,
-            r##"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#999" stroke-dasharray="2,3"/>"##,
-            f.px(0.0),
-            f.py(0.0),
-            f.px(end),
-            f.py(end)
-        );
-    }
-    for series in &panel.series {
-        let pts: Vec<String> = series
-            .points
-            .iter()
-            .filter(|(x, y)| x.is_finite() && y.is_finite() && (!panel.log_y || *y > 0.0))
-            .map(|&(x, y)| format!("{:.1},{:.1}", f.px(x), f.py(y)))
-            .collect();
-        if pts.is_empty() {
-            continue;
+    (x, y)
+}
+
+/// The x tick text: a category name at whole numbers, else the value.
+fn x_tick(panel: &Panel, v: f64) -> String {
+    match &panel.x_categories {
+        Some(names) => {
+            let i = v.round();
+            if (v - i).abs() < 1e-6 && i >= 0.0 {
+                names.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
         }
-        let dash = if series.dashed {
-            r#" stroke-dasharray="6,4""#
-        } else {
-            ""
-        };
-        let _ = writeln!(
-            out,
-            r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"{dash}/>"#,
-            pts.join(" "),
-            escape(&series.color)
-        );
-        for p in &pts {
-            let (x, y) = p.split_once(',').unwrap_or(("0", "0"));
-            let _ = writeln!(
-                out,
-                r#"<circle cx="{x}" cy="{y}" r="3" fill="{}"/>"#,
-                escape(&series.color)
-            );
+        None => tick_label(v),
+    }
+}
+
+/// Draws one panel; the y axis type differs (linear or log), the rest not.
+macro_rules! draw_chart {
+    ($area:expr, $panel:expr, $x:expr, $y:expr) => {{
+        let panel: &Panel = $panel;
+        let mut chart = ChartBuilder::on($area)
+            .caption(
+                &panel.title,
+                ("sans-serif", 14).into_font().style(FontStyle::Bold),
+            )
+            .margin(8)
+            .x_label_area_size(36)
+            .y_label_area_size(52)
+            .build_cartesian_2d($x, $y)?;
+        let categories = panel.x_categories.as_ref().map_or(0, Vec::len);
+        let x_format = |v: &f64| x_tick(panel, *v);
+        let y_format = |v: &f64| tick_label(*v);
+        let mut mesh = chart.configure_mesh();
+        mesh.x_desc(panel.x_label.as_str())
+            .y_desc(panel.y_label.as_str())
+            .x_label_formatter(&x_format)
+            .y_label_formatter(&y_format)
+            .light_line_style(RGBColor(0xee, 0xee, 0xee));
+        if categories > 0 {
+            mesh.x_labels(categories);
         }
+        mesh.draw()?;
+        if panel.diagonal {
+            let (x_max, y_max) = (chart.x_range().end, chart.y_range().end);
+            let end = x_max.min(y_max);
+            chart.draw_series(DashedLineSeries::new(
+                [(0.0, 0.0), (end, end)],
+                2,
+                3,
+                RGBColor(0x99, 0x99, 0x99).into(),
+            ))?;
+        }
+        for series in &panel.series {
+            let points: Vec<(f64, f64)> = series
+                .points
+                .iter()
+                .copied()
+                .filter(|(x, y)| x.is_finite() && y.is_finite() && (!panel.log_y || *y > 0.0))
+                .collect();
+            if points.is_empty() {
+                continue;
+            }
+            let color = parse_color(&series.color);
+            let style = color.stroke_width(2);
+            let drawn = if series.dashed {
+                chart.draw_series(DashedLineSeries::new(points.clone(), 6, 4, style))?;
+                chart.draw_series(points.iter().map(|p| Circle::new(*p, 3, color.filled())))?
+            } else {
+                chart.draw_series(LineSeries::new(points, style).point_size(3))?
+            };
+            let dashed = series.dashed;
+            drawn.label(series.name.as_str()).legend(move |(x, y)| {
+                let end = if dashed { x + 10 } else { x + 20 };
+                PathElement::new(vec![(x, y), (end, y)], style)
+            });
+        }
+        if !panel.series.is_empty() {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .background_style(WHITE.mix(0.85))
+                .border_style(RGBColor(0x99, 0x99, 0x99))
+                .draw()?;
+        }
+        Ok(())
+    }};
+}
+
+fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) -> DrawResult<DB> {
+    let ((x_lo, x_hi), (y_lo, y_hi)) = ranges(panel);
+    if panel.log_y {
+        draw_chart!(area, panel, x_lo..x_hi, (y_lo..y_hi).log_scale())
+    } else {
+        draw_chart!(area, panel, x_lo..x_hi, y_lo..y_hi)
     }
-    for (i, series) in panel.series.iter().enumerate() {
-        let y = f.y0 + f.h + 52.0 + LEGEND_LINE * i as f64;
-        let dash = if series.dashed {
-            r#" stroke-dasharray="6,4""#
-        } else {
-            ""
-        };
-        let _ = writeln!(
-            out,
-            r#"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{}" stroke-width="2"{dash}/><text x="{:.1}" y="{:.1}">{}</text>"#,
-            f.x0 + 8.0,
-            y - 4.0,
-            f.x0 + 28.0,
-            y - 4.0,
-            escape(&series.color),
-            f.x0 + 32.0,
-            y,
-            escape(&series.name)
-        );
-    }
+}
+
+/// The text of every `<text>` element of `svg`, trimmed: what a reader
+/// sees (titles, ticks, legend), for tests.
+#[cfg(test)]
+pub(crate) fn texts(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| {
+            let body = &t[t.find('>')? + 1..];
+            Some(body[..body.find("</text>")?].trim().to_string())
+        })
+        .collect()
 }
 
 /// About `count` round tick values (1, 2 or 5 times a power of ten apart)
@@ -367,7 +336,7 @@ mod tests {
     }
 
     #[test]
-    fn a_figure_has_one_line_per_series_and_escapes_text() {
+    fn a_figure_has_a_legend_entry_per_series_and_escapes_text() {
         let panel = Panel {
             title: "64 B <frames>".into(),
             x_label: "offered Mpps".into(),
@@ -384,7 +353,7 @@ mod tests {
                     name: "switchyard & co".into(),
                     color: PALETTE[1].into(),
                     dashed: true,
-                    points: vec![(0.1, 0.1), (f64::NAN, 1.0)],
+                    points: vec![(0.1, 0.1), (f64::NAN, 1.0), (0.4, 0.3)],
                 },
             ],
             ..Panel::default()
@@ -401,12 +370,28 @@ mod tests {
             ..Panel::default()
         };
         let svg = figure("t", &[panel, latency], 2);
-        assert!(svg.starts_with("<svg"));
+        assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
         assert!(svg.trim_end().ends_with("</svg>"));
-        assert_eq!(svg.matches("<polyline").count(), 3);
-        assert!(svg.contains("64 B &lt;frames&gt;"));
-        assert!(svg.contains("switchyard &amp; co"));
-        assert!(svg.contains(">p50<"));
+        assert!(svg.contains("64 B &lt;frames&gt;"), "titles are escaped");
+        assert!(
+            svg.contains("switchyard &amp; co"),
+            "legend text is escaped"
+        );
+        let texts = texts(&svg);
+        let has = |t: &str| texts.iter().any(|x| x == t);
+        assert!(has("bridge") && has("x"), "{texts:?}");
+        assert!(has("p50") && has("max"), "category ticks: {texts:?}");
+        assert!(
+            svg.contains("#0072B2") || svg.contains("#0072b2"),
+            "series colour"
+        );
         assert!(!svg.contains("NaN"));
+    }
+
+    #[test]
+    fn colours_parse_from_hex() {
+        assert_eq!(parse_color("#0072b2"), RGBColor(0x00, 0x72, 0xb2));
+        assert_eq!(parse_color("black"), BLACK);
+        assert_eq!(parse_color("#12345"), BLACK);
     }
 }

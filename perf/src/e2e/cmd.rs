@@ -20,6 +20,10 @@ pub fn run(program: &str, args: &[&str]) -> Result<String> {
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting `{shown}`"))?;
+    // Read both pipes while the command runs: a large output (a bridge FDB
+    // of 200,000 stations) would otherwise fill the pipe and block it.
+    let stdout = child.stdout.take().map(drain);
+    let stderr = child.stderr.take().map(drain);
     let deadline = Instant::now() + COMMAND_TIMEOUT;
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -32,19 +36,25 @@ pub fn run(program: &str, args: &[&str]) -> Result<String> {
         }
         std::thread::sleep(Duration::from_millis(2));
     };
-    // The helpers print little, so the pipes cannot fill before exit.
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        out.read_to_string(&mut stdout)?;
-    }
-    if let Some(mut err) = child.stderr.take() {
-        err.read_to_string(&mut stderr)?;
-    }
+    // The command has exited, so its pipes are closed and the readers end.
+    let collect = |reader: Option<std::thread::JoinHandle<String>>| {
+        reader.and_then(|r| r.join().ok()).unwrap_or_default()
+    };
+    let stdout = collect(stdout);
+    let stderr = collect(stderr);
     if !status.success() {
         bail!("`{shown}` failed ({status}): {}", stderr.trim());
     }
     Ok(stdout)
+}
+
+/// Reads `pipe` to its end on a thread of its own (lossy UTF-8).
+fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
 }
 
 /// Runs a clean-up command, reporting (not failing on) errors: clean-up keeps
@@ -52,5 +62,19 @@ pub fn run(program: &str, args: &[&str]) -> Result<String> {
 pub fn cleanup(program: &str, args: &[&str]) {
     if let Err(error) = run(program, args) {
         eprintln!("switchyard-perf: clean-up: {error:#}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_outputs_do_not_block_the_command() {
+        // More than a pipe holds (64 KiB): read while the command runs.
+        let out = run("sh", &["-c", "head -c 300000 /dev/zero | tr '\\0' x"]).unwrap();
+        assert_eq!(out.len(), 300_000);
+        let error = run("sh", &["-c", "echo nope >&2; exit 3"]).unwrap_err();
+        assert!(format!("{error:#}").contains("nope"), "{error:#}");
     }
 }

@@ -88,6 +88,9 @@ pub struct DaemonSettings {
     /// NAPI threads pinned to these cores, instead of in softirq on the
     /// sender's core. `None` leaves it where the kernel puts it.
     pub napi_cores: Option<Vec<usize>>,
+    /// `[switch] mac_table_size`: raised above the default when the `macs`
+    /// scenario's stations would not fit (see [`crate::macs`]).
+    pub mac_table_size: usize,
 }
 
 /// A Linux bridge with both host ends enslaved; deleted on drop (which frees
@@ -169,6 +172,17 @@ impl Bridge {
         Ok(())
     }
 
+    /// Dynamic (learned) FDB entries whose MAC starts with `prefix`
+    /// (lower-case `aa:bb:..`), counted over all ports: how many of a
+    /// scenario's stations the bridge knows.
+    pub fn count_learned(&self, prefix: &str) -> Result<usize> {
+        let fdb = cmd::run("bridge", &["fdb", "show", "br", &self.name])?;
+        Ok(fdb
+            .lines()
+            .filter(|line| line.starts_with(prefix) && !line.contains("permanent"))
+            .count())
+    }
+
     /// True when the bridge has learned `mac` on `port` (dynamic entry).
     pub fn has_learned(&self, mac: &[u8; 6], port: &str) -> Result<bool> {
         let fdb = cmd::run("bridge", &["fdb", "show", "br", &self.name])?;
@@ -209,6 +223,7 @@ pub struct Daemon {
     dir: PathBuf,
     stats_file: PathBuf,
     log_file: PathBuf,
+    control_socket: PathBuf,
     interfaces: Vec<String>,
     /// Interfaces whose NAPI was switched to threaded mode (undone on drop).
     threaded: Vec<String>,
@@ -248,6 +263,7 @@ impl Daemon {
             child: None,
             stats_file: dir.join("stats.json"),
             log_file: dir.join("switchyard.log"),
+            control_socket: dir.join("ctl.sock"),
             dir,
             interfaces: vec![
                 topology.gen.host_interface.clone(),
@@ -257,8 +273,11 @@ impl Daemon {
             napi_threads: 0,
         };
         let config_file = daemon.dir.join("switchyard.toml");
-        std::fs::write(&config_file, config_text(topology, settings))
-            .with_context(|| format!("writing {}", config_file.display()))?;
+        std::fs::write(
+            &config_file,
+            config_text(topology, settings, &daemon.control_socket),
+        )
+        .with_context(|| format!("writing {}", config_file.display()))?;
         let log = std::fs::File::create(&daemon.log_file)
             .with_context(|| format!("creating {}", daemon.log_file.display()))?;
         let mut command = Command::new(binary);
@@ -349,6 +368,19 @@ impl Daemon {
     /// NAPI threads pinned for this daemon's ports.
     pub fn napi_threads(&self) -> usize {
         self.napi_threads
+    }
+
+    /// The daemon's live stats document (ports, workers, MAC table; no FDB)
+    /// from its control socket, which the harness puts in the daemon's own
+    /// temp directory so no other daemon on the machine is reached.
+    pub fn live_stats(&self) -> Result<serde_json::Value> {
+        use switchyard_switch::control::{client, protocol::Request};
+        client::call(
+            &self.control_socket,
+            &Request::Stats,
+            Duration::from_secs(5),
+        )
+        .with_context(|| format!("asking {} for stats", self.control_socket.display()))
     }
 
     /// The daemon's PID while it runs (for `/proc/<pid>/stat`).
@@ -478,10 +510,11 @@ fn rps_mask(cores: &[usize]) -> Result<String> {
     Ok(format!("{mask:x}"))
 }
 
-/// The daemon config: one network, the workers, pipeline and idle mode of
-/// `settings`, both host ends as AF_XDP ports, periodic stats off (they
-/// would cost the worker time).
-fn config_text(topology: &Topology, settings: &DaemonSettings) -> String {
+/// The daemon config: one network, the workers, pipeline, idle mode and
+/// MAC table size of `settings`, both host ends as AF_XDP ports, periodic
+/// stats off (they would cost the worker time), the control socket at
+/// `control_socket`.
+fn config_text(topology: &Topology, settings: &DaemonSettings, control_socket: &Path) -> String {
     let workers = settings
         .workers
         .iter()
@@ -489,12 +522,15 @@ fn config_text(topology: &Topology, settings: &DaemonSettings) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "[switch]\nworkers = [{workers}]\nstats_interval_secs = 0\npipeline = \"{}\"\nidle = \"{}\"\n\n\
+        "[switch]\nworkers = [{workers}]\nstats_interval_secs = 0\npipeline = \"{}\"\nidle = \"{}\"\n\
+         mac_table_size = {}\ncontrol_socket = \"{}\"\n\n\
          [[network]]\nname = \"bench\"\n\n\
          [[port]]\nname = \"gen\"\ndriver = \"af_xdp\"\ninterface = \"{}\"\nnetwork = \"bench\"\n\n\
          [[port]]\nname = \"sink\"\ndriver = \"af_xdp\"\ninterface = \"{}\"\nnetwork = \"bench\"\n",
         settings.pipeline,
         settings.idle,
+        settings.mac_table_size,
+        control_socket.display(),
         topology.gen.host_interface,
         topology.sink.host_interface
     )

@@ -9,6 +9,9 @@
 //!   points at fractions of it); delivered Mpps and Gbit/s, loss.
 //! - `latency`: one-way latency percentiles at shares (10/50/90 %) of the
 //!   saturation rate that dataplane reached; loss and reordering.
+//! - `macs`: the L2 path with 1, 1,000 and 100,000 source/destination MAC
+//!   pairs (see [`mac_scale`]): whether the MAC table's cost stays flat as the
+//!   node's station count grows.
 //! - `tcp`: iperf3 with 1 and 4 streams between the namespaces, MTU 1500.
 //! - `idle`: the daemon with no traffic, `idle = "backoff"` and
 //!   `idle = "busy-poll"`: its CPU use from `/proc/<pid>/stat`.
@@ -16,6 +19,8 @@
 pub mod cmd;
 pub mod dataplane;
 pub mod learn;
+pub mod mac_report;
+pub mod mac_scale;
 pub mod netns;
 pub mod report;
 pub mod tcp;
@@ -49,6 +54,8 @@ pub enum Scenario {
     Throughput,
     /// Latency percentiles at shares of the saturation rate.
     Latency,
+    /// The L2 path with many learned MAC pairs.
+    Macs,
     /// iperf3 TCP streams.
     Tcp,
     /// The idle daemon's CPU use per idle mode.
@@ -57,9 +64,10 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order a run measures them.
-    pub const ALL: [Scenario; 4] = [
+    pub const ALL: [Scenario; 5] = [
         Scenario::Throughput,
         Scenario::Latency,
+        Scenario::Macs,
         Scenario::Tcp,
         Scenario::Idle,
     ];
@@ -68,6 +76,7 @@ impl Scenario {
         match self {
             Scenario::Throughput => "throughput",
             Scenario::Latency => "latency",
+            Scenario::Macs => "macs",
             Scenario::Tcp => "tcp",
             Scenario::Idle => "idle",
         }
@@ -84,13 +93,13 @@ impl FromStr for Scenario {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Self> {
         if s == "all" {
-            bail!("use the scenario names: throughput,latency,tcp,idle");
+            bail!("use the scenario names: throughput,latency,macs,tcp,idle");
         }
         Scenario::ALL
             .into_iter()
             .find(|x| x.name() == s)
             .ok_or_else(|| {
-                anyhow::anyhow!("unknown scenario {s:?} (throughput, latency, tcp or idle)")
+                anyhow::anyhow!("unknown scenario {s:?} (throughput, latency, macs, tcp or idle)")
             })
     }
 }
@@ -140,6 +149,12 @@ pub struct E2eOptions {
     pub switch_napi_cores: Vec<usize>,
     /// UDP flows (source ports) the generator cycles through.
     pub flows: usize,
+    /// MAC pair counts of the `macs` scenario, one measurement each.
+    #[serde(default)]
+    pub mac_pairs: Vec<usize>,
+    /// Frame size of the `macs` scenario.
+    #[serde(default = "mac_scale::default_frame_size")]
+    pub mac_pairs_size: usize,
     /// The daemon binary.
     pub switchyard_binary: PathBuf,
 }
@@ -147,7 +162,8 @@ pub struct E2eOptions {
 impl E2eOptions {
     /// Checks the options before anything is created.
     pub fn validate(&self) -> Result<()> {
-        for &size in self.sizes.iter().chain(&self.latency_sizes) {
+        let sizes = self.sizes.iter().chain(&self.latency_sizes);
+        for &size in sizes.chain([&self.mac_pairs_size]) {
             if !(MIN_FRAME_LEN..=MAX_FRAME_LEN).contains(&size) {
                 bail!("frame size {size} is outside {MIN_FRAME_LEN}..={MAX_FRAME_LEN} (Ethernet without FCS)");
             }
@@ -197,6 +213,12 @@ impl E2eOptions {
         if !(1..=4096).contains(&self.flows) {
             bail!("--flows must be in 1..=4096");
         }
+        for &n in &self.mac_pairs {
+            crate::macs::MacPairs::new(n).map_err(|e| anyhow::anyhow!("--mac-pairs: {e}"))?;
+        }
+        if self.runs(Scenario::Macs) && self.mac_pairs.is_empty() {
+            bail!("the macs scenario needs at least one --mac-pairs count");
+        }
         for mode in self.idle_modes.iter().chain([&self.switch_idle]) {
             if mode != "backoff" && mode != "busy-poll" {
                 bail!("idle mode {mode:?} is not backoff or busy-poll");
@@ -207,6 +229,13 @@ impl E2eOptions {
 
     fn runs(&self, scenario: Scenario) -> bool {
         self.scenarios.contains(&scenario)
+    }
+
+    /// Whether a scenario needs the AF_XDP generator and sink.
+    fn runs_udp(&self) -> bool {
+        [Scenario::Throughput, Scenario::Latency, Scenario::Macs]
+            .iter()
+            .any(|s| self.runs(*s))
     }
 
     /// About how long the run takes, for the progress estimate.
@@ -222,6 +251,13 @@ impl E2eOptions {
             per_dataplane += self.latency_sizes.len() as f64
                 * self.latency_loads_pct.len() as f64
                 * point(self.latency_seconds);
+        }
+        if self.runs(Scenario::Macs) {
+            per_dataplane += self
+                .mac_pairs
+                .iter()
+                .map(|&n| mac_scale::planned_seconds(n, self.warmup_seconds, self.step_seconds))
+                .sum::<f64>();
         }
         if self.runs(Scenario::Tcp) {
             per_dataplane += self.tcp_streams.len() as f64 * (self.tcp_seconds.round() + 1.0);
@@ -347,6 +383,9 @@ pub struct DataplaneRun {
     pub sweeps: Vec<Sweep>,
     /// Latency points.
     pub latency: Vec<LatencyPoint>,
+    /// The `macs` scenario, per MAC pair count.
+    #[serde(default)]
+    pub mac_scale: Vec<mac_scale::MacScale>,
     /// iperf3 results.
     pub tcp: Vec<tcp::TcpResult>,
     /// Whether the dataplane had learned the sink's MAC on the sink port
@@ -461,7 +500,7 @@ pub fn run(
         options.switch_cores,
     ));
     let mut core_stalls = Vec::new();
-    if options.runs(Scenario::Throughput) || options.runs(Scenario::Latency) {
+    if options.runs_udp() {
         let mut cores: Vec<usize> = std::iter::once(options.generator_core)
             .chain(options.switch_cores.iter().copied())
             .collect();
@@ -546,6 +585,13 @@ impl Attached {
             Attached::Bridge(_) => None,
         }
     }
+
+    fn bridge(&self) -> Option<&Bridge> {
+        match self {
+            Attached::Bridge(bridge) => Some(bridge),
+            Attached::Switchyard(_) => None,
+        }
+    }
 }
 
 fn daemon_settings(options: &E2eOptions, pipeline: &str, idle: &str) -> DaemonSettings {
@@ -555,6 +601,11 @@ fn daemon_settings(options: &E2eOptions, pipeline: &str, idle: &str) -> DaemonSe
         idle: idle.to_string(),
         napi_cores: (!options.switch_napi_cores.is_empty())
             .then(|| options.switch_napi_cores.clone()),
+        mac_table_size: if options.runs(Scenario::Macs) {
+            crate::macs::mac_table_size_for(&options.mac_pairs)
+        } else {
+            crate::macs::DEFAULT_MAC_TABLE_SIZE
+        },
     }
 }
 
@@ -595,6 +646,7 @@ fn run_dataplane(
         dataplane: kind,
         sweeps: Vec::new(),
         latency: Vec::new(),
+        mac_scale: Vec::new(),
         tcp: Vec::new(),
         sink_mac_learned: None,
         sink_xdp_mode: None,
@@ -617,12 +669,13 @@ fn run_dataplane(
             return run;
         }
     };
-    if options.runs(Scenario::Throughput) || options.runs(Scenario::Latency) {
+    if options.runs_udp() {
         udp_scenarios(&mut run, &attached, topology, options, stop, progress, ids);
         // TCP needs the sink's stack: no XDP program may steal its frames.
         topology.detach_xdp(&topology.sink);
     }
-    if let Attached::Bridge(bridge) = &attached {
+    let one_pair = options.runs(Scenario::Throughput) || options.runs(Scenario::Latency);
+    if let (Attached::Bridge(bridge), true) = (&attached, one_pair) {
         run.sink_mac_learned = bridge
             .has_learned(&topology.sink.mac, &topology.sink.host_interface)
             .ok();
@@ -698,8 +751,10 @@ fn udp_scenarios(
         topology,
         options,
         daemon: attached.daemon(),
+        bridge: attached.bridge(),
         ids,
         stop,
+        mac_pairs: None,
     };
     if options.runs(Scenario::Throughput) {
         for &size in &options.sizes {
@@ -736,6 +791,23 @@ fn udp_scenarios(
             }
         }
     }
+    if options.runs(Scenario::Macs) {
+        for &count in &options.mac_pairs {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            match mac_scale::measure(&mut ctx, kind, count, progress) {
+                Ok(result) => run.mac_scale.push(result),
+                Err(error) => {
+                    progress.log(&format!(
+                        "{kind} {count} MAC pairs: {}",
+                        first_line(&format!("{error:#}"))
+                    ));
+                    run.errors.push(format!("macs, {count} pairs: {error:#}"));
+                }
+            }
+        }
+    }
 }
 
 /// What every point needs.
@@ -744,8 +816,12 @@ struct PointContext<'a> {
     topology: &'a Topology,
     options: &'a E2eOptions,
     daemon: Option<&'a Daemon>,
+    bridge: Option<&'a Bridge>,
     ids: &'a mut RunIds,
     stop: &'a Arc<AtomicBool>,
+    /// MAC pairs the generator cycles through (the `macs` scenario); `None`:
+    /// the topology's one generator/sink pair.
+    mac_pairs: Option<crate::macs::MacPairs>,
 }
 
 impl PointContext<'_> {
@@ -781,6 +857,7 @@ impl PointContext<'_> {
             rate_pps,
             duration,
             max_frames: traffic::max_frames(rate_pps, duration),
+            mac_pairs: self.mac_pairs,
         };
         let pid = self.daemon.and_then(Daemon::pid);
         let cores = &self.options.switch_cores;

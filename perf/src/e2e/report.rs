@@ -121,6 +121,22 @@ pub fn ratios(runs: &[DataplaneRun]) -> Vec<Ratio> {
                 );
             }
         }
+        for ma in &a.mac_scale {
+            if let Some(mb) = b.mac_scale.iter().find(|m| m.pairs == ma.pairs) {
+                let caveat = (noisy(&ma.saturation) || noisy(&mb.saturation))
+                    .then(|| "noisy points".to_string());
+                push(
+                    format!(
+                        "saturation Mpps, {} B, {} MAC pairs",
+                        ma.frame_size, ma.pairs
+                    ),
+                    ma.saturation.delivered_mpps,
+                    mb.saturation.delivered_mpps,
+                    true,
+                    caveat,
+                );
+            }
+        }
         for ta in &a.tcp {
             if let Some(tb) = b.tcp.iter().find(|t| t.streams == ta.streams) {
                 push(
@@ -281,6 +297,7 @@ pub fn render(report: &E2eReport) -> String {
             }
         }
     }
+    out.push_str(&super::mac_report::render(runs));
     if runs.iter().any(|r| !r.tcp.is_empty()) {
         let _ = writeln!(
             out,
@@ -623,6 +640,7 @@ pub fn write_plots(report: &E2eReport, dir: &Path, prefix: &str) -> Result<Vec<P
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::e2e::mac_scale::{Learning, MacScale};
     use crate::e2e::tcp::TcpResult;
     use crate::e2e::{summarize_sweep, E2eOptions, IdleRun, Scenario};
     use crate::latency::ProbeStats;
@@ -682,6 +700,25 @@ mod tests {
                 saturation_mpps: sat,
                 point: point(64, Some(sat / 2.0), sat / 2.0, sat / 2.0, p50_ns),
             }],
+            mac_scale: [1, 1000]
+                .into_iter()
+                .map(|pairs| MacScale {
+                    pairs,
+                    frame_size: 64,
+                    learning: Learning {
+                        stations_needed: 2 * pairs,
+                        taught: pairs,
+                        stations_known: (kind != DataplaneKind::SwitchyardEmpty)
+                            .then_some(2 * pairs + 2),
+                        table_full: (kind == DataplaneKind::Switchyard).then_some(0),
+                        table_capacity: None,
+                        passes: 1,
+                    },
+                    // A little slower with more pairs.
+                    saturation: point(64, None, 1.0, sat * (1.0 - pairs as f64 * 1e-4), p50_ns),
+                    latency: Some(point(64, Some(sat / 2.0), sat / 2.0, sat / 2.0, p50_ns)),
+                })
+                .collect(),
             tcp: vec![TcpResult {
                 streams: 1,
                 seconds: 3.0,
@@ -734,6 +771,8 @@ mod tests {
                 bridge_rps: true,
                 switch_napi_cores: Vec::new(),
                 flows: 64,
+                mac_pairs: vec![1, 1000],
+                mac_pairs_size: 64,
                 switchyard_binary: "/x".into(),
             },
             ratios: ratios(&runs),
@@ -827,6 +866,11 @@ mod tests {
             "not honoured",
             "switchyard/bridge: 1.50",
             "(lower is better)",
+            "L2 with N MAC pairs",
+            "switchyard/switchyard-empty: 0.90",
+            "saturation Mpps, 64 B, 1000 MAC pairs",
+            "2002 / 2000",
+            "- (no learning)",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
@@ -841,11 +885,22 @@ mod tests {
     #[test]
     fn plots_have_a_line_per_dataplane() {
         let r = report();
+        let legend = |svg: &str| {
+            let texts = crate::svg::texts(svg);
+            DataplaneKind::ALL
+                .iter()
+                .filter(|k| {
+                    texts
+                        .iter()
+                        .any(|t| t.starts_with(&format!("{} ", k.name())) || t == k.name())
+                })
+                .count()
+        };
         let t = throughput_svg(&r).unwrap();
-        assert_eq!(t.matches("<polyline").count(), 3);
+        assert_eq!(legend(&t), 3);
         assert!(t.contains("64 B frames"));
         let l = latency_svg(&r).unwrap();
-        assert_eq!(l.matches("<polyline").count(), 3);
+        assert_eq!(legend(&l), 3);
         assert!(l.contains("64 B at 50 % of saturation"));
     }
 }

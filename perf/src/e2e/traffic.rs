@@ -26,6 +26,7 @@
 
 use super::netns::{self, NsThread};
 use crate::latency::ProbeStats;
+use crate::macs::MacPairs;
 use crate::pacing::Pacer;
 use crate::payload::{self, Probe};
 use crate::sys;
@@ -91,6 +92,9 @@ pub struct PointSpec {
     pub duration: Duration,
     /// Upper bound on frames, whatever the duration.
     pub max_frames: u64,
+    /// Rewrite each frame's MACs to cycle through these pairs (frame *k*
+    /// gets pair *k mod count*); `None` keeps the templates' MACs.
+    pub mac_pairs: Option<MacPairs>,
 }
 
 /// What the generator did during one point.
@@ -576,6 +580,7 @@ fn send_point(
         let tx_ns = sys::monotonic_ns();
         let run = spec.run;
         let first = seq as u32;
+        let pairs = spec.mac_pairs;
         let sent = socket.send(due, |k, frame| {
             let probe = Probe {
                 run,
@@ -583,6 +588,9 @@ fn send_point(
                 tx_ns,
             };
             probe.write_to_frame(frame);
+            if let Some(pairs) = &pairs {
+                pairs.write(frame, pairs.index(seq + k as u64));
+            }
         })?;
         if sent == 0 {
             result.stalls += 1;
