@@ -138,6 +138,7 @@ pub struct Controller {
 
 impl Controller {
     /// The controller of freshly started workers serving the config's ports.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config_path: PathBuf,
         config: NodeConfig,
