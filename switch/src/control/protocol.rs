@@ -161,6 +161,9 @@ pub enum ErrorCode {
     InvalidConfig,
     /// A CHECK found the container's setup differs from what was attached.
     CheckFailed,
+    /// The client may not use the control socket: it is neither root nor a
+    /// member of `[switch] control_group`. Sent once, then the daemon hangs up.
+    PermissionDenied,
     /// Something else went wrong inside the daemon.
     Internal,
 }
