@@ -554,7 +554,7 @@ fn reload_never_moves_a_container_to_another_network() {
     let text = render_config(
         &small_rings(),
         lab.socket(),
-        &[blue.clone()],
+        std::slice::from_ref(&blue),
         &[port("h2", "blue")],
     );
     lab.write_config_text(&text);

@@ -1,5 +1,6 @@
 //! The control protocol: one JSON request per line, one JSON reply per line, over
-//! a Unix socket (mode 0600). Shared by the daemon, `switchyard ctl` and the CNI
+//! a Unix socket (mode 0600, or 0660 for `[switch] control_group`; other clients
+//! get `permission_denied`). Shared by the daemon, `switchyard ctl` and the CNI
 //! plugin, so all three agree by construction.
 //!
 //! A request is an object with a `cmd` field naming the command, e.g.
