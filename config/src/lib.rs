@@ -52,8 +52,9 @@ pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
 pub fn parse_str(text: &str, origin: &str) -> Result<NodeConfig, ConfigError> {
     let root = tree::parse_document(text).map_err(|issue| ConfigError::new(origin, vec![issue]))?;
     let mut report = report::Report::default();
-    let cfg = parse::build(&root, origin, &mut report);
+    let mut cfg = parse::build(&root, origin, &mut report);
     validate::validate(&cfg, &mut report);
+    cfg.value_locations = report.locations();
     report.into_result(origin)?;
     Ok(cfg)
 }

@@ -5,6 +5,7 @@
 //! show the running config) but not `Deserialize`: the only way in from text
 //! is the validating parser.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -30,12 +31,24 @@ pub struct NodeConfig {
     pub networks: Vec<NetworkConfig>,
     /// `[[port]]`: statically configured ports, in file order.
     pub ports: Vec<PortConfig>,
+    /// Where each value was written, by field path (`switch.control_group`,
+    /// `network[0].vni`, `uplink`), so checks made outside this crate (the
+    /// daemon's: does the group exist, does this build support the setting)
+    /// can point at the value like the parser does. Empty for configs built
+    /// in code.
+    #[serde(skip)]
+    pub value_locations: BTreeMap<String, Location>,
 }
 
 impl NodeConfig {
     /// The network called `name`, if defined.
     pub fn network(&self, name: &str) -> Option<&NetworkConfig> {
         self.networks.iter().find(|n| n.name == name)
+    }
+
+    /// Where the value at `field` (a field path as in issues) was written.
+    pub fn location_of(&self, field: &str) -> Option<Location> {
+        self.value_locations.get(field).copied()
     }
 
     /// The port called `name`, if defined.
@@ -65,7 +78,14 @@ pub struct SwitchConfig {
     /// Unix socket for `switchyard ctl` and the CNI plugin. Absolute, at most
     /// 107 bytes (the `sun_path` limit).
     pub control_socket: PathBuf,
-    /// Capacity of the MAC learning table, 1..=16_777_216 entries.
+    /// Unix group whose members may use the control socket besides root
+    /// (`[A-Za-z0-9_.-]`, 1..=32, not starting with `-`). Without it only
+    /// root may; with it the socket is mode 0660 and owned by the group, and
+    /// each client's credentials are checked. That the group exists is checked
+    /// by the daemon (`switchyard check` / `run`), not here.
+    pub control_group: Option<String>,
+    /// Capacity of the MAC learning table, 1..=1_048_576 entries (the table's
+    /// own limit: [`SwitchConfig::MAX_MAC_TABLE_SIZE`]).
     pub mac_table_size: usize,
     /// Seconds after which an unseen MAC is forgotten; at least 1.
     pub mac_aging_secs: u64,
@@ -100,8 +120,11 @@ impl SwitchConfig {
     pub const DEFAULT_CONTROL_SOCKET: &'static str = "/run/switchyard/ctl.sock";
     /// Default `mac_table_size`.
     pub const DEFAULT_MAC_TABLE_SIZE: usize = 65_536;
-    /// Largest accepted `mac_table_size` (2^24).
-    pub const MAX_MAC_TABLE_SIZE: usize = 16_777_216;
+    /// Largest accepted `mac_table_size` (2^20): the most entries the MAC
+    /// table honours (`MacTable::MAX_CAPACITY` in the pipeline crate, 48 MiB
+    /// of slots per worker); a larger value would be silently clamped, so it is
+    /// refused instead.
+    pub const MAX_MAC_TABLE_SIZE: usize = 1_048_576;
     /// Default `mac_aging_secs`, the same as the Linux bridge's.
     pub const DEFAULT_MAC_AGING_SECS: u64 = 300;
     /// Default `stats_interval_secs`.
@@ -130,6 +153,7 @@ impl Default for SwitchConfig {
         Self {
             workers: Self::DEFAULT_WORKERS.to_vec(),
             control_socket: PathBuf::from(Self::DEFAULT_CONTROL_SOCKET),
+            control_group: None,
             mac_table_size: Self::DEFAULT_MAC_TABLE_SIZE,
             mac_aging_secs: Self::DEFAULT_MAC_AGING_SECS,
             xdp_mode: XdpMode::Auto,

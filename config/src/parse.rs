@@ -47,6 +47,7 @@ pub(crate) fn build(root: &Node, origin: &str, r: &mut Report) -> NodeConfig {
         uplink,
         networks,
         ports,
+        value_locations: Default::default(),
     }
 }
 
@@ -58,6 +59,9 @@ fn build_switch(loc: Location, entries: &[Entry], r: &mut Report) -> SwitchConfi
     }
     if let Some(p) = string(&mut f, "control_socket", r) {
         cfg.control_socket = PathBuf::from(p);
+    }
+    if let Some(g) = string(&mut f, "control_group", r) {
+        cfg.control_group = Some(g);
     }
     if let Some(v) = uint(&mut f, "mac_table_size", usize::MAX as u64, r) {
         cfg.mac_table_size = v as usize;

@@ -44,6 +44,11 @@ impl Report {
         self.spans.get(field).copied()
     }
 
+    /// Every recorded value location, for [`crate::NodeConfig::value_locations`].
+    pub(crate) fn locations(&self) -> std::collections::BTreeMap<String, Location> {
+        self.spans.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
     /// Whether `field` already has an issue (so dependent checks stay quiet).
     pub(crate) fn failed(&self, field: &str) -> bool {
         self.failed.contains(field)

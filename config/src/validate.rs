@@ -65,6 +65,9 @@ fn switch(s: &SwitchConfig, r: &mut Report) {
     }
 
     socket_path(r, "switch.control_socket", fallback, &s.control_socket);
+    if let Some(group) = &s.control_group {
+        group_name(r, "switch.control_group", fallback, group);
+    }
 
     range(
         r,
@@ -526,6 +529,36 @@ fn name(r: &mut Report, field: &str, fallback: Option<Location>, value: &str, wh
 }
 
 /// The rules of the kernel's `dev_valid_name`. Returns whether it is valid.
+/// A Unix group name as `groupadd` accepts it (portable subset): 1..=32 of
+/// `[A-Za-z0-9_.-]`, not starting with `-`.
+fn group_name(r: &mut Report, field: &str, fallback: Option<Location>, value: &str) -> bool {
+    let problem = if value.is_empty() {
+        Some("must not be empty".to_string())
+    } else if value.len() > MAX_NAME_LEN {
+        Some(format!(
+            "\"{value}\" is longer than {MAX_NAME_LEN} characters"
+        ))
+    } else if value.starts_with('-') {
+        Some(format!("\"{value}\" starts with '-'"))
+    } else {
+        value
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "_.-".contains(*c)))
+            .map(|c| {
+                format!(
+                    "\"{value}\" contains {c:?}; a group name is letters, digits, '_', '.', '-'"
+                )
+            })
+    };
+    match problem {
+        Some(message) => {
+            r.check_failed(field, fallback, message);
+            false
+        }
+        None => true,
+    }
+}
+
 fn interface_name(r: &mut Report, field: &str, fallback: Option<Location>, value: &str) -> bool {
     if r.failed(field) {
         return false;

@@ -523,6 +523,20 @@ impl ControlLab {
         exit
     }
 
+    /// SIGKILLs the daemon (a crash: nothing of its shutdown runs, so its anchor
+    /// veth stays); it is kept so a later failure still prints its log.
+    #[track_caller]
+    pub fn kill_daemon(&mut self) {
+        let mut d = self.daemon.take().expect("daemon is not running");
+        d.kill();
+        self.retired.push(d);
+    }
+
+    /// The anchor veth the daemon recorded in `<control_socket>.anchor`, if any.
+    pub fn recorded_anchor(&self) -> Option<String> {
+        recorded_anchor(&self.socket)
+    }
+
     /// Stops the daemon (panics unless it exits cleanly) and starts a new one with
     /// the same config file contents.
     #[track_caller]
@@ -838,6 +852,16 @@ pub fn ping_from(netns: &str, dst: Ipv4Addr, count: u32) -> PingResult {
         received,
         output,
     }
+}
+
+/// The anchor veth a daemon with control socket `socket` recorded in
+/// `<socket>.anchor` (its AF_XDP anchor, `sy_a<8 hex>`), if any.
+pub fn recorded_anchor(socket: &Path) -> Option<String> {
+    let mut path = socket.as_os_str().to_os_string();
+    path.push(".anchor");
+    let text = std::fs::read_to_string(path).ok()?;
+    let name = text.trim();
+    (!name.is_empty()).then(|| name.to_string())
 }
 
 /// True when a root-namespace interface `name` exists.

@@ -469,3 +469,125 @@ fn ports_beyond_the_umem_are_refused_or_forward() {
         }
     }
 }
+
+/// Networks keep their identity by name across reloads: a reload that would
+/// readdress a network under attached containers (subnet or gateway) or remove it
+/// is refused with `invalid_config` naming the network and field, and nothing
+/// changes; reordering the `[[network]]`s moves no port to another bridge domain.
+///
+/// red: container c1 (attached, from red's pool) and host h1; blue: host h2. All
+/// three share 198.18.46.0/24 on the wire, so only the bridge domains keep c1 and
+/// h1 apart from h2.
+#[test]
+fn reload_never_moves_a_container_to_another_network() {
+    use switchyard_tests::control::{ping_from, render_config};
+    use switchyard_tests::PortConfig;
+    require_root!();
+    let red = Network::with_subnet("red", "198.18.46.0/25", "198.18.46.126");
+    let blue = Network::l2("blue");
+    let mut lab = ControlLab::builder()
+        .network(red.clone())
+        .network(blue.clone())
+        .host("h1", "red", "198.18.46.120/24")
+        .host("h2", "blue", "198.18.46.121/24")
+        .daemon_config(small_rings())
+        .start();
+    let ns = lab.netns("c1");
+    let c1 = lab.attach(&ns, "red", &format!("{}-c1", lab.id()));
+    let ifnames: Vec<(String, String)> = ["h1", "h2"]
+        .iter()
+        .map(|h| (h.to_string(), lab.host(h).ifname().to_string()))
+        .collect();
+    let port = |h: &str, n: &str| PortConfig {
+        name: h.into(),
+        interface: ifnames
+            .iter()
+            .find(|(name, _)| name == h)
+            .map(|(_, i)| i.clone())
+            .expect("known host"),
+        network: n.into(),
+    };
+    let ports = vec![port("h1", "red"), port("h2", "blue")];
+    let check_domains = |lab: &ControlLab, when: &str| {
+        let to_h1 = ping_from(&c1.netns, lab.host("h1").ip(), 3);
+        assert!(to_h1.all_replied(), "{when}: c1 -> h1\n{}", to_h1.output);
+        let to_h2 = ping_from(&c1.netns, lab.host("h2").ip(), 2);
+        assert_eq!(
+            to_h2.received, 0,
+            "{when}: c1 reached blue's h2\n{}",
+            to_h2.output
+        );
+        assert_no_ping(lab, "h1", "h2");
+    };
+    check_domains(&lab, "before any reload");
+    let before = port_set(&lab);
+
+    // Readdressing red under c1: refused, named, nothing changed.
+    let readdressed = [
+        (
+            Network::with_subnet("red", "198.18.46.0/24", "198.18.46.126"),
+            "network[0].subnet",
+        ),
+        (
+            Network::with_subnet("red", "198.18.46.0/25", "198.18.46.125"),
+            "network[0].gateway",
+        ),
+    ];
+    for (changed, field) in readdressed {
+        let text = render_config(
+            &small_rings(),
+            lab.socket(),
+            &[changed, blue.clone()],
+            &ports,
+        );
+        lab.write_config_text(&text);
+        let out = lab.ctl_err(&["reload"], "invalid_config");
+        assert!(
+            out.stderr.contains(field) && out.stderr.contains("\"red\""),
+            "the refusal must name the network and field {field}:\n{out}"
+        );
+        assert_eq!(port_set(&lab), before, "a refused reload changed ports");
+        check_domains(&lab, &format!("after the refused {field} change"));
+    }
+
+    // Removing red while c1 is attached: refused too.
+    let text = render_config(
+        &small_rings(),
+        lab.socket(),
+        std::slice::from_ref(&blue),
+        &[port("h2", "blue")],
+    );
+    lab.write_config_text(&text);
+    let out = lab.ctl_err(&["reload"], "invalid_config");
+    assert!(out.stderr.contains("\"red\" is removed"), "{out}");
+    assert_eq!(port_set(&lab), before);
+    check_domains(&lab, "after the refused removal");
+
+    // Reordered networks (and ports): every port stays in its network.
+    let text = render_config(
+        &small_rings(),
+        lab.socket(),
+        &[blue.clone(), red.clone()],
+        &[port("h2", "blue"), port("h1", "red")],
+    );
+    lab.write_config_text(&text);
+    let reply = lab.ctl_json(&["reload"]);
+    assert_eq!(names(&reply, "added"), Vec::<String>::new(), "{reply}");
+    assert_eq!(names(&reply, "removed"), Vec::<String>::new(), "{reply}");
+    assert_eq!(port_set(&lab), before);
+    check_domains(&lab, "after reordering the networks");
+
+    // A new network in front of both takes no existing domain either.
+    let green = Network::l2("green");
+    let text = render_config(
+        &small_rings(),
+        lab.socket(),
+        &[green, blue.clone(), red.clone()],
+        &ports,
+    );
+    lab.write_config_text(&text);
+    lab.ctl_json(&["reload"]);
+    check_domains(&lab, "after adding a network in front");
+    lab.detach(&c1.name);
+    lab.stop_daemon().assert_clean();
+}

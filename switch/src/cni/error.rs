@@ -166,6 +166,8 @@ pub fn from_daemon(op: Operation, body: ErrorBody) -> CniError {
         ErrorCode::PoolExhausted => CniError::PoolExhausted(message),
         ErrorCode::CheckFailed => CniError::CheckFailed(message),
         ErrorCode::SystemError | ErrorCode::Internal => CniError::DaemonFailed(message),
+        // As if the socket could not be opened: the plugin cannot use this daemon.
+        ErrorCode::PermissionDenied => CniError::Unavailable(message),
         ErrorCode::BadRequest | ErrorCode::RequestTooLarge => CniError::Protocol(message),
     }
 }

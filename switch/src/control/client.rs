@@ -50,9 +50,15 @@ pub fn call(
     let mut line =
         serde_json::to_string(request).map_err(|e| ClientError::BadReply(e.to_string()))?;
     line.push('\n');
-    stream.write_all(line.as_bytes())?;
+    // A daemon that refuses the client (`permission_denied`) replies at once and
+    // hangs up, maybe before this write: its reply is still there to read.
+    let written = stream.write_all(line.as_bytes());
     let mut reply = String::new();
-    BufReader::new(&stream).read_line(&mut reply)?;
+    let read = BufReader::new(&stream).read_line(&mut reply);
+    if reply.is_empty() {
+        written?;
+        read?;
+    }
     let reply: Reply =
         serde_json::from_str(reply.trim_end()).map_err(|e| ClientError::BadReply(e.to_string()))?;
     if reply.ok {

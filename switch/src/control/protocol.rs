@@ -1,5 +1,6 @@
 //! The control protocol: one JSON request per line, one JSON reply per line, over
-//! a Unix socket (mode 0600). Shared by the daemon, `switchyard ctl` and the CNI
+//! a Unix socket (mode 0600, or 0660 for `[switch] control_group`; other clients
+//! get `permission_denied`). Shared by the daemon, `switchyard ctl` and the CNI
 //! plugin, so all three agree by construction.
 //!
 //! A request is an object with a `cmd` field naming the command, e.g.
@@ -161,6 +162,9 @@ pub enum ErrorCode {
     InvalidConfig,
     /// A CHECK found the container's setup differs from what was attached.
     CheckFailed,
+    /// The client may not use the control socket: it is neither root nor a
+    /// member of `[switch] control_group`. Sent once, then the daemon hangs up.
+    PermissionDenied,
     /// Something else went wrong inside the daemon.
     Internal,
 }

@@ -8,17 +8,20 @@
 //! fresh UMEM where `auto` allows; the other workers then bind their queues in the
 //! settled modes. A failure anywhere stops what started and detaches everything.
 
+mod access;
 mod address_pool;
+mod anchor;
 mod controller;
 mod plan;
 mod report;
 mod server;
+mod support;
 mod worker_thread;
 
 use crate::fabric::Fabric;
-use crate::netlink;
 use crate::placement::needs_handoff;
 use crate::stats::Snapshot;
+use anchor::Anchor;
 use anyhow::{anyhow, bail, Context, Result};
 use controller::Controller;
 use plan::SwitchPlan;
@@ -26,7 +29,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use switchyard_config::{ConfigError, ConfigIssue, NodeConfig, PortDriver};
+use switchyard_config::{ConfigError, ConfigIssue, NodeConfig};
 use switchyard_drivers::afxdp::{xdp_program, AttachMode, Redirect, XdpModeChoice};
 use switchyard_drivers::sys;
 use tracing::{info, warn};
@@ -39,26 +42,31 @@ const REDIRECT_CAPACITY: u32 = 16_384;
 /// Loads a config and rejects what this build cannot run, without touching the system.
 pub(crate) fn load_checked(path: &Path) -> Result<NodeConfig> {
     let config = switchyard_config::load(path).map_err(|e| anyhow!("invalid config:\n{e}"))?;
-    let unsupported: Vec<ConfigIssue> = config
-        .ports
-        .iter()
-        .enumerate()
-        .filter(|(_, port)| port.driver == PortDriver::VhostUser)
-        .map(|(i, port)| {
-            ConfigIssue::new(
-                Some(port.location),
-                format!("port[{i}].driver"),
-                "the vhost-user driver is not available in this build yet; use \"af_xdp\"",
-            )
-        })
-        .collect();
-    if !unsupported.is_empty() {
+    let mut issues = support::unsupported_issues(&config);
+    if let Err(issue) = control_access(&config) {
+        issues.push(issue);
+    }
+    if !issues.is_empty() {
         bail!(
             "invalid config:\n{}",
-            ConfigError::new(config.origin.clone(), unsupported)
+            ConfigError::new(config.origin.clone(), issues)
         );
     }
     Ok(config)
+}
+
+/// Who may use the control socket per `[switch] control_group`; an unknown
+/// group is an issue at its value.
+fn control_access(config: &NodeConfig) -> Result<server::Access, ConfigIssue> {
+    let Some(name) = &config.switch.control_group else {
+        return Ok(server::Access::default());
+    };
+    let field = "switch.control_group";
+    access::group_id(name)
+        .map(|gid| server::Access {
+            group: Some((name.clone(), gid)),
+        })
+        .map_err(|e| ConfigIssue::new(config.location_of(field), field.to_string(), e.to_string()))
 }
 
 /// `switchyard check`: validates the file and prints a one-line summary.
@@ -300,6 +308,12 @@ fn stop_workers(workers: Vec<WorkerHandle>) {
 /// requests until SIGINT/SIGTERM (SIGHUP reloads the config), then shuts down.
 pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
     let config = load_checked(path)?;
+    let access = control_access(&config).map_err(|issue| {
+        anyhow!(
+            "invalid config:\n{}",
+            ConfigError::new(config.origin.clone(), vec![issue])
+        )
+    })?;
     let missing = sys::missing_capabilities();
     if !missing.is_empty() {
         bail!(
@@ -324,7 +338,7 @@ pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
     detach_stale_all(&plan)?;
     let redirect =
         Arc::new(Redirect::load(REDIRECT_CAPACITY).context("loading the XDP redirect program")?);
-    let anchor = Anchor::create(plan.cores.len())?;
+    let anchor = Anchor::create(&config.switch.control_socket, plan.cores.len())?;
     let running = start_workers(&plan, Some(&anchor.name), &redirect)?;
     let control_socket = config.switch.control_socket.clone();
     let interval = Duration::from_secs(config.switch.stats_interval_secs);
@@ -340,7 +354,7 @@ pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
     );
     controller.readopt();
     let controller = Arc::new(Mutex::new(controller));
-    let server = match server::start(&control_socket, Arc::clone(&controller)) {
+    let server = match server::start(&control_socket, access, Arc::clone(&controller)) {
         Ok(server) => server,
         Err(error) => {
             lock(&controller).shutdown();
@@ -410,57 +424,6 @@ pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The daemon's AF_XDP anchor: a traffic-free veth pair whose queue w holds
-/// worker w's first socket (see `UmemPool::set_anchor`). Named after the PID so
-/// a crashed daemon's pair can be recognised and removed by the next one.
-struct Anchor {
-    name: String,
-}
-
-impl Anchor {
-    fn create(workers: usize) -> Result<Self> {
-        remove_stale_anchors();
-        let pid = std::process::id();
-        let name = format!("sya{pid:x}");
-        let peer = format!("syb{pid:x}");
-        let _ = netlink::delete_link(&name);
-        netlink::create_anchor_pair(&name, &peer, workers as u32)
-            .with_context(|| format!("creating the AF_XDP anchor veth {name}"))?;
-        for end in [&name, &peer] {
-            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{end}/disable_ipv6"), "1");
-        }
-        Ok(Anchor { name })
-    }
-}
-
-impl Drop for Anchor {
-    fn drop(&mut self) {
-        if let Err(error) = netlink::delete_link(&self.name) {
-            warn!(%error, "could not delete the anchor veth");
-        }
-    }
-}
-
-/// Deletes anchor pairs of daemons that are no longer running.
-fn remove_stale_anchors() {
-    let Ok(entries) = std::fs::read_dir("/sys/class/net") else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix("sya")
-            .and_then(|hex| u32::from_str_radix(hex, 16).ok())
-        else {
-            continue;
-        };
-        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-            info!(interface = %name, "removing the anchor of a daemon that is gone");
-            let _ = netlink::delete_link(&name);
-        }
-    }
 }
 
 /// Locks the controller; a poisoned lock (a panic while holding it) is taken over

@@ -1,9 +1,13 @@
-//! The control socket server: a Unix socket (mode 0600) where each client sends
-//! one JSON request per line and gets one JSON reply per line. Several clients
+//! The control socket server: a Unix socket (mode 0600, or 0660 owned by
+//! `[switch] control_group`) where each client sends one JSON request per line
+//! and gets one JSON reply per line. Every client's kernel credentials are
+//! checked at accept: only root and members of the control group are served; a
+//! refused client gets one `permission_denied` reply and is disconnected. Several clients
 //! at once (a thread each, bounded); a malformed, oversized or unknown request
 //! gets an error reply and the connection goes on; nothing a client sends can stop
 //! the daemon or a worker.
 
+use super::access::Peer;
 use super::controller::Controller;
 use crate::control::protocol::{decode_request, ErrorCode, Reply, MAX_REQUEST_BYTES};
 use anyhow::{bail, Context, Result};
@@ -15,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 /// Clients served at once; more are told to retry and disconnected.
 const MAX_CLIENTS: usize = 32;
@@ -39,9 +43,52 @@ impl Drop for Server {
     }
 }
 
+/// Who besides root may use the socket: the configured control group.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    /// `[switch] control_group`: its name (for messages) and gid.
+    pub group: Option<(String, libc::gid_t)>,
+}
+
+impl Access {
+    fn gid(&self) -> Option<libc::gid_t> {
+        self.group.as_ref().map(|(_, gid)| *gid)
+    }
+
+    /// Who may connect, for the refusal message.
+    fn describe(&self) -> String {
+        match &self.group {
+            Some((name, _)) => format!("root and members of group {name:?}"),
+            None => "root".to_string(),
+        }
+    }
+}
+
+/// Binds the control socket at `path` so that it is never, even for an
+/// instant, more permissive than 0600: the umask is 0177 during the bind (the
+/// only file this process creates at that moment), then the mode and group
+/// are set for `access` (0660 and the group's ownership with a control group).
+pub fn bind_control_socket(path: &Path, access: &Access) -> Result<UnixListener> {
+    // SAFETY: umask only swaps the process's file-creation mask; it cannot fail.
+    let previous = unsafe { libc::umask(0o177) };
+    let bound = UnixListener::bind(path);
+    // SAFETY: as above, restoring the mask found.
+    unsafe { libc::umask(previous) };
+    let listener =
+        bound.with_context(|| format!("binding the control socket {}", path.display()))?;
+    if let Some((name, gid)) = &access.group {
+        std::os::unix::fs::chown(path, None, Some(*gid))
+            .with_context(|| format!("giving {} to group {name:?}", path.display()))?;
+    }
+    let mode = if access.group.is_some() { 0o660 } else { 0o600 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("making {} mode {mode:04o}", path.display()))?;
+    Ok(listener)
+}
+
 /// Binds the control socket (refusing if another daemon answers on it) and
-/// starts serving requests against `controller`.
-pub fn start(path: &Path, controller: Arc<Mutex<Controller>>) -> Result<Server> {
+/// starts serving requests against `controller` to the clients `access` allows.
+pub fn start(path: &Path, access: Access, controller: Arc<Mutex<Controller>>) -> Result<Server> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -52,16 +99,13 @@ pub fn start(path: &Path, controller: Arc<Mutex<Controller>>) -> Result<Server> 
         std::fs::remove_file(path)
             .with_context(|| format!("removing the stale socket {}", path.display()))?;
     }
-    let listener = UnixListener::bind(path)
-        .with_context(|| format!("binding the control socket {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("making {} mode 0600", path.display()))?;
+    let listener = bind_control_socket(path, &access)?;
     listener.set_nonblocking(true)?;
     let stop = Arc::new(AtomicBool::new(false));
     let stop_flag = Arc::clone(&stop);
     let thread = std::thread::Builder::new()
         .name("sy-control".into())
-        .spawn(move || accept_loop(listener, controller, stop_flag))?;
+        .spawn(move || accept_loop(listener, access, controller, stop_flag))?;
     Ok(Server {
         path: path.to_path_buf(),
         stop,
@@ -69,12 +113,51 @@ pub fn start(path: &Path, controller: Arc<Mutex<Controller>>) -> Result<Server> 
     })
 }
 
-fn accept_loop(listener: UnixListener, controller: Arc<Mutex<Controller>>, stop: Arc<AtomicBool>) {
+/// Checks a new client's credentials; a refused one gets its one reply here.
+fn admit(stream: &mut UnixStream, access: &Access) -> bool {
+    let refusal = match Peer::of(stream) {
+        Ok(peer) if peer.allowed(access.gid()) => return true,
+        Ok(peer) => {
+            info!(
+                uid = peer.uid,
+                gid = peer.gid,
+                pid = peer.pid,
+                "control client refused"
+            );
+            format!(
+                "permission denied: uid {} may not use this control socket (allowed: {})",
+                peer.uid,
+                access.describe()
+            )
+        }
+        Err(error) => {
+            warn!(%error, "cannot read a control client's credentials; refused");
+            format!("permission denied: the client's credentials cannot be read ({error})")
+        }
+    };
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let _ = write_reply(
+        stream,
+        &Reply::failure(ErrorCode::PermissionDenied, refusal),
+    );
+    false
+}
+
+fn accept_loop(
+    listener: UnixListener,
+    access: Access,
+    controller: Arc<Mutex<Controller>>,
+    stop: Arc<AtomicBool>,
+) {
     let clients = Arc::new(AtomicUsize::new(0));
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((mut stream, _)) => {
                 let _ = stream.set_nonblocking(false);
+                if !admit(&mut stream, &access) {
+                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
                 if clients.load(Ordering::Relaxed) >= MAX_CLIENTS {
                     let _ = write_reply(
                         &mut stream,
@@ -198,6 +281,45 @@ fn write_reply(stream: &mut UnixStream, reply: &Reply) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
+    /// The socket is 0600 when it appears, whatever the umask (here 000).
+    #[test]
+    fn control_socket_is_private_under_a_permissive_umask() {
+        let dir = std::env::temp_dir().join(format!("sy-server-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ctl.sock");
+        let _ = std::fs::remove_file(&path);
+        // SAFETY: umask cannot fail; the previous mask is restored below.
+        let before = unsafe { libc::umask(0) };
+        let result = bind_control_socket(&path, &Access::default());
+        // SAFETY: as above.
+        let during = unsafe { libc::umask(before) };
+        let listener = result.unwrap();
+        assert_eq!(during, 0, "the caller's umask is restored");
+        let meta = std::fs::metadata(&path).unwrap();
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.mode() & 0o7777, 0o600);
+        drop(listener);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_control_group_makes_the_socket_group_owned_0660() {
+        let dir = std::env::temp_dir().join(format!("sy-server-grp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ctl.sock");
+        let _ = std::fs::remove_file(&path);
+        let gid = super::super::access::group_id("root").unwrap();
+        let access = Access {
+            group: Some(("root".into(), gid)),
+        };
+        let listener = bind_control_socket(&path, &access).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!((meta.mode() & 0o7777, meta.gid()), (0o660, gid));
+        drop(listener);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn oversized_lines_are_skipped_whole_and_the_next_line_is_read() {

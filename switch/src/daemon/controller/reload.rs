@@ -1,4 +1,11 @@
 //! Config reload: re-read the file and apply only the difference.
+//!
+//! Networks keep their identity by name: a network's bridge domain (its slot in
+//! `networks`, which the workers know its ports by) never changes while it
+//! exists, whatever the order of `[[network]]`s in the file; a changed subnet or
+//! gateway is updated in place. A reload that would move an attached container
+//! out of its network (its network removed, or readdressed under it) is refused
+//! before anything changes.
 
 use super::{Controller, CtlError, CtlResult, NetworkEntry, Origin, PortEntry};
 use crate::control::protocol::ErrorCode;
@@ -15,7 +22,9 @@ impl Controller {
             .map_err(|e| CtlError::new(ErrorCode::InvalidConfig, format!("{e:#}")))?;
         crate::daemon::check_interfaces(&new)
             .map_err(|e| CtlError::new(ErrorCode::InvalidConfig, format!("{e:#}")))?;
-        // Networks that disappear must not keep ports that stay.
+        // Networks that disappear must not keep ports that stay, and a network
+        // with attached containers keeps its addressing (their addresses and
+        // routes were configured inside the containers from it).
         let new_networks: HashSet<&str> = new.networks.iter().map(|n| n.name.as_str()).collect();
         for port in self
             .ports
@@ -27,10 +36,41 @@ impl Controller {
                 return Err(CtlError::new(
                     ErrorCode::InvalidConfig,
                     format!(
-                        "network {:?} is removed but port {:?} is still attached to it",
+                        "network {:?} is removed but port {:?} is still attached to it; \
+                         detach it first (nothing was changed)",
                         port.network, port.name
                     ),
                 ));
+            }
+            if port.origin != Origin::Attach {
+                continue;
+            }
+            let (Some(old), Some((index, fresh))) = (
+                self.network(&port.network),
+                new.networks
+                    .iter()
+                    .enumerate()
+                    .find(|(_, n)| n.name == port.network),
+            ) else {
+                continue;
+            };
+            for (field, differs) in [
+                ("subnet", old.subnet != fresh.subnet),
+                ("gateway", old.gateway != fresh.gateway),
+            ] {
+                if differs {
+                    return Err(CtlError::new(
+                        ErrorCode::InvalidConfig,
+                        format!(
+                            "network[{index}].{field}: network {:?} has attached containers \
+                             (port {:?}, {}); its {field} cannot change under them: detach them \
+                             first (nothing was changed)",
+                            port.network,
+                            port.name,
+                            port.address.as_deref().unwrap_or("no address"),
+                        ),
+                    ));
+                }
             }
         }
         let wanted: Vec<PortEntry> = new
@@ -47,28 +87,21 @@ impl Controller {
                 ifname: None,
             })
             .collect();
-        let changed_network = |name: &str| {
-            let old = self.network(name);
-            let fresh = new.networks.iter().find(|n| n.name == name);
-            match (old, fresh) {
-                (Some(o), Some(f)) => o.subnet != f.subnet || o.gateway != f.gateway,
-                _ => true,
-            }
-        };
+        // Ports of a network that goes away are removed (the file cannot keep a
+        // port in an undefined network, so that is always a wanted change).
+        let removed_network = |name: &str| !new_networks.contains(name);
         let to_remove: Vec<usize> = self
             .ports
             .iter()
             .enumerate()
             .filter_map(|(i, p)| Some((i, p.as_ref()?)))
             .filter(|(_, p)| p.origin == Origin::Config)
-            .filter(|(_, p)| !wanted.contains(p) || changed_network(&p.network))
+            .filter(|(_, p)| !wanted.contains(p) || removed_network(&p.network))
             .map(|(i, _)| i)
             .collect();
         let to_add: Vec<PortEntry> = wanted
             .iter()
-            .filter(|w| {
-                !self.ports.iter().flatten().any(|p| p == *w) || changed_network(&w.network)
-            })
+            .filter(|w| !self.ports.iter().flatten().any(|p| p == *w))
             .cloned()
             .collect();
         // Apply: remove ports, then networks, add networks, then ports.
@@ -76,15 +109,16 @@ impl Controller {
         for index in to_remove {
             removed.push(self.remove_live_port(index)?.name);
         }
+        // By name: a kept network stays in its slot (its bridge domain) with its
+        // new addressing; only a removed network frees its slot.
         for slot in &mut self.networks {
             if let Some(network) = slot {
-                let keep = new.networks.iter().any(|n| {
-                    n.name == network.name
-                        && n.subnet == network.subnet
-                        && n.gateway == network.gateway
-                });
-                if !keep {
-                    *slot = None;
+                match new.networks.iter().find(|n| n.name == network.name) {
+                    Some(fresh) => {
+                        network.subnet = fresh.subnet;
+                        network.gateway = fresh.gateway;
+                    }
+                    None => *slot = None,
                 }
             }
         }
