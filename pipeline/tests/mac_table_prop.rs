@@ -210,3 +210,50 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The incremental sweep against the whole-table sweep: a step removes only
+    /// expired entries, never changes what a live entry looks up to, and two
+    /// passes' worth of steps (any budgets) leave exactly what a full sweep
+    /// leaves.
+    #[test]
+    fn incremental_sweep_matches_a_full_sweep(
+        cap in 1usize..24,
+        seed in any::<u64>(),
+        learns in proptest::collection::vec((0u16..3, 0u8..16, 0u16..4, 0u64..3 * AGING), 1..60),
+        budgets in proptest::collection::vec(1usize..9, 1..40),
+        now in AGING..4 * AGING,
+    ) {
+        let mut table = MacTable::with_seed(cap, AGING, seed);
+        let mut full = MacTable::with_seed(cap, AGING, seed);
+        let mut sorted = learns.clone();
+        sorted.sort_by_key(|l| l.3);
+        for (domain, m, port, at) in sorted {
+            table.learn(domain, mac(m), port, Timestamp(at));
+            full.learn(domain, mac(m), port, Timestamp(at));
+        }
+        let before = contents(&table);
+        full.sweep(Timestamp(now));
+        let want = contents(&full);
+        let mut scanned = 0;
+        let mut k = 0;
+        while scanned < 2 * table.slot_count() {
+            let budget = budgets[k % budgets.len()];
+            k += 1;
+            table.sweep_step(Timestamp(now), budget);
+            scanned += budget;
+            let got = contents(&table);
+            // Only expired entries ever leave.
+            for e in &before {
+                if now.saturating_sub(e.last_seen) <= AGING {
+                    prop_assert!(got.contains(e), "live entry {:?} swept", e);
+                    prop_assert_eq!(table.lookup(e.domain, e.mac, Timestamp(now)), Some(e.port));
+                }
+            }
+        }
+        prop_assert_eq!(contents(&table), want);
+        prop_assert_eq!(table.aged_total(), full.aged_total());
+    }
+}

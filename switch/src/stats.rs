@@ -33,6 +33,9 @@ pub struct WorkerCounters {
     pub parks: u64,
     /// Times a waiting socket received and was polled again.
     pub wakes: u64,
+    /// Sockets polled every turn at the end of the last turn (the others
+    /// wait for traffic): the loop's cost follows this, not the port count.
+    pub polled_sockets: u64,
     /// How long the turns that received took: a stall shows here (as in VPP's
     /// `show runtime` or OVS's `pmd-perf-show`).
     pub turn_durations: TurnHistogram,
@@ -138,12 +141,20 @@ impl Serialize for BurstHistogram {
 pub struct FdbEntry {
     /// Domain (network) index.
     pub domain: u16,
-    /// The station's MAC.
-    pub mac: String,
+    /// The station's MAC (formatted on the control thread, never by the worker).
+    #[serde(serialize_with = "serialize_display")]
+    pub mac: switchyard_pipeline::MacAddr,
     /// Port index it was learned on.
     pub port: u16,
     /// Seconds since last seen.
     pub age_secs: u64,
+}
+
+fn serialize_display<S: serde::Serializer, T: std::fmt::Display>(
+    value: &T,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
 }
 
 /// What a worker reports when asked.

@@ -212,6 +212,7 @@ impl<P: Port> Worker<P> {
             self.last_sweep = now;
         }
         self.stats.loops += 1;
+        self.stats.polled_sockets = self.polled.len() as u64;
         if received > 0 {
             self.stats.busy_loops += 1;
             self.stats.rx_packets += received as u64;
@@ -758,7 +759,7 @@ impl<P: Port> Worker<P> {
             .iter()
             .map(|entry| FdbEntry {
                 domain: entry.domain,
-                mac: entry.mac.to_string(),
+                mac: entry.mac,
                 port: entry.port,
                 age_secs: now.saturating_since(entry.last_seen) / 1_000_000_000,
             })

@@ -357,6 +357,13 @@ impl Port for XdpPort {
         // back; from here on the worker owns them.
         #[allow(unsafe_code)]
         let received = unsafe { self.rx.consume(&mut self.landing[..max]) };
+        if received == 0 && self.fill.needs_wakeup() {
+            // A zero-copy driver that ran out of fill buffers stops and asks to
+            // be woken once the ring has some again (copy mode never asks);
+            // without this a receive-only queue stays stalled. A zero-timeout
+            // poll, only while the flag is set.
+            let _ = self.fill.wakeup(self.rx.fd_mut(), 0);
+        }
         for desc in &self.landing[..received] {
             pool.take_back(desc);
             // The kernel wrote these frames on another core: start every

@@ -99,7 +99,7 @@ pub fn snapshot(
                     .filter_map(|e| {
                         Some(FdbStats {
                             network: networks.get(e.domain as usize)?.clone()?,
-                            mac: e.mac.clone(),
+                            mac: e.mac.to_string(),
                             port: port_name(e.port as usize)?,
                             age_secs: e.age_secs,
                         })
