@@ -104,6 +104,8 @@ const REPORT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Asks every worker for a report (with `stop`: its final report, after which it
 /// exits); `None` if any did not answer in time.
 pub fn ask_all(workers: &[WorkerHandle], stop: bool) -> Option<Vec<WorkerReport>> {
+    // One deadline for all workers: a stuck one costs REPORT_TIMEOUT once.
+    let deadline = Instant::now() + REPORT_TIMEOUT;
     let replies: Vec<_> = workers
         .iter()
         .map(|w| {
@@ -113,12 +115,16 @@ pub fn ask_all(workers: &[WorkerHandle], stop: bool) -> Option<Vec<WorkerReport>
             } else {
                 WorkerCommand::Report(tx)
             };
-            w.commands.send(command).ok().map(|_| rx)
+            // Bounded even when a stuck worker's command channel is full.
+            w.commands
+                .send_deadline(command, deadline)
+                .ok()
+                .map(|_| rx)
         })
         .collect();
     replies
         .into_iter()
-        .map(|rx| rx?.recv_timeout(REPORT_TIMEOUT).ok())
+        .map(|rx| rx?.recv_deadline(deadline).ok())
         .collect()
 }
 

@@ -484,6 +484,10 @@ impl Controller {
             .position(Option::is_none)
             .unwrap_or(self.ports.len());
         let socket_counts: Vec<usize> = placements.iter().map(|p| p.sockets.len()).collect();
+        // One deadline for the whole hand-over: a stuck worker delays the
+        // control socket (and SIGTERM, which waits for this lock) by at most
+        // WORKER_REPLY_TIMEOUT, never forever (a full command channel included).
+        let deadline = std::time::Instant::now() + WORKER_REPLY_TIMEOUT;
         let waits: Vec<_> = self
             .workers
             .iter()
@@ -498,19 +502,30 @@ impl Controller {
                     route: placement.tx[0],
                     done,
                 };
-                worker.commands.send(command).ok().map(|_| wait)
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                worker.commands.send_timeout(command, left).ok().map(|_| wait)
             })
             .collect();
-        for wait in waits {
-            if wait
-                .and_then(|w| w.recv_timeout(WORKER_REPLY_TIMEOUT).ok())
-                .is_none()
-            {
-                return Err(CtlError::new(
-                    ErrorCode::Internal,
-                    "a worker did not take the new port",
-                ));
+        let all_took = waits
+            .into_iter()
+            .all(|wait| wait.is_some_and(|w| w.recv_deadline(deadline).is_ok()));
+        if !all_took {
+            // Nothing half-applied: every worker that has the port (or will
+            // take it late: commands are handled in order) removes it again.
+            for worker in &self.workers {
+                let (done, _ignored) = channel::bounded(1);
+                let command = WorkerCommand::RemovePort {
+                    port: index as PortId,
+                    done,
+                };
+                let _ = worker.commands.send_timeout(command, WORKER_REPLY_TIMEOUT);
             }
+            detach(&self.redirect);
+            warn!(port = %entry.name, "a worker did not take the new port in time; rolled back");
+            return Err(CtlError::new(
+                ErrorCode::Internal,
+                "a worker did not take the new port in time; nothing was changed",
+            ));
         }
         if index == self.ports.len() {
             self.ports.push(None);
@@ -574,16 +589,20 @@ impl Controller {
                 let (done, wait) = channel::bounded(1);
                 worker
                     .commands
-                    .send(WorkerCommand::RemovePort {
-                        port: index as PortId,
-                        done,
-                    })
+                    .send_timeout(
+                        WorkerCommand::RemovePort {
+                            port: index as PortId,
+                            done,
+                        },
+                        WORKER_REPLY_TIMEOUT,
+                    )
                     .ok()
                     .map(|_| wait)
             })
             .collect();
+        let deadline = std::time::Instant::now() + WORKER_REPLY_TIMEOUT;
         for wait in waits {
-            let _ = wait.and_then(|w| w.recv_timeout(WORKER_REPLY_TIMEOUT).ok());
+            let _ = wait.and_then(|w| w.recv_deadline(deadline).ok());
         }
         if let Some(ifindex) = sys::interface_index(&entry.interface) {
             let mode = self.modes.get(index).copied().unwrap_or(AttachMode::Native);
