@@ -174,8 +174,24 @@ pub(crate) fn attach_program(
         XdpModeChoice::Generic => &[AttachMode::Generic],
     };
     let mut errors = Vec::new();
+    let mut looked = false;
     for &mode in modes {
-        match redirect.attach(ifindex, mode) {
+        let mut result = redirect.attach(ifindex, mode);
+        // Some program is there already (in this mode or the other). Only then
+        // look at what it is (a query dumps every link, so it is not done on
+        // every attach): a crashed run's program is removed and the attach
+        // retried once; anyone else's is refused by name and left alone.
+        if !looked
+            && matches!(
+                result.as_ref().map_err(|e| e.raw_os_error()),
+                Err(Some(libc::EBUSY) | Some(libc::EEXIST))
+            )
+        {
+            looked = true;
+            xdp_program::detach_stale(interface, ifindex).map_err(|e| e.to_string())?;
+            result = redirect.attach(ifindex, mode);
+        }
+        match result {
             Ok(()) => {
                 if !errors.is_empty() {
                     warn!(interface, errors = %errors.join("; "), "native XDP failed; falling back to generic mode");

@@ -183,7 +183,16 @@ fn accept_loop(
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(50))
+                // Wait for the next client in poll(), not a fixed sleep: a
+                // connection is accepted at once (a 50 ms sleep here was most of
+                // an attach), and `stop` is still seen within 50 ms.
+                use std::os::fd::AsRawFd;
+                let mut fds = [libc::pollfd {
+                    fd: listener.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                }];
+                switchyard_drivers::sys::wait_readable(&mut fds, Duration::from_millis(50));
             }
             Err(error) => {
                 warn!(%error, "control socket accept failed");

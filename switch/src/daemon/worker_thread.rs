@@ -116,10 +116,7 @@ pub fn ask_all(workers: &[WorkerHandle], stop: bool) -> Option<Vec<WorkerReport>
                 WorkerCommand::Report(tx)
             };
             // Bounded even when a stuck worker's command channel is full.
-            w.commands
-                .send_deadline(command, deadline)
-                .ok()
-                .map(|_| rx)
+            w.commands.send_deadline(command, deadline).ok().map(|_| rx)
         })
         .collect();
     replies

@@ -28,9 +28,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_config::{Ipv4Cidr, NodeConfig, XdpMode};
-use switchyard_drivers::afxdp::{
-    xdp_program, AttachMode, Redirect, XdpModeChoice, XdpPort, XdpPortConfig,
-};
+use switchyard_drivers::afxdp::{AttachMode, Redirect, XdpModeChoice, XdpPort, XdpPortConfig};
 use switchyard_drivers::sys;
 use switchyard_pipeline::{DomainId, PortId};
 use tracing::{info, warn};
@@ -427,7 +425,6 @@ impl Controller {
         let system = |e: &dyn std::fmt::Display| {
             CtlError::new(ErrorCode::SystemError, format!("{}: {e}", entry.interface))
         };
-        xdp_program::detach_stale(&entry.interface, ifindex).map_err(|e| system(&e))?;
         let choice = match mode {
             XdpMode::Auto => XdpModeChoice::Auto,
             XdpMode::Native => XdpModeChoice::Native,
@@ -503,7 +500,11 @@ impl Controller {
                     done,
                 };
                 let left = deadline.saturating_duration_since(std::time::Instant::now());
-                worker.commands.send_timeout(command, left).ok().map(|_| wait)
+                worker
+                    .commands
+                    .send_timeout(command, left)
+                    .ok()
+                    .map(|_| wait)
             })
             .collect();
         let all_took = waits
