@@ -264,7 +264,7 @@ impl XdpPort {
                         std::thread::sleep(Duration::from_millis(50));
                         continue;
                     }
-                    return Err(socket_error(with_hint(io, mode)));
+                    return Err(socket_error(with_hint(io)));
                 }
             }
         }
@@ -495,18 +495,12 @@ impl Port for XdpPort {
     }
 }
 
-/// Adds what an operator can do to the kernel errors whose cause is not obvious.
-fn with_hint(error: std::io::Error, mode: AttachMode) -> std::io::Error {
-    let hint = match (error.raw_os_error(), mode) {
-        (Some(libc::ERANGE), AttachMode::Native) => {
-            " (the MTU is too large for native XDP: on a veth the peer's MTU must stay below \
-             about 3500 bytes; lower it or use generic mode)"
-        }
-        (Some(libc::EOPNOTSUPP), AttachMode::Native) => {
-            " (the driver has no native XDP; use generic mode)"
-        }
-        (Some(libc::EBUSY), _) => " (another AF_XDP socket or XDP program holds this queue)",
-        (Some(libc::EPERM), _) => " (needs root, or CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF)",
+/// Adds what an operator can do to the bind errors whose cause is not obvious
+/// (attach errors get theirs in `redirect`).
+fn with_hint(error: std::io::Error) -> std::io::Error {
+    let hint = match error.raw_os_error() {
+        Some(libc::EBUSY) => " (another AF_XDP socket holds this queue)",
+        Some(libc::EPERM) => " (needs root, or CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF)",
         _ => return error,
     };
     std::io::Error::new(error.kind(), format!("{error}{hint}"))

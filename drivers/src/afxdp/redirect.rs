@@ -180,7 +180,8 @@ impl Redirect {
     }
 
     /// Attaches the program to `ifindex` in `mode`; fails (EBUSY/EEXIST) if any
-    /// program is attached there already, so nothing foreign is replaced.
+    /// program is attached there already, so nothing foreign is replaced. The
+    /// error carries what an operator can do where the cause is not obvious.
     pub fn attach(&self, ifindex: u32, mode: AttachMode) -> std::io::Result<()> {
         let flags = uapi::XDP_FLAGS_UPDATE_IF_NOEXIST | mode_flags(mode);
         // SAFETY: plain libbpf call on descriptors we own; null opts allowed.
@@ -194,7 +195,7 @@ impl Redirect {
             )
         };
         if rc < 0 {
-            return Err(std::io::Error::from_raw_os_error(-rc));
+            return Err(attach_error(-rc, mode));
         }
         Ok(())
     }
@@ -271,6 +272,25 @@ impl Redirect {
             slots.free.push(slot);
         }
     }
+}
+
+/// An attach error with what an operator can do about the causes that are
+/// not obvious from the errno alone.
+fn attach_error(errno: i32, mode: AttachMode) -> std::io::Error {
+    let error = std::io::Error::from_raw_os_error(errno);
+    let hint = match (errno, mode) {
+        (libc::ERANGE, AttachMode::Native) => {
+            " (the MTU is too large for native XDP: on a veth the peer's MTU must stay below \
+             about 3500 bytes; lower it or use generic mode)"
+        }
+        (libc::EOPNOTSUPP, AttachMode::Native) => {
+            " (the driver has no native XDP; use generic mode)"
+        }
+        (libc::EBUSY | libc::EEXIST, _) => " (another XDP program is attached to this interface)",
+        (libc::EPERM, _) => " (needs root, or CAP_NET_ADMIN and CAP_BPF)",
+        _ => "",
+    };
+    std::io::Error::new(error.kind(), format!("{error}{hint}"))
 }
 
 fn mode_flags(mode: AttachMode) -> u32 {

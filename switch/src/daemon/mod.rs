@@ -198,33 +198,10 @@ pub(crate) fn attach_program(
                 }
                 return Ok(mode);
             }
-            Err(error) => errors.push(format!(
-                "{} mode: {}",
-                mode.name(),
-                attach_hint(&error, mode)
-            )),
+            Err(error) => errors.push(format!("{} mode: {error}", mode.name())),
         }
     }
     Err(format!("cannot attach XDP: {}", errors.join("; ")))
-}
-
-/// What an operator can do about an attach error whose cause is not obvious.
-fn attach_hint(error: &std::io::Error, mode: AttachMode) -> String {
-    let hint = match (error.raw_os_error(), mode) {
-        (Some(libc::ERANGE), AttachMode::Native) => {
-            " (the MTU is too large for native XDP: on a veth the peer's MTU must stay below \
-             about 3500 bytes; lower it or use generic mode)"
-        }
-        (Some(libc::EOPNOTSUPP), AttachMode::Native) => {
-            " (the driver has no native XDP; use generic mode)"
-        }
-        (Some(libc::EBUSY) | Some(libc::EEXIST), _) => {
-            " (another XDP program is attached to this interface)"
-        }
-        (Some(libc::EPERM), _) => " (needs root, or CAP_NET_ADMIN and CAP_BPF)",
-        _ => "",
-    };
-    format!("{error}{hint}")
 }
 
 /// Detaches the daemon's own program from every port's interface (exit and
