@@ -230,3 +230,47 @@ impl IdleSet {
         n
     }
 }
+
+/// Moves the *calling thread* into the network namespace behind `ns` (an open
+/// `/run/netns/NAME` or `/proc/PID/ns/net`). Only this thread changes
+/// namespace; prefer [`in_netns`], which never leaves a thread behind in one.
+/// The daemon, the benchmarks and the tests all enter namespaces through this
+/// one function.
+pub fn enter_netns(ns: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setns only reads the descriptor, which `ns` keeps open for the
+    // call, and CLONE_NEWNET affects the calling thread alone.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Runs `f` on a fresh thread that first joined the network namespace behind
+/// `netns`, and returns its result.
+///
+/// Why a thread of its own: `setns(CLONE_NEWNET)` changes only the calling
+/// thread, and this thread ends right after `f`, so no other thread (least of
+/// all a pinned poll worker) is ever left in a container's namespace and nothing
+/// needs restoring. Sockets created by `f` belong to that namespace.
+pub fn in_netns<T, F>(netns: &std::fs::File, f: F) -> std::io::Result<T>
+where
+    T: Send,
+    F: FnOnce() -> T + Send,
+{
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("sy-netns".into())
+            .spawn_scoped(scope, move || {
+                enter_netns(netns)?;
+                Ok(f())
+            })?;
+        match worker.join() {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}

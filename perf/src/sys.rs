@@ -4,27 +4,14 @@
 //! sound, so the rest of the harness is safe Rust.
 
 use std::ffi::CString;
-use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 
-/// Moves the *calling thread* into the network namespace that `ns` (an open
-/// `/var/run/netns/NAME` file) refers to.
-///
-/// Only the calling thread changes namespace, which is why every piece of
-/// in-namespace work runs on a thread of its own.
-pub fn setns_net(ns: &File) -> io::Result<()> {
-    // SAFETY: setns takes a file descriptor and a flag; `ns` is an open file that
-    // outlives the call, and CLONE_NEWNET affects only this thread's namespace.
-    let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
+/// Moves the calling thread into a network namespace: the one helper the
+/// daemon, the benchmarks and the tests share.
+pub use switchyard_drivers::sys::enter_netns as setns_net;
 
 /// Index of interface `name` in the calling thread's network namespace.
 pub fn interface_index(name: &str) -> io::Result<u32> {

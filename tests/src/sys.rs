@@ -8,21 +8,9 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::process::Child;
 
-/// Moves the *calling thread* into the network namespace that `ns` (an open
-/// `/var/run/netns/NAME` file) refers to.
-///
-/// Only the calling thread changes namespace, which is why the harness runs each
-/// namespace's sockets on a thread of its own (see [`crate::netns::spawn_in`]).
-pub fn setns_net(ns: &File) -> io::Result<()> {
-    // SAFETY: setns takes a file descriptor and a flag; `ns` is an open file that
-    // outlives the call, and CLONE_NEWNET affects only this thread's namespace.
-    let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
+/// Moves the calling thread into a network namespace: the one helper the
+/// daemon, the benchmarks and the tests share.
+pub use switchyard_drivers::sys::enter_netns as setns_net;
 
 /// Sends `signal` to a child process this harness spawned and has not reaped yet.
 ///

@@ -1,45 +1,15 @@
-//! The only `unsafe` of the netlink module: entering a network namespace with
-//! `setns(2)` and the ethtool ioctl that turns offloads off.
+//! The only `unsafe` of the netlink module: the ethtool ioctl that turns
+//! offloads off. Entering a namespace is `switchyard_drivers::sys::in_netns`,
+//! shared with the benchmarks and the tests.
 //!
 //! Kept small so that every unsafe block can be read against its `// SAFETY:`
 //! comment in one sitting.
 
 use std::ffi::c_void;
-use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-/// Runs `f` on a fresh thread that first joined the network namespace behind
-/// `netns` (an open `/run/netns/NAME` or `/proc/PID/ns/net`).
-///
-/// Why a thread of its own: `setns(CLONE_NEWNET)` changes only the calling
-/// thread, and this thread ends right after `f`, so no thread of the daemon
-/// (least of all the main thread or a pinned poll worker) is ever left in a
-/// container's namespace and nothing needs restoring. Sockets created by `f`
-/// (netlink, ioctl) belong to that namespace.
-pub(crate) fn in_netns<T, F>(netns: &File, f: F) -> io::Result<T>
-where
-    T: Send,
-    F: FnOnce() -> T + Send,
-{
-    std::thread::scope(|scope| {
-        let worker = std::thread::Builder::new()
-            .name("sy-netns".into())
-            .spawn_scoped(scope, move || {
-                // SAFETY: setns only reads the descriptor, which `netns` keeps
-                // open for the whole scope; it affects this thread alone.
-                let rc = unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) };
-                if rc != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(f())
-            })?;
-        match worker.join() {
-            Ok(result) => result,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
-    })
-}
+pub(crate) use switchyard_drivers::sys::in_netns;
 
 const SIOCETHTOOL: libc::c_ulong = 0x8946;
 const ETHTOOL_GSTRINGS: u32 = 0x1b;
