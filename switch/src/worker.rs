@@ -75,6 +75,9 @@ pub struct Worker<P: Port> {
     idle: Option<switchyard_drivers::sys::IdleSet>,
     /// Tokens of woken sockets (reused buffer).
     woken: Vec<u64>,
+    /// The kernel's drop counters per socket, read a socket at a time.
+    kernel_cache: Vec<switchyard_drivers::KernelDrops>,
+    kernel_cursor: usize,
     last_wake_check: Timestamp,
 }
 
@@ -166,6 +169,8 @@ impl<P: Port> Worker<P> {
             tx_only: Vec::with_capacity(sockets_n),
             idle,
             woken: Vec::with_capacity(64),
+            kernel_cache: vec![Default::default(); sockets_n],
+            kernel_cursor: 0,
             last_wake_check: Timestamp(0),
         }
     }
@@ -209,6 +214,7 @@ impl<P: Port> Worker<P> {
         if now.saturating_since(self.last_sweep) >= SWEEP_INTERVAL_NS {
             let budget = self.l2.mac_table().slot_count().div_ceil(SWEEP_SLICES);
             self.l2.sweep_step(now, budget.max(64));
+            self.refresh_kernel_drops();
             self.last_sweep = now;
         }
         self.stats.loops += 1;
@@ -634,7 +640,15 @@ impl<P: Port> Worker<P> {
         let mut reclaimed = 0;
         let mut kept_ports = Vec::with_capacity(self.ports.len());
         let mut kept_socket_port = Vec::with_capacity(self.ports.len());
-        for (mut socket, owner) in self.ports.drain(..).zip(self.socket_port.drain(..)) {
+        let mut kept_cache = Vec::with_capacity(self.ports.len());
+        self.kernel_cache.resize(self.ports.len(), Default::default());
+        let cache = std::mem::take(&mut self.kernel_cache);
+        for ((mut socket, owner), cached) in self
+            .ports
+            .drain(..)
+            .zip(self.socket_port.drain(..))
+            .zip(cache)
+        {
             if owner == port {
                 if let (Some(idle), Some(fd)) = (self.idle.as_mut(), socket.poll_fd()) {
                     idle.remove(fd);
@@ -644,10 +658,12 @@ impl<P: Port> Worker<P> {
             } else {
                 kept_ports.push(socket);
                 kept_socket_port.push(owner);
+                kept_cache.push(cached);
             }
         }
         self.ports = kept_ports;
         self.socket_port = kept_socket_port;
+        self.kernel_cache = kept_cache;
         // Socket indices shifted: poll every socket again (each parks anew
         // after its idle turns); tokens armed before are at worst spurious.
         self.slots = vec![
@@ -675,16 +691,37 @@ impl<P: Port> Worker<P> {
         reclaimed
     }
 
-    /// Kernel-side drops per global port, summed over this worker's sockets
-    /// (a syscall per socket: for reports, not the hot path).
+    /// Kernel-side drops per global port, summed over this worker's sockets,
+    /// as last read (see [`refresh_kernel_drops`](Self::refresh_kernel_drops)):
+    /// a report costs no system call per socket.
     pub fn kernel_drops(&self) -> Vec<switchyard_drivers::KernelDrops> {
         let mut drops = vec![switchyard_drivers::KernelDrops::default(); self.routes.len()];
-        for (socket, port) in self.ports.iter().zip(&self.socket_port) {
+        for (cached, port) in self.kernel_cache.iter().zip(&self.socket_port) {
             if let Some(slot) = drops.get_mut(*port as usize) {
-                slot.add(&socket.kernel_drops());
+                slot.add(cached);
             }
         }
         drops
+    }
+
+    /// Reads the kernel's drop counters of the next socket (one system call),
+    /// round-robin: called about once a millisecond, a thousand sockets are
+    /// all fresh within a second and no report stalls the worker on them.
+    fn refresh_kernel_drops(&mut self) {
+        if self.ports.is_empty() {
+            return;
+        }
+        self.kernel_cache.resize(self.ports.len(), Default::default());
+        let socket = self.kernel_cursor % self.ports.len();
+        self.kernel_cache[socket] = self.ports[socket].kernel_drops();
+        self.kernel_cursor = socket + 1;
+    }
+
+    /// Reads every socket's kernel drop counters now (final report, tests).
+    pub fn refresh_all_kernel_drops(&mut self) {
+        self.kernel_cache.clear();
+        self.kernel_cache
+            .extend(self.ports.iter().map(|p| p.kernel_drops()));
     }
 
     /// This worker's index among the switch's workers.

@@ -324,6 +324,11 @@ fn report(
     if let Some(cpu) = sys::thread_cpu_time() {
         worker.set_cpu_time(cpu);
     }
+    if audit {
+        // The final report reads every socket's kernel counters; the others
+        // use what the worker read a socket per millisecond.
+        worker.refresh_all_kernel_drops();
+    }
     WorkerReport {
         index: spec.index,
         core: spec.core,
