@@ -291,7 +291,7 @@ fn start_workers(
 
 /// Stops workers without waiting for reports (failure paths).
 fn stop_workers(workers: Vec<WorkerHandle>) {
-    let _ = worker_thread::ask_all(&workers, true);
+    let _ = worker_thread::ask_all(&workers, true, false);
     for w in workers {
         let _ = w.thread.join();
     }
@@ -361,7 +361,7 @@ pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
             }
         }
     };
-    if let Some(snap) = lock(&controller).snapshot(false) {
+    if let Some(snap) = lock(&controller).snapshot(false, stats_file.is_some()) {
         write_stats(&snap);
     }
     info!(
@@ -388,7 +388,9 @@ pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
         }
         if !interval.is_zero() && Instant::now() >= next_stats {
             next_stats += interval;
-            if let Some(snap) = lock(&controller).snapshot(false) {
+            // The FDB only goes to the stats file: without one, the periodic
+            // report does not make the workers walk their tables.
+            if let Some(snap) = lock(&controller).snapshot(false, stats_file.is_some()) {
                 report::log_summary(&snap);
                 write_stats(&snap);
             }

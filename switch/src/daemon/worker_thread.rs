@@ -50,8 +50,14 @@ pub struct WorkerSpec {
 
 /// Messages from the control thread, read between bursts.
 pub enum WorkerCommand {
-    /// Send a report of the counters.
-    Report(Sender<WorkerReport>),
+    /// Send a report of the counters; with `fdb` also the MAC table (a walk of
+    /// the whole table: only when someone asked for it).
+    Report {
+        /// Where to send it.
+        reply: Sender<WorkerReport>,
+        /// Include the FDB.
+        fdb: bool,
+    },
     /// Drain, send a final report, close the sockets and exit.
     Stop(Sender<WorkerReport>),
     /// Add a port at run time: this worker's sockets on it (bound by the control
@@ -103,7 +109,7 @@ const REPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Asks every worker for a report (with `stop`: its final report, after which it
 /// exits); `None` if any did not answer in time.
-pub fn ask_all(workers: &[WorkerHandle], stop: bool) -> Option<Vec<WorkerReport>> {
+pub fn ask_all(workers: &[WorkerHandle], stop: bool, fdb: bool) -> Option<Vec<WorkerReport>> {
     // One deadline for all workers: a stuck one costs REPORT_TIMEOUT once.
     let deadline = Instant::now() + REPORT_TIMEOUT;
     let replies: Vec<_> = workers
@@ -113,7 +119,7 @@ pub fn ask_all(workers: &[WorkerHandle], stop: bool) -> Option<Vec<WorkerReport>
             let command = if stop {
                 WorkerCommand::Stop(tx)
             } else {
-                WorkerCommand::Report(tx)
+                WorkerCommand::Report { reply: tx, fdb }
             };
             // Bounded even when a stuck worker's command channel is full.
             w.commands.send_deadline(command, deadline).ok().map(|_| rx)
@@ -191,12 +197,12 @@ fn run(
             worker.record_turn(now().saturating_since(start));
         }
         match commands.try_recv() {
-            Ok(WorkerCommand::Report(reply)) => {
-                let _ = reply.send(report(&spec, &mut worker, now(), false));
+            Ok(WorkerCommand::Report { reply, fdb }) => {
+                let _ = reply.send(report(&spec, &mut worker, now(), false, fdb));
             }
             Ok(WorkerCommand::Stop(reply)) => {
                 worker.drain();
-                let final_report = report(&spec, &mut worker, now(), true);
+                let final_report = report(&spec, &mut worker, now(), true, true);
                 close(worker);
                 let _ = reply.send(final_report);
                 return;
@@ -320,6 +326,7 @@ fn report(
     worker: &mut Worker<XdpPort>,
     now: Timestamp,
     audit: bool,
+    with_fdb: bool,
 ) -> WorkerReport {
     if let Some(cpu) = sys::thread_cpu_time() {
         worker.set_cpu_time(cpu);
@@ -337,7 +344,7 @@ fn report(
         l2: worker.l2().stats(),
         mac_entries: worker.l2().mac_table().len(),
         mac_capacity: worker.l2().mac_table().capacity(),
-        fdb: worker.fdb(now),
+        fdb: if with_fdb { worker.fdb(now) } else { Vec::new() },
         frames_total: worker.frames_total(),
         frames_accounted: worker.frames_accounted(),
         free_list_unique: !audit || worker.free_list_is_unique(),

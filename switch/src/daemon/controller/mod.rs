@@ -269,7 +269,7 @@ impl Controller {
             Request::Ports => self.ports_info().map(|p| serde_json::json!(p)),
             Request::Fdb { network } => self.fdb(network.as_deref()),
             Request::Stats => self
-                .snapshot(false)
+                .snapshot(false, true)
                 .map(|s| serde_json::to_value(s).unwrap_or_default())
                 .ok_or_else(|| CtlError::new(ErrorCode::Internal, "a worker did not answer")),
             Request::Attach(request) => self.attach(request).map(|r| serde_json::json!(r)),
@@ -302,8 +302,8 @@ impl Controller {
     }
 
     /// Asks every worker for a report (or its final report with `stop`).
-    fn ask_all(&self, stop: bool) -> Option<Vec<WorkerReport>> {
-        super::worker_thread::ask_all(&self.workers, stop)
+    fn ask_all(&self, stop: bool, fdb: bool) -> Option<Vec<WorkerReport>> {
+        super::worker_thread::ask_all(&self.workers, stop, fdb)
     }
 
     fn port_views(&self) -> Vec<Option<PortView>> {
@@ -333,8 +333,8 @@ impl Controller {
     }
 
     /// The stats document, from fresh worker reports.
-    pub fn snapshot(&self, is_final: bool) -> Option<Snapshot> {
-        let reports = self.ask_all(false)?;
+    pub fn snapshot(&self, is_final: bool, fdb: bool) -> Option<Snapshot> {
+        let reports = self.ask_all(false, fdb)?;
         Some(report::snapshot(
             &self.port_views(),
             &self.network_names(),
@@ -346,7 +346,7 @@ impl Controller {
 
     fn ports_info(&self) -> CtlResult<Vec<PortInfo>> {
         let snap = self
-            .snapshot(false)
+            .snapshot(false, false)
             .ok_or_else(|| CtlError::new(ErrorCode::Internal, "a worker did not answer"))?;
         Ok(self
             .ports
@@ -380,7 +380,7 @@ impl Controller {
             }
         }
         let snap = self
-            .snapshot(false)
+            .snapshot(false, true)
             .ok_or_else(|| CtlError::new(ErrorCode::Internal, "a worker did not answer"))?;
         let entries: Vec<_> = snap
             .fdb
@@ -659,7 +659,7 @@ impl Controller {
     /// Stops the workers (final reports), detaches every XDP program. Attached
     /// containers' veths stay: a restarted daemon re-adopts them.
     pub fn shutdown(&mut self) -> (Option<Snapshot>, Vec<WorkerReport>) {
-        let reports = self.ask_all(true);
+        let reports = self.ask_all(true, true);
         let views = self.port_views();
         let names = self.network_names();
         let learn_dropped = self.fabric.learn_dropped();
