@@ -274,3 +274,36 @@ where
         }
     })
 }
+
+/// Restricts thread `tid` (0: the calling thread) to `cores`. The daemon keeps
+/// its control threads off the poll workers' cores this way: a busy-polling
+/// worker that shares its core with any other runnable thread loses whole
+/// scheduler slices (milliseconds) to it, and frames wait that long.
+pub fn set_affinity(tid: libc::pid_t, cores: &[usize]) -> std::io::Result<()> {
+    // SAFETY: cpu_set_t is plain old data; all-zero is the empty set.
+    #[allow(unsafe_code)]
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &core in cores {
+        if core >= libc::CPU_SETSIZE as usize {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "core out of range",
+            ));
+        }
+        // SAFETY: `core` is below CPU_SETSIZE (checked above), so CPU_SET
+        // writes inside `set`.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::CPU_SET(core, &mut set)
+        };
+    }
+    // SAFETY: the pointer and size describe `set`, a live cpu_set_t the kernel
+    // only reads.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

@@ -641,7 +641,8 @@ impl<P: Port> Worker<P> {
         let mut kept_ports = Vec::with_capacity(self.ports.len());
         let mut kept_socket_port = Vec::with_capacity(self.ports.len());
         let mut kept_cache = Vec::with_capacity(self.ports.len());
-        self.kernel_cache.resize(self.ports.len(), Default::default());
+        self.kernel_cache
+            .resize(self.ports.len(), Default::default());
         let cache = std::mem::take(&mut self.kernel_cache);
         for ((mut socket, owner), cached) in self
             .ports
@@ -711,7 +712,8 @@ impl<P: Port> Worker<P> {
         if self.ports.is_empty() {
             return;
         }
-        self.kernel_cache.resize(self.ports.len(), Default::default());
+        self.kernel_cache
+            .resize(self.ports.len(), Default::default());
         let socket = self.kernel_cursor % self.ports.len();
         self.kernel_cache[socket] = self.ports[socket].kernel_drops();
         self.kernel_cursor = socket + 1;

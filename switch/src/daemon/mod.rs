@@ -147,6 +147,27 @@ fn check_system(config: &NodeConfig) -> Result<()> {
     fail_on(config, issues)
 }
 
+/// Moves this (main) thread, and so every thread it starts later (control
+/// socket, clients, netlink helpers), off the workers' cores when the machine
+/// has others, as OVS and VPP keep their main threads off PMD cores. Workers
+/// pin themselves to their own core. With no core left over nothing changes.
+fn keep_off_worker_cores(worker_cores: &[usize]) {
+    let others: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .filter(|c| !worker_cores.contains(c))
+        .collect();
+    if others.is_empty() {
+        warn!("every core runs a worker: control threads share the workers' cores");
+        return;
+    }
+    match sys::set_affinity(0, &others) {
+        Ok(()) => info!(cores = ?others, "control threads kept off the worker cores"),
+        Err(error) => warn!(%error, "could not keep control threads off the worker cores"),
+    }
+}
+
 /// Removes programs a crashed run left on the ports' interfaces; refuses an
 /// interface with anyone else's XDP program (start).
 fn detach_stale_all(plan: &SwitchPlan) -> Result<()> {
@@ -328,6 +349,7 @@ pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
         .context("installing SIGHUP")?;
 
     let plan = Arc::new(SwitchPlan::from_config(&config));
+    keep_off_worker_cores(&plan.cores);
     detach_stale_all(&plan)?;
     let redirect =
         Arc::new(Redirect::load(REDIRECT_CAPACITY).context("loading the XDP redirect program")?);

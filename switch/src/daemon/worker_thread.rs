@@ -346,7 +346,11 @@ fn report(
         l2: worker.l2().stats(),
         mac_entries: worker.l2().mac_table().len(),
         mac_capacity: worker.l2().mac_table().capacity(),
-        fdb: if with_fdb { worker.fdb(now) } else { Vec::new() },
+        fdb: if with_fdb {
+            worker.fdb(now)
+        } else {
+            Vec::new()
+        },
         frames_total: worker.frames_total(),
         frames_accounted: worker.frames_accounted(),
         free_list_unique: !audit || worker.free_list_is_unique(),
