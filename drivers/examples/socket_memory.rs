@@ -4,8 +4,8 @@
 //! its own veths (`symk<i>`).
 //!
 //! `cargo run --release -p switchyard-drivers --example socket_memory -- F K RING`
-use std::time::Instant;
 use std::sync::Arc;
+use std::time::Instant;
 use switchyard_drivers::afxdp::{AttachMode, Redirect, UmemPool, XdpPort, XdpPortConfig};
 
 fn meminfo() -> std::collections::HashMap<String, i64> {
@@ -14,20 +14,39 @@ fn meminfo() -> std::collections::HashMap<String, i64> {
         .lines()
         .filter_map(|l| {
             let (k, v) = l.split_once(':')?;
-            Some((k.to_string(), v.trim().trim_end_matches(" kB").parse().ok()?))
+            Some((
+                k.to_string(),
+                v.trim().trim_end_matches(" kB").parse().ok()?,
+            ))
         })
         .collect()
 }
 
 fn main() {
-    let args: Vec<u32> = std::env::args().skip(1).map(|a| a.parse().unwrap()).collect();
+    let args: Vec<u32> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().unwrap())
+        .collect();
     let (frames, sockets, ring) = (args[0], args[1], args[2]);
     for i in 0..sockets {
         let _ = std::process::Command::new("ip")
-            .args(["link", "add", &format!("symk{i}"), "type", "veth", "peer", "name", &format!("symp{i}")])
+            .args([
+                "link",
+                "add",
+                &format!("symk{i}"),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &format!("symp{i}"),
+            ])
             .status();
-        let _ = std::process::Command::new("ip").args(["link", "set", &format!("symk{i}"), "up"]).status();
-        let _ = std::process::Command::new("ip").args(["link", "set", &format!("symp{i}"), "up"]).status();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "set", &format!("symk{i}"), "up"])
+            .status();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "set", &format!("symp{i}"), "up"])
+            .status();
     }
     let before = meminfo();
     let mut pool = UmemPool::new(frames, ring, ring).unwrap();
@@ -64,7 +83,10 @@ fn main() {
             (after[key] - after_umem[key]) as f64 / sockets as f64
         );
     }
-    println!("attach + bind: {:.2} ms/socket", elapsed.as_secs_f64() * 1e3 / sockets as f64);
+    println!(
+        "attach + bind: {:.2} ms/socket",
+        elapsed.as_secs_f64() * 1e3 / sockets as f64
+    );
     drop(ports);
     for i in 0..sockets {
         let ifindex = switchyard_drivers::sys::interface_index(&format!("symk{i}")).unwrap();
@@ -72,6 +94,8 @@ fn main() {
     }
     drop(pool);
     for i in 0..sockets {
-        let _ = std::process::Command::new("ip").args(["link", "del", &format!("symk{i}")]).status();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &format!("symk{i}")])
+            .status();
     }
 }

@@ -48,8 +48,22 @@ pub struct TurnHistogram {
 impl TurnHistogram {
     /// Bucket labels, in order.
     pub const LABELS: [&'static str; 16] = [
-        "<1us", "1-2us", "2-4us", "4-8us", "8-16us", "16-32us", "32-64us", "64-128us",
-        "128-256us", "256-512us", "0.5-1ms", "1-2ms", "2-4ms", "4-8ms", "8-16ms", ">=16ms",
+        "<1us",
+        "1-2us",
+        "2-4us",
+        "4-8us",
+        "8-16us",
+        "16-32us",
+        "32-64us",
+        "64-128us",
+        "128-256us",
+        "256-512us",
+        "0.5-1ms",
+        "1-2ms",
+        "2-4ms",
+        "4-8ms",
+        "8-16ms",
+        ">=16ms",
     ];
 
     /// Counts one turn of `nanos` nanoseconds.

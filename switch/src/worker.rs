@@ -610,7 +610,8 @@ impl<P: Port> Worker<P> {
             self.ports.push(socket);
             self.socket_port.push(port);
         }
-        self.tx_only.reserve(self.ports.len().saturating_sub(self.tx_only.capacity()));
+        self.tx_only
+            .reserve(self.ports.len().saturating_sub(self.tx_only.capacity()));
         self.routes[index] = route;
         self.counters[index] = PortCounters::default();
         self.l2.set_port_domain(port, domain);
@@ -764,4 +765,3 @@ impl<P: Port> Worker<P> {
             .collect()
     }
 }
-

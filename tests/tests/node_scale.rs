@@ -37,10 +37,7 @@ fn a_thousand_containers_attach_at_the_default_config_and_talk() {
     let mut times = Vec::with_capacity(CONTAINERS);
     let mut attached = Vec::with_capacity(CONTAINERS);
     for (i, ns) in namespaces.iter().enumerate() {
-        assert!(
-            Instant::now() < deadline,
-            "only {i} attaches in 10 minutes"
-        );
+        assert!(Instant::now() < deadline, "only {i} attaches in 10 minutes");
         let start = Instant::now();
         let c = lab
             .try_attach(ns, NET, &format!("{}-c{i}", lab.id()), &[])
@@ -114,7 +111,9 @@ fn every_container_still_reaches_its_neighbour_after_a_restart_with_200_attached
     // Every host veth survived the restart (none deleted as a stale anchor).
     for interface in &interfaces_before {
         assert!(
-            std::path::Path::new("/sys/class/net").join(interface).exists(),
+            std::path::Path::new("/sys/class/net")
+                .join(interface)
+                .exists(),
             "container veth {interface} was deleted by the restart"
         );
     }

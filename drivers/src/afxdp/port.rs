@@ -3,8 +3,8 @@
 use super::pool::UmemPool;
 use super::redirect::Redirect;
 use super::xdp_program;
-use std::sync::Arc;
 use crate::{FramePool, Port, PortError, TxResult};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchyard_pipeline::MAX_BURST;
 use tracing::{debug, info, warn};
@@ -204,7 +204,9 @@ impl XdpPort {
             }
             // Without an id the socket could not give its frames back when
             // closed: it gets none, so it never receives (and says so).
-            None => warn!(interface = %self.interface, "no socket id left in this UMEM: port left without receive buffers"),
+            None => {
+                warn!(interface = %self.interface, "no socket id left in this UMEM: port left without receive buffers")
+            }
         }
     }
 

@@ -68,26 +68,26 @@ fn program(slots_fd: RawFd, sockets_fd: RawFd) -> Vec<Insn> {
     use uapi::*;
     // Register numbers: r0 return, r1-r5 arguments, r6 saved context, r10 frame pointer.
     vec![
-        insn(0xbf, 6, 1, 0, 0),                     // r6 = r1 (struct xdp_md *)
-        insn(0x61, 2, 6, 12, 0),                    // r2 = ctx->ingress_ifindex
-        insn(0x67, 2, 0, 0, 32),                    // r2 <<= 32
-        insn(0x61, 3, 6, 16, 0),                    // r3 = ctx->rx_queue_index
-        insn(0x4f, 2, 3, 0, 0),                     // r2 |= r3
-        insn(0x7b, 10, 2, -8, 0),                   // *(u64 *)(r10 - 8) = r2
-        insn(0xbf, 2, 10, 0, 0),                    // r2 = r10
-        insn(0x07, 2, 0, 0, -8),                    // r2 += -8 (&key)
-        insn(0x18, 1, BPF_PSEUDO_MAP_FD, 0, slots_fd), // r1 = &slots
-        insn(0x00, 0, 0, 0, 0),                     //   (upper half of the 64-bit load)
-        insn(0x85, 0, 0, 0, HELPER_MAP_LOOKUP_ELEM), // r0 = lookup(slots, &key)
-        insn(0x15, 0, 0, 6, 0),                     // if r0 == 0 goto pass
-        insn(0x61, 2, 0, 0, 0),                     // r2 = *(u32 *)r0 (slot)
+        insn(0xbf, 6, 1, 0, 0),                          // r6 = r1 (struct xdp_md *)
+        insn(0x61, 2, 6, 12, 0),                         // r2 = ctx->ingress_ifindex
+        insn(0x67, 2, 0, 0, 32),                         // r2 <<= 32
+        insn(0x61, 3, 6, 16, 0),                         // r3 = ctx->rx_queue_index
+        insn(0x4f, 2, 3, 0, 0),                          // r2 |= r3
+        insn(0x7b, 10, 2, -8, 0),                        // *(u64 *)(r10 - 8) = r2
+        insn(0xbf, 2, 10, 0, 0),                         // r2 = r10
+        insn(0x07, 2, 0, 0, -8),                         // r2 += -8 (&key)
+        insn(0x18, 1, BPF_PSEUDO_MAP_FD, 0, slots_fd),   // r1 = &slots
+        insn(0x00, 0, 0, 0, 0),                          //   (upper half of the 64-bit load)
+        insn(0x85, 0, 0, 0, HELPER_MAP_LOOKUP_ELEM),     // r0 = lookup(slots, &key)
+        insn(0x15, 0, 0, 6, 0),                          // if r0 == 0 goto pass
+        insn(0x61, 2, 0, 0, 0),                          // r2 = *(u32 *)r0 (slot)
         insn(0x18, 1, BPF_PSEUDO_MAP_FD, 0, sockets_fd), // r1 = &sockets
-        insn(0x00, 0, 0, 0, 0),                     //   (upper half)
-        insn(0xb7, 3, 0, 0, XDP_PASS),              // r3 = XDP_PASS (action on a miss)
-        insn(0x85, 0, 0, 0, HELPER_REDIRECT_MAP),   // r0 = redirect_map(sockets, slot, PASS)
-        insn(0x95, 0, 0, 0, 0),                     // exit
-        insn(0xb7, 0, 0, 0, XDP_PASS),              // pass: r0 = XDP_PASS
-        insn(0x95, 0, 0, 0, 0),                     // exit
+        insn(0x00, 0, 0, 0, 0),                          //   (upper half)
+        insn(0xb7, 3, 0, 0, XDP_PASS),                   // r3 = XDP_PASS (action on a miss)
+        insn(0x85, 0, 0, 0, HELPER_REDIRECT_MAP),        // r0 = redirect_map(sockets, slot, PASS)
+        insn(0x95, 0, 0, 0, 0),                          // exit
+        insn(0xb7, 0, 0, 0, XDP_PASS),                   // pass: r0 = XDP_PASS
+        insn(0x95, 0, 0, 0, 0),                          // exit
     ]
 }
 
@@ -332,9 +332,7 @@ fn program_id(fd: RawFd) -> Option<u32> {
     let mut len = std::mem::size_of::<libbpf_sys::bpf_prog_info>() as u32;
     // SAFETY: `info` and `len` are valid for writes and sized as `len` says.
     #[allow(unsafe_code)]
-    let rc = unsafe {
-        libbpf_sys::bpf_prog_get_info_by_fd(fd, &mut info, &mut len)
-    };
+    let rc = unsafe { libbpf_sys::bpf_prog_get_info_by_fd(fd, &mut info, &mut len) };
     (rc == 0).then_some(info.id)
 }
 

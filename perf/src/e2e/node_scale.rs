@@ -27,7 +27,7 @@ use super::dataplane::{ContainerNetwork, Daemon, DaemonSettings};
 use super::topology::{self, interface_exists, Topology, NS_INTERFACE, PREFIX};
 use super::traffic::{Rig, RigConfig, RunIds};
 use super::{first_line, is_root, sleep_unless_stopped, E2eOptions, Point, PointContext};
-use crate::cpu::{self, Interference, ProcessTicks, Snapshot};
+use crate::cpu::{Interference, Snapshot};
 use crate::machine::Machine;
 use crate::progress::Progress;
 use anyhow::{anyhow, bail, Context, Result};
@@ -422,10 +422,14 @@ pub struct MemorySnapshot {
     pub daemon: ProcStatus,
     /// `/proc/meminfo`.
     pub kernel: KernelMemory,
+    /// UMEM frames of all workers (`umem_frames_total` of the daemon's live
+    /// stats), when the control socket answered.
+    #[serde(default)]
+    pub umem_frames: Option<u64>,
 }
 
 impl MemorySnapshot {
-    fn take(pid: u32, ports: usize) -> Result<Self> {
+    fn take(daemon: &Daemon, pid: u32, ports: usize) -> Result<Self> {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .with_context(|| format!("reading /proc/{pid}/status"))?;
         let meminfo = std::fs::read_to_string("/proc/meminfo").context("reading /proc/meminfo")?;
@@ -435,9 +439,24 @@ impl MemorySnapshot {
                 .ok_or_else(|| anyhow!("no VmRSS in /proc/{pid}/status"))?,
             kernel: parse_meminfo(&meminfo)
                 .ok_or_else(|| anyhow!("no Slab/VmallocUsed in /proc/meminfo"))?,
+            umem_frames: daemon.live_stats().ok().as_ref().and_then(umem_frames),
         })
     }
 }
+
+/// Sum of `umem_frames_total` over a stats document's workers.
+pub fn umem_frames(stats: &serde_json::Value) -> Option<u64> {
+    stats
+        .get("workers")?
+        .as_array()?
+        .iter()
+        .map(|w| w.get("umem_frames_total").and_then(|v| v.as_u64()))
+        .sum()
+}
+
+/// The kernel's memory per AF_XDP socket per UMEM frame, measured with
+/// `drivers/examples/socket_memory.rs` (the buffer pool's per-frame array).
+pub const KERNEL_BYTES_PER_UMEM_FRAME: f64 = 128.0;
 
 /// What the attached ports added, per port, in bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -459,6 +478,15 @@ pub struct MemoryPerPort {
     pub kernel_vmalloc_bytes: f64,
     /// Kernel Percpu growth per port (not in `kernel_bytes`).
     pub kernel_percpu_bytes: f64,
+    /// SUnreclaim + VmallocUsed growth per port: leaves out the reclaimable
+    /// slab (dentry and inode caches) that a compile next door moves.
+    #[serde(default)]
+    pub kernel_unreclaimable_bytes: f64,
+    /// What the sockets alone should cost per port: one socket per worker
+    /// queue, [`KERNEL_BYTES_PER_UMEM_FRAME`] per frame of the UMEM, with
+    /// the UMEM frames of the "after" snapshot (one worker: its frames).
+    #[serde(default)]
+    pub expected_socket_bytes: Option<f64>,
 }
 
 impl MemoryPerPort {
@@ -478,6 +506,13 @@ impl MemoryPerPort {
             kernel_slab_bytes: per(before.kernel.slab_kb, after.kernel.slab_kb),
             kernel_vmalloc_bytes: per(before.kernel.vmalloc_used_kb, after.kernel.vmalloc_used_kb),
             kernel_percpu_bytes: per(before.kernel.percpu_kb, after.kernel.percpu_kb),
+            kernel_unreclaimable_bytes: per(
+                before.kernel.sunreclaim_kb + before.kernel.vmalloc_used_kb,
+                after.kernel.sunreclaim_kb + after.kernel.vmalloc_used_kb,
+            ),
+            expected_socket_bytes: after
+                .umem_frames
+                .map(|f| f as f64 * KERNEL_BYTES_PER_UMEM_FRAME),
         })
     }
 }
@@ -489,10 +524,10 @@ pub struct IdleCpu {
     pub ports: usize,
     /// Measuring time.
     pub seconds: f64,
-    /// The worker threads' utime+stime (`/proc/<pid>/task/*/stat` of the
-    /// `sy-worker-*` threads), % of one core, summed over workers.
+    /// The worker threads' CPU time (`/proc/<pid>/task/*/schedstat` of the
+    /// `sy-worker-*` threads, nanoseconds), % of one core, summed over workers.
     pub workers_pct: Option<f64>,
-    /// The whole daemon's, % of one core.
+    /// The whole daemon's (every thread's schedstat), % of one core.
     pub daemon_pct: Option<f64>,
     /// Worker threads found.
     pub worker_threads: usize,
@@ -508,54 +543,52 @@ pub fn is_worker_thread(comm: &str) -> bool {
     comm.trim_end().starts_with("sy-worker")
 }
 
-/// utime+stime ticks of `pid`'s worker threads, and how many there are.
-fn worker_ticks(pid: u32) -> Option<(u64, usize)> {
+/// CPU time in nanoseconds from `/proc/<pid>/task/<tid>/schedstat` text
+/// (its first field, the scheduler's sum_exec_runtime): exact, where
+/// `stat`'s utime/stime count 10 ms ticks, too coarse for 1 % over seconds.
+pub fn parse_schedstat(text: &str) -> Option<u64> {
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// CPU nanoseconds of `pid`'s threads: (worker threads, all threads,
+/// worker count).
+fn thread_cpu_ns(pid: u32) -> Option<(u64, u64, usize)> {
     let dir = format!("/proc/{pid}/task");
-    let mut ticks = 0;
-    let mut threads = 0;
+    let (mut workers, mut all, mut count) = (0, 0, 0);
     for entry in std::fs::read_dir(&dir).ok()? {
         let Ok(entry) = entry else { continue };
         let path = entry.path();
-        let Ok(comm) = std::fs::read_to_string(path.join("comm")) else {
-            continue;
-        };
-        if !is_worker_thread(&comm) {
-            continue;
-        }
-        let Some(t) = std::fs::read_to_string(path.join("stat"))
+        let Some(ns) = std::fs::read_to_string(path.join("schedstat"))
             .ok()
-            .and_then(|s| cpu::parse_pid_stat(&s))
+            .and_then(|s| parse_schedstat(&s))
         else {
             continue;
         };
-        ticks += t.total();
-        threads += 1;
+        all += ns;
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if is_worker_thread(&comm) {
+            workers += ns;
+            count += 1;
+        }
     }
-    Some((ticks, threads))
+    Some((workers, all, count))
 }
 
 fn measure_idle(pid: u32, ports: usize, options: &ScaleOptions, stop: &AtomicBool) -> IdleCpu {
-    let workers_before = worker_ticks(pid);
+    let before_ns = thread_cpu_ns(pid);
     let before = Snapshot::take(Some(pid), &options.switch_cores);
-    let process_before = ProcessTicks::read(&pid.to_string());
     let start = Instant::now();
     sleep_unless_stopped(Duration::from_secs_f64(options.idle_seconds), stop);
     let seconds = start.elapsed().as_secs_f64();
-    let workers_after = worker_ticks(pid);
-    let process_after = ProcessTicks::read(&pid.to_string());
+    let after_ns = thread_cpu_ns(pid);
     let after = Snapshot::take(Some(pid), &options.switch_cores);
-    let (workers_pct, worker_threads) = match (workers_before, workers_after) {
-        (Some((a, _)), Some((b, n))) if n > 0 => {
-            (Some(cpu::pct_of_core(b.saturating_sub(a), seconds)), n)
+    let pct = |a: u64, b: u64| b.saturating_sub(a) as f64 / 1e9 / seconds.max(1e-9) * 100.0;
+    let (workers_pct, daemon_pct, worker_threads) = match (before_ns, after_ns) {
+        (Some((wa, aa, _)), Some((wb, ab, n))) => {
+            ((n > 0).then(|| pct(wa, wb)), Some(pct(aa, ab)), n)
         }
-        _ => (None, 0),
-    };
-    let daemon_pct = match (process_before, process_after) {
-        (Some(a), Some(b)) => Some(cpu::pct_of_core(
-            b.total().saturating_sub(a.total()),
-            seconds,
-        )),
-        _ => None,
+        // Without schedstat: the whole process from /proc/<pid>/stat ticks.
+        _ => (None, before.daemon_pct(&after, seconds), 0),
     };
     IdleCpu {
         ports,
@@ -1127,7 +1160,7 @@ fn measure_phases(
         }
     };
     throughput(&mut rig, &mut ids, 0, progress, report);
-    match MemorySnapshot::take(pid, 2) {
+    match MemorySnapshot::take(daemon, pid, 2) {
         Ok(m) => report.memory_before = Some(m),
         Err(error) => report.errors.push(format!("memory before: {error:#}")),
     }
@@ -1161,7 +1194,7 @@ fn measure_phases(
         SETTLE.as_secs_f64() + options.idle_seconds,
     );
     sleep_unless_stopped(SETTLE, stop);
-    match MemorySnapshot::take(pid, ports) {
+    match MemorySnapshot::take(daemon, pid, ports) {
         Ok(m) => report.memory_after = Some(m),
         Err(error) => report.errors.push(format!("memory after: {error:#}")),
     }
@@ -1279,6 +1312,7 @@ mod tests {
     fn memory_per_port_divides_the_growth() {
         let snap = |ports, rss, pin, slab, vmalloc| MemorySnapshot {
             ports,
+            umem_frames: Some(16_384),
             daemon: ProcStatus {
                 vm_rss_kb: rss,
                 vm_pin_kb: pin,
@@ -1298,6 +1332,8 @@ mod tests {
         assert_eq!(m.daemon_pin_bytes, 0.0);
         assert!((m.kernel_bytes - 102_400.0).abs() < 1e-9);
         assert!((m.kernel_slab_bytes - 51_200.0).abs() < 1e-9);
+        assert_eq!(m.kernel_unreclaimable_bytes, m.kernel_vmalloc_bytes);
+        assert_eq!(m.expected_socket_bytes, Some(16_384.0 * 128.0));
         // Shrinking counters give negative figures, not a panic.
         let less = snap(1002, 9000, 8192, 90_000, 20_000);
         assert!(MemoryPerPort::between(&before, &less).unwrap().kernel_bytes < 0.0);
@@ -1336,6 +1372,28 @@ mod tests {
             netns_del_batch(&names),
             "netns del syp1f-c0\nnetns del syp1f-c1\nnetns del syp1f-c2\n"
         );
+    }
+
+    #[test]
+    fn umem_frames_add_up_over_workers() {
+        let stats = serde_json::json!({"workers": [
+            {"umem_frames_total": 16384}, {"umem_frames_total": 4096}
+        ]});
+        assert_eq!(umem_frames(&stats), Some(20_480));
+        assert_eq!(umem_frames(&serde_json::json!({"workers": [{}]})), None);
+        assert_eq!(umem_frames(&serde_json::json!({})), None);
+    }
+
+    #[test]
+    fn schedstat_gives_nanoseconds() {
+        assert_eq!(
+            parse_schedstat("183478183 9281775 383\n"),
+            Some(183_478_183)
+        );
+        assert_eq!(parse_schedstat(""), None);
+        assert_eq!(parse_schedstat("x 1 2"), None);
+        let own = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+        assert!(parse_schedstat(&own).is_some());
     }
 
     #[test]

@@ -65,11 +65,13 @@ pub fn render(r: &ScaleReport) -> String {
     if let (Some(b), Some(a)) = (&r.memory_before, &r.memory_after) {
         let _ = writeln!(
             out,
-            "\nMemory ({} ports -> {} ports; kB, per port in bytes)\n{:<30} {:>10} {:>10} {:>10} {:>12}",
+            "\nMemory ({} ports -> {} ports; kB, per port in bytes)\n{:<32} {:>10} {:>10} {:>10} {:>12}",
             b.ports, a.ports, "", "before", "after", "delta", "per port B"
         );
         let per = r.memory_per_port;
-        let rows: [(&str, u64, u64, Option<f64>); 7] = [
+        let unreclaimable =
+            |k: &super::node_scale::KernelMemory| k.sunreclaim_kb + k.vmalloc_used_kb;
+        let rows: [(&str, u64, u64, Option<f64>); 8] = [
             (
                 "daemon VmRSS",
                 b.daemon.vm_rss_kb,
@@ -107,6 +109,12 @@ pub fn render(r: &ScaleReport) -> String {
                 per.map(|p| p.kernel_vmalloc_bytes),
             ),
             (
+                "kernel SUnreclaim + VmallocUsed",
+                unreclaimable(&b.kernel),
+                unreclaimable(&a.kernel),
+                per.map(|p| p.kernel_unreclaimable_bytes),
+            ),
+            (
                 "kernel Percpu (not above)",
                 b.kernel.percpu_kb,
                 a.kernel.percpu_kb,
@@ -116,14 +124,22 @@ pub fn render(r: &ScaleReport) -> String {
         for (name, before, after, per_port) in rows {
             let _ = writeln!(
                 out,
-                "{name:<30} {before:>10} {after:>10} {:>+10} {:>12}",
+                "{name:<32} {before:>10} {after:>10} {:>+10} {:>12}",
                 after as i64 - before as i64,
                 opt(per_port, 0)
             );
         }
+        if let Some(expected) = per.and_then(|p| p.expected_socket_bytes) {
+            let _ = writeln!(
+                out,
+                "  expected for the AF_XDP socket alone: {expected:.0} B per port ({} UMEM frames x {} B, drivers/examples/socket_memory.rs); the rest is the veth pair",
+                a.umem_frames.unwrap_or(0),
+                super::node_scale::KERNEL_BYTES_PER_UMEM_FRAME
+            );
+        }
         let _ = writeln!(
             out,
-            "  (kernel counters are the whole machine's: anything else running moves them)"
+            "  (kernel counters are the whole machine's: anything else running moves them; VmLck/VmPin stay 0 because the kernel charges an AF_XDP UMEM to the user's locked_vm, not to the process)"
         );
     }
     if !r.idle.is_empty() {
@@ -278,6 +294,7 @@ mod tests {
         let times: Vec<f64> = (0..20).map(|i| 2.0 + i as f64 * 0.1).collect();
         let before = MemorySnapshot {
             ports: 2,
+            umem_frames: Some(16_384),
             daemon: ProcStatus {
                 vm_rss_kb: 10_000,
                 ..ProcStatus::default()

@@ -158,8 +158,8 @@ pub(crate) fn attach_program(
     interface: &str,
     choice: XdpModeChoice,
 ) -> std::result::Result<AttachMode, String> {
-    let ifindex =
-        sys::interface_index(interface).ok_or_else(|| format!("interface {interface:?} does not exist"))?;
+    let ifindex = sys::interface_index(interface)
+        .ok_or_else(|| format!("interface {interface:?} does not exist"))?;
     let modes: &[AttachMode] = match choice {
         XdpModeChoice::Auto => &[AttachMode::Native, AttachMode::Generic],
         XdpModeChoice::Native => &[AttachMode::Native],
@@ -237,7 +237,11 @@ fn start_workers(
             Ok(mode) => modes.push(mode),
             Err(error) => {
                 detach_ours(plan, &modes, redirect);
-                bail!("port {:?} (interface {}): {error}", port.name, port.interface);
+                bail!(
+                    "port {:?} (interface {}): {error}",
+                    port.name,
+                    port.interface
+                );
             }
         }
     }
@@ -318,9 +322,8 @@ pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
 
     let plan = Arc::new(SwitchPlan::from_config(&config));
     detach_stale_all(&plan)?;
-    let redirect = Arc::new(
-        Redirect::load(REDIRECT_CAPACITY).context("loading the XDP redirect program")?,
-    );
+    let redirect =
+        Arc::new(Redirect::load(REDIRECT_CAPACITY).context("loading the XDP redirect program")?);
     let anchor = Anchor::create(plan.cores.len())?;
     let running = start_workers(&plan, Some(&anchor.name), &redirect)?;
     let control_socket = config.switch.control_socket.clone();
