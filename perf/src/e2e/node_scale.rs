@@ -679,8 +679,12 @@ pub struct ScaleReport {
     pub throughput: Vec<PairThroughput>,
     /// Median with N idle ports over median without.
     pub throughput_ratio: Option<f64>,
-    /// The daemon's worker counters at exit (parks, wakes, UMEM frames...).
+    /// The daemon's worker counters (parks, wakes, UMEM frames...): from
+    /// its final stats, else from its live stats just before it was stopped.
     pub workers: Option<serde_json::Value>,
+    /// How long the daemon took to exit after SIGTERM.
+    #[serde(default)]
+    pub daemon_stop_seconds: Option<f64>,
     /// How the teardown went.
     pub cleanup: Cleanup,
     /// What went wrong.
@@ -1015,6 +1019,7 @@ pub fn run(
         throughput: Vec::new(),
         throughput_ratio: None,
         workers: None,
+        daemon_stop_seconds: None,
         cleanup: Cleanup::default(),
         errors: Vec::new(),
         seconds: 0.0,
@@ -1067,12 +1072,30 @@ pub fn run(
         "stopping the daemon, deleting the namespaces",
         PLAN_TEARDOWN_S * options.containers as f64,
     );
+    // The worker counters now: the final stats may not come (see below).
+    if let Ok(stats) = daemon.live_stats() {
+        report.workers = stats.get("workers").cloned();
+    }
     let stop_timeout = Duration::from_secs(10) + Duration::from_millis(20) * report.attached as u32;
-    match daemon.stop_within(stop_timeout) {
-        Ok(stats) => report.workers = stats.get("workers").cloned(),
-        Err(error) => report
-            .errors
-            .push(format!("stopping switchyard: {error:#}")),
+    let stopping = Instant::now();
+    let stopped = daemon.stop_within(stop_timeout);
+    report.daemon_stop_seconds = Some(stopping.elapsed().as_secs_f64());
+    match stopped {
+        Ok(stats) => {
+            if let Some(workers) = stats.get("workers") {
+                report.workers = Some(workers.clone());
+            }
+        }
+        Err(error) => {
+            // The log tail's last line says why (the first is the exit status).
+            let text = format!("{error:#}");
+            let why = text.lines().last().unwrap_or("").trim();
+            report.errors.push(format!(
+                "stopping switchyard with {} ports took {:.1} s and failed: {why}",
+                report.attached + 2,
+                stopping.elapsed().as_secs_f64()
+            ));
+        }
     }
     drop(daemon);
     report.cleanup = containers.remove();

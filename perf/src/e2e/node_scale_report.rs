@@ -212,9 +212,12 @@ pub fn render(r: &ScaleReport) -> String {
         }
     }
     let c = &r.cleanup;
+    let stop = r
+        .daemon_stop_seconds
+        .map_or(String::new(), |s| format!("daemon stopped in {s:.1} s; "));
     let _ = writeln!(
         out,
-        "\nClean-up: {} namespaces deleted in {:.1} s, {} left; {} host veths deleted by name after their namespace went",
+        "\nClean-up: {stop}{} namespaces deleted in {:.1} s, {} left; {} host veths deleted by name after their namespace went",
         c.namespaces - c.namespaces_left,
         c.seconds,
         c.namespaces_left,
@@ -346,6 +349,7 @@ mod tests {
             throughput: Vec::new(),
             throughput_ratio: Some(0.95),
             workers: None,
+            daemon_stop_seconds: Some(1.0),
             cleanup: Cleanup {
                 namespaces: 20,
                 namespaces_left: 0,
