@@ -205,9 +205,14 @@ pub fn render(r: &ScaleReport) -> String {
         if let Some(ratio) = r.throughput_ratio {
             let _ = writeln!(
                 out,
-                "  with {} idle ports / with none: {ratio:.2} (target >= {THROUGHPUT_TARGET_RATIO}: {})",
+                "  with {} idle ports / with none: {ratio:.2} (target >= {THROUGHPUT_TARGET_RATIO}: {}){}",
                 r.attached,
-                verdict(ratio >= THROUGHPUT_TARGET_RATIO)
+                verdict(ratio >= THROUGHPUT_TARGET_RATIO),
+                if r.throughput.iter().any(|t| t.noisy()) {
+                    "; noisy points (!): others took the cores, measure again on a quiet machine"
+                } else {
+                    ""
+                }
             );
         }
     }
