@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use switchyard_perf::e2e::dataplane::{daemon_binary, DataplaneKind};
+use switchyard_perf::e2e::node_scale::{self, ScaleOptions, ScaleReport};
 use switchyard_perf::e2e::{self, E2eOptions, E2eReport, Scenario};
 use switchyard_perf::machine::Machine;
 use switchyard_perf::micro::{self, MicroOptions, MicroReport};
@@ -65,6 +66,13 @@ enum Command {
     E2e {
         #[command(flatten)]
         e2e: E2eArgs,
+    },
+    /// Node scale: N containers attached through the control socket: attach
+    /// latency, memory per port, idle CPU and a busy pair's throughput with
+    /// N idle ports next to it (needs root). ~4 minutes for 1,000 on a 2-core VM.
+    Scale {
+        #[command(flatten)]
+        scale: ScaleArgs,
     },
     /// Prints the tables of a saved `run`/`e2e` result again and rewrites its
     /// plots (into --results-dir, named after the saved subcommand).
@@ -209,6 +217,75 @@ impl E2eArgs {
     }
 }
 
+/// Options of `scale`; unset ones take the chosen profile's default.
+#[derive(Args, Clone)]
+struct ScaleArgs {
+    /// Shorter: 100 containers unless --containers says otherwise, 2 s idle,
+    /// two 0.5 s throughput points per port count.
+    #[arg(long)]
+    quick: bool,
+    /// Containers to attach [default: 1000; quick: 100].
+    #[arg(long)]
+    containers: Option<usize>,
+    /// Idle CPU measuring time per port count, seconds [default: 5; quick: 2].
+    #[arg(long)]
+    idle_seconds: Option<f64>,
+    /// Sending time per throughput point, seconds [default: 2; quick: 0.5].
+    #[arg(long)]
+    step_seconds: Option<f64>,
+    /// Throughput points per port count; the median is reported [default: 3; quick: 2].
+    #[arg(long)]
+    repeats: Option<usize>,
+    /// Untimed sending before the points, seconds [default: 0.3; quick: 0.1].
+    #[arg(long)]
+    warmup: Option<f64>,
+    /// Limit on the whole attach phase, seconds [default: 60 + 1 per container].
+    #[arg(long)]
+    attach_deadline: Option<f64>,
+    /// Core of the generator.
+    #[arg(long, default_value_t = 0)]
+    generator_core: usize,
+    /// Core of the sink.
+    #[arg(long, default_value_t = 0)]
+    sink_core: usize,
+    /// Cores of the daemon's workers.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    switch_cores: Vec<usize>,
+}
+
+impl ScaleArgs {
+    fn options(self) -> ScaleOptions {
+        let mut o = ScaleOptions::profile(self.quick, self.containers, daemon_binary());
+        if let Some(v) = self.idle_seconds {
+            o.idle_seconds = v;
+        }
+        if let Some(v) = self.step_seconds {
+            o.step_seconds = v;
+        }
+        if let Some(v) = self.repeats {
+            o.repeats = v;
+        }
+        if let Some(v) = self.warmup {
+            o.warmup_seconds = v;
+        }
+        if let Some(v) = self.attach_deadline {
+            o.attach_deadline_seconds = v;
+        }
+        o.generator_core = self.generator_core;
+        o.sink_core = self.sink_core;
+        o.switch_cores = self.switch_cores;
+        o
+    }
+}
+
+/// The JSON document of `scale`.
+#[derive(Serialize)]
+struct ScaleDocument<'a> {
+    subcommand: &'static str,
+    machine: &'a Machine,
+    scale: &'a ScaleReport,
+}
+
 /// The JSON document every subcommand but `pipeline` writes.
 #[derive(Serialize)]
 struct RunDocument<'a> {
@@ -271,6 +348,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(exit_code(interrupted, false))
         }
         Command::E2e { e2e } => run_all("e2e", e2e, None, &results_dir, stop),
+        Command::Scale { scale } => run_scale(scale, &results_dir, stop),
         Command::Report { file } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
@@ -383,6 +461,37 @@ fn run_all(
     Ok(exit_code(interrupted, failed))
 }
 
+/// The `scale` benchmark: tables, JSON and the attach plot.
+fn run_scale(args: ScaleArgs, results_dir: &Path, stop: Arc<AtomicBool>) -> Result<ExitCode> {
+    let options = args.options();
+    options.validate()?;
+    let machine = Machine::detect();
+    machine.print();
+    let mut progress = Progress::new(options.planned_seconds());
+    let report = node_scale::run(options, machine.clone(), Arc::clone(&stop), &mut progress);
+    progress.finish();
+    let report = report?;
+    print!("{}", e2e::node_scale_report::render(&report));
+    println!(
+        "run took {}",
+        switchyard_perf::progress::clock(report.seconds)
+    );
+    machine.print();
+    let interrupted = report.interrupted || stop.load(Ordering::Relaxed);
+    let document = ScaleDocument {
+        subcommand: "scale",
+        machine: &machine,
+        scale: &report,
+    };
+    save(results_dir, "scale", &document, interrupted)?;
+    if !interrupted {
+        for path in e2e::node_scale_report::write_plots(&report, results_dir)? {
+            println!("plot: {}", path.display());
+        }
+    }
+    Ok(exit_code(interrupted, report.has_errors()))
+}
+
 /// Writes the result document, except after an interruption: a cut-short run
 /// must not replace the last complete one.
 fn save<T: serde::Serialize>(
@@ -489,6 +598,46 @@ mod tests {
         assert!(e2e.options.mac_pairs.is_empty());
         assert_eq!(e2e.options.mac_pairs_size, 64);
         assert!(e2e.runs.iter().all(|r| r.mac_scale.is_empty()));
+    }
+
+    #[test]
+    fn scale_options_parse_with_their_profiles() {
+        let scale = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
+            Command::Scale { scale } => scale.options(),
+            _ => panic!("not scale"),
+        };
+        let full = scale(&["switchyard-perf", "scale"]);
+        assert_eq!(full.containers, 1000);
+        assert_eq!(full.repeats, 3);
+        assert_eq!(full.switch_cores, vec![1]);
+        let quick = scale(&["switchyard-perf", "scale", "--quick"]);
+        assert_eq!(quick.containers, 100);
+        assert!(quick.idle_seconds < full.idle_seconds);
+        let o = scale(&[
+            "switchyard-perf",
+            "scale",
+            "--quick",
+            "--containers",
+            "50",
+            "--idle-seconds",
+            "3",
+            "--repeats",
+            "4",
+            "--attach-deadline",
+            "99",
+            "--switch-cores",
+            "1",
+        ]);
+        assert_eq!(o.containers, 50);
+        assert_eq!(o.idle_seconds, 3.0);
+        assert_eq!(o.repeats, 4);
+        assert_eq!(o.attach_deadline_seconds, 99.0);
+        assert!(o.quick);
+        assert!(Cli::try_parse_from(["switchyard-perf", "scale", "--containers", "x"]).is_err());
+        if sys::online_cpus() >= 2 {
+            let zero = scale(&["switchyard-perf", "scale", "--containers", "0"]);
+            assert!(zero.validate().is_err());
+        }
     }
 
     #[test]

@@ -12,6 +12,11 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Runs `program args…`, returns its stdout; fails with its stderr on a
 /// non-zero exit or after `COMMAND_TIMEOUT` (the command is then killed).
 pub fn run(program: &str, args: &[&str]) -> Result<String> {
+    run_timeout(program, args, COMMAND_TIMEOUT)
+}
+
+/// [`run`] with its own deadline (an `ip -batch` of a thousand lines).
+pub fn run_timeout(program: &str, args: &[&str], timeout: Duration) -> Result<String> {
     let shown = format!("{program} {}", args.join(" "));
     let mut child = Command::new(program)
         .args(args)
@@ -24,7 +29,7 @@ pub fn run(program: &str, args: &[&str]) -> Result<String> {
     // of 200,000 stations) would otherwise fill the pipe and block it.
     let stdout = child.stdout.take().map(drain);
     let stderr = child.stderr.take().map(drain);
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break status;
@@ -32,7 +37,7 @@ pub fn run(program: &str, args: &[&str]) -> Result<String> {
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("`{shown}` did not finish within {COMMAND_TIMEOUT:?}");
+            bail!("`{shown}` did not finish within {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(2));
     };

@@ -91,6 +91,22 @@ pub struct DaemonSettings {
     /// `[switch] mac_table_size`: raised above the default when the `macs`
     /// scenario's stations would not fit (see [`crate::macs`]).
     pub mac_table_size: usize,
+    /// A second network with an address pool, for containers attached
+    /// through the control socket (the `scale` benchmark); `None`: only the
+    /// plain L2 network of the generator and sink.
+    #[serde(default)]
+    pub container_network: Option<ContainerNetwork>,
+}
+
+/// A network with a subnet and gateway that `attach` takes addresses from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerNetwork {
+    /// Network name.
+    pub name: String,
+    /// Subnet, e.g. `198.18.64.0/22`.
+    pub subnet: String,
+    /// Gateway inside the subnet (never handed to a container).
+    pub gateway: String,
 }
 
 /// A Linux bridge with both host ends enslaved; deleted on drop (which frees
@@ -383,6 +399,11 @@ impl Daemon {
         .with_context(|| format!("asking {} for stats", self.control_socket.display()))
     }
 
+    /// The daemon's control socket (in the harness's temp directory).
+    pub fn control_socket(&self) -> &Path {
+        &self.control_socket
+    }
+
     /// The daemon's PID while it runs (for `/proc/<pid>/stat`).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
@@ -392,6 +413,12 @@ impl Daemon {
     /// its final stats document. Fails if it was not running, did not exit
     /// cleanly, or wrote no final stats.
     pub fn stop(&mut self) -> Result<serde_json::Value> {
+        self.stop_within(DAEMON_STOP_TIMEOUT)
+    }
+
+    /// [`Daemon::stop`] with a longer wait for its exit: a daemon with a
+    /// thousand ports closes a thousand sockets on the way out.
+    pub fn stop_within(&mut self, timeout: Duration) -> Result<serde_json::Value> {
         let mut child = self
             .child
             .take()
@@ -403,7 +430,7 @@ impl Daemon {
             );
         }
         sys::signal_child(&child, libc::SIGTERM).context("sending SIGTERM to switchyard")?;
-        let deadline = Instant::now() + DAEMON_STOP_TIMEOUT;
+        let deadline = Instant::now() + timeout;
         let status = loop {
             if let Some(status) = child.try_wait()? {
                 break status;
@@ -411,7 +438,7 @@ impl Daemon {
             if Instant::now() >= deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                bail!("switchyard did not exit within {DAEMON_STOP_TIMEOUT:?} of SIGTERM (killed)");
+                bail!("switchyard did not exit within {timeout:?} of SIGTERM (killed)");
             }
             std::thread::sleep(Duration::from_millis(10));
         };
@@ -521,12 +548,22 @@ fn config_text(topology: &Topology, settings: &DaemonSettings, control_socket: &
         .map(|c| c.to_string())
         .collect::<Vec<_>>()
         .join(", ");
+    let containers = settings
+        .container_network
+        .as_ref()
+        .map(|n| {
+            format!(
+                "\n[[network]]\nname = \"{}\"\nsubnet = \"{}\"\ngateway = \"{}\"\n",
+                n.name, n.subnet, n.gateway
+            )
+        })
+        .unwrap_or_default();
     format!(
         "[switch]\nworkers = [{workers}]\nstats_interval_secs = 0\npipeline = \"{}\"\nidle = \"{}\"\n\
          mac_table_size = {}\ncontrol_socket = \"{}\"\n\n\
          [[network]]\nname = \"bench\"\n\n\
          [[port]]\nname = \"gen\"\ndriver = \"af_xdp\"\ninterface = \"{}\"\nnetwork = \"bench\"\n\n\
-         [[port]]\nname = \"sink\"\ndriver = \"af_xdp\"\ninterface = \"{}\"\nnetwork = \"bench\"\n",
+         [[port]]\nname = \"sink\"\ndriver = \"af_xdp\"\ninterface = \"{}\"\nnetwork = \"bench\"\n{containers}",
         settings.pipeline,
         settings.idle,
         settings.mac_table_size,

@@ -22,6 +22,8 @@ pub mod learn;
 pub mod mac_report;
 pub mod mac_scale;
 pub mod netns;
+pub mod node_scale;
+pub mod node_scale_report;
 pub mod report;
 pub mod tcp;
 pub mod topology;
@@ -606,6 +608,7 @@ fn daemon_settings(options: &E2eOptions, pipeline: &str, idle: &str) -> DaemonSe
         } else {
             crate::macs::DEFAULT_MAC_TABLE_SIZE
         },
+        container_network: None,
     }
 }
 
