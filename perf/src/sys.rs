@@ -180,31 +180,9 @@ pub fn clock_ticks_per_second() -> u64 {
     }
 }
 
-/// Restricts thread `tid` (any thread, e.g. a kernel NAPI thread) to `cores`.
-pub fn set_affinity(tid: libc::pid_t, cores: &[usize]) -> io::Result<()> {
-    // SAFETY: cpu_set_t is plain old data; all-zero is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    for &core in cores {
-        if core >= libc::CPU_SETSIZE as usize {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "core out of range",
-            ));
-        }
-        // SAFETY: `core` is below CPU_SETSIZE (checked above), so CPU_SET
-        // writes inside `set`.
-        unsafe { libc::CPU_SET(core, &mut set) };
-    }
-    // SAFETY: the pointer and size describe `set`, a live cpu_set_t; the
-    // kernel only reads it. Changing another thread's affinity has no
-    // memory-safety consequences for this process.
-    let rc = unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
+/// Restricts thread `tid` (0: the calling thread) to `cores`: the same helper
+/// the daemon uses for its control threads.
+pub use switchyard_drivers::sys::set_affinity;
 
 /// The cores the calling thread may run on.
 pub fn current_affinity() -> io::Result<Vec<usize>> {
