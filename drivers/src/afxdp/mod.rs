@@ -14,7 +14,7 @@ pub mod xdp_program;
 
 pub use pool::UmemPool;
 pub use port::{AttachMode, XdpPort, XdpPortConfig};
-pub use redirect::Redirect;
+pub use redirect::{AttachError, Redirect};
 
 /// A shared handle on a worker's UMEM: hot-plugged sockets are bound on it by the
 /// control thread, then handed to the worker.

@@ -182,7 +182,7 @@ impl Redirect {
     /// Attaches the program to `ifindex` in `mode`; fails (EBUSY/EEXIST) if any
     /// program is attached there already, so nothing foreign is replaced. The
     /// error carries what an operator can do where the cause is not obvious.
-    pub fn attach(&self, ifindex: u32, mode: AttachMode) -> std::io::Result<()> {
+    pub fn attach(&self, ifindex: u32, mode: AttachMode) -> Result<(), AttachError> {
         let flags = uapi::XDP_FLAGS_UPDATE_IF_NOEXIST | mode_flags(mode);
         // SAFETY: plain libbpf call on descriptors we own; null opts allowed.
         #[allow(unsafe_code)]
@@ -274,11 +274,36 @@ impl Redirect {
     }
 }
 
-/// An attach error with what an operator can do about the causes that are
-/// not obvious from the errno alone.
-fn attach_error(errno: i32, mode: AttachMode) -> std::io::Error {
-    let error = std::io::Error::from_raw_os_error(errno);
-    let hint = match (errno, mode) {
+/// Why the kernel refused to attach the program: the errno (callers decide on
+/// it, e.g. EBUSY: something is attached already) and, in its message, what an
+/// operator can do about the causes that are not obvious from the errno alone.
+#[derive(Debug)]
+pub struct AttachError {
+    /// The kernel's error number.
+    pub errno: i32,
+    mode: AttachMode,
+}
+
+impl std::fmt::Display for AttachError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}{}",
+            std::io::Error::from_raw_os_error(self.errno),
+            attach_hint(self.errno, self.mode)
+        )
+    }
+}
+
+impl std::error::Error for AttachError {}
+
+fn attach_error(errno: i32, mode: AttachMode) -> AttachError {
+    AttachError { errno, mode }
+}
+
+/// What an operator can do about an attach errno whose cause is not obvious.
+fn attach_hint(errno: i32, mode: AttachMode) -> &'static str {
+    match (errno, mode) {
         (libc::ERANGE, AttachMode::Native) => {
             " (the MTU is too large for native XDP: on a veth the peer's MTU must stay below \
              about 3500 bytes; lower it or use generic mode)"
@@ -289,8 +314,7 @@ fn attach_error(errno: i32, mode: AttachMode) -> std::io::Error {
         (libc::EBUSY | libc::EEXIST, _) => " (another XDP program is attached to this interface)",
         (libc::EPERM, _) => " (needs root, or CAP_NET_ADMIN and CAP_BPF)",
         _ => "",
-    };
-    std::io::Error::new(error.kind(), format!("{error}{hint}"))
+    }
 }
 
 fn mode_flags(mode: AttachMode) -> u32 {

@@ -204,8 +204,8 @@ pub(crate) fn attach_program(
         // retried once; anyone else's is refused by name and left alone.
         if !looked
             && matches!(
-                result.as_ref().map_err(|e| e.raw_os_error()),
-                Err(Some(libc::EBUSY) | Some(libc::EEXIST))
+                result.as_ref().map_err(|e| e.errno),
+                Err(libc::EBUSY | libc::EEXIST)
             )
         {
             looked = true;
