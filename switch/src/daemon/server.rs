@@ -292,9 +292,14 @@ mod tests {
     use super::*;
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
+    /// The umask is the process's, shared by the test threads: tests that bind a
+    /// socket (which sets and restores it) or read it take turns.
+    static UMASK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     /// The socket is 0600 when it appears, whatever the umask (here 000).
     #[test]
     fn control_socket_is_private_under_a_permissive_umask() {
+        let _turn = UMASK.lock().unwrap_or_else(|p| p.into_inner());
         let dir = std::env::temp_dir().join(format!("sy-server-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("ctl.sock");
@@ -315,6 +320,7 @@ mod tests {
 
     #[test]
     fn a_control_group_makes_the_socket_group_owned_0660() {
+        let _turn = UMASK.lock().unwrap_or_else(|p| p.into_inner());
         let dir = std::env::temp_dir().join(format!("sy-server-grp-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("ctl.sock");
