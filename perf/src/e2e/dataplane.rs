@@ -416,6 +416,23 @@ impl Daemon {
         self.stop_within(DAEMON_STOP_TIMEOUT)
     }
 
+    /// Deletes the AF_XDP anchor pair of a daemon this harness had to kill: a
+    /// killed daemon cannot, and once the harness removes its temp dir no
+    /// record (`<control_socket>.anchor`) is left for a next start to act on.
+    fn remove_killed_anchor(&self) {
+        let mut record = self.control_socket.as_os_str().to_os_string();
+        record.push(".anchor");
+        let Ok(name) = std::fs::read_to_string(&record) else {
+            return;
+        };
+        let name = name.trim();
+        // Only a name of the daemon's anchor pattern (`sy_a...`): never
+        // whatever else a corrupt record might hold.
+        if name.starts_with("sy_a") && name.len() <= 15 && interface_exists(name) {
+            let _ = cmd::run("ip", &["link", "del", name]);
+        }
+    }
+
     /// [`Daemon::stop`] with a longer wait for its exit: a daemon with a
     /// thousand ports closes a thousand sockets on the way out.
     pub fn stop_within(&mut self, timeout: Duration) -> Result<serde_json::Value> {
@@ -438,6 +455,7 @@ impl Daemon {
             if Instant::now() >= deadline {
                 let _ = child.kill();
                 let _ = child.wait();
+                self.remove_killed_anchor();
                 bail!("switchyard did not exit within {timeout:?} of SIGTERM (killed)");
             }
             std::thread::sleep(Duration::from_millis(10));
