@@ -523,6 +523,16 @@ impl ControlLab {
         exit
     }
 
+    /// [`ControlLab::stop_daemon`] with a longer wait for the exit (node-scale
+    /// tests: closing a thousand sockets takes the kernel seconds).
+    #[track_caller]
+    pub fn stop_daemon_within(&mut self, timeout: Duration) -> DaemonExit {
+        let mut d = self.daemon.take().expect("daemon is not running");
+        let exit = d.stop_within(timeout);
+        self.retired.push(d);
+        exit
+    }
+
     /// SIGKILLs the daemon (a crash: nothing of its shutdown runs, so its anchor
     /// veth stays); it is kept so a later failure still prints its log.
     #[track_caller]

@@ -350,13 +350,20 @@ impl Daemon {
     /// SIGTERM, wait up to [`STOP_TIMEOUT`], SIGKILL if it did not exit; returns how it ended.
     #[track_caller]
     pub fn stop(&mut self) -> DaemonExit {
+        self.stop_within(STOP_TIMEOUT)
+    }
+
+    /// [`Daemon::stop`] with a longer wait: a daemon with a thousand ports
+    /// closes a thousand sockets on the way out (~15 s here).
+    #[track_caller]
+    pub fn stop_within(&mut self, timeout: Duration) -> DaemonExit {
         let mut child = self.child.take().expect("daemon is not running");
         let mut needed_sigkill = false;
         let status = match child.try_wait() {
             Ok(Some(status)) => status,
             _ => {
                 let _ = crate::sys::signal_child(&child, libc::SIGTERM);
-                let deadline = Instant::now() + STOP_TIMEOUT;
+                let deadline = Instant::now() + timeout;
                 loop {
                     if let Ok(Some(status)) = child.try_wait() {
                         break status;

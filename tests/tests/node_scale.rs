@@ -102,6 +102,11 @@ fn a_thousand_containers_attach_at_the_default_config_and_talk() {
         worker["umem_frames_accounted"], worker["umem_frames_total"],
         "frame audit with {CONTAINERS} ports"
     );
+    // A clean stop with a thousand ports: final report and audit written,
+    // nothing killed (a SIGKILLed daemon would leave its anchor behind).
+    let mut lab = lab;
+    lab.stop_daemon_within(Duration::from_secs(120))
+        .assert_clean();
 }
 
 #[test]
