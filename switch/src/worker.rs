@@ -252,8 +252,8 @@ impl<P: Port> Worker<P> {
     }
 
     /// Parks every polled socket that can be parked (the worker is about to
-    /// sleep); true when none is left polled.
-    fn park_all(&mut self, now: Timestamp) -> bool {
+    /// sleep); those with transmissions in flight stay polled.
+    fn park_all(&mut self, now: Timestamp) {
         let mut i = 0;
         while i < self.polled.len() {
             if self.park(self.polled[i], now) {
@@ -262,7 +262,6 @@ impl<P: Port> Worker<P> {
                 i += 1;
             }
         }
-        self.polled.is_empty()
     }
 
     /// Takes parked sockets that received back into the polled set, waiting
@@ -305,11 +304,6 @@ impl<P: Port> Worker<P> {
         }
         self.park_all(now);
         self.wake(timeout, now);
-    }
-
-    /// Sockets polled every turn now (the rest wait for traffic).
-    pub fn polled_sockets(&self) -> usize {
-        self.polled.len()
     }
 
     /// Applies what other workers learned (bounded per turn).

@@ -2,7 +2,6 @@
 
 use super::pool::UmemPool;
 use super::redirect::Redirect;
-use super::xdp_program;
 use crate::{FramePool, Port, PortError, TxResult};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -290,15 +289,6 @@ impl XdpPort {
         self.rx.fd().xdp_statistics().ok()
     }
 
-    /// Detaches the XDP program from the interface; call after the socket is
-    /// dropped so the interface is left as it was found.
-    pub fn detach_program(interface: &str) -> Result<(), PortError> {
-        match crate::sys::interface_index(interface) {
-            Some(ifindex) => xdp_program::detach_stale(interface, ifindex),
-            None => Ok(()),
-        }
-    }
-
     /// Tops the fill ring up to its target from the pool's free list. Up to
     /// `fill_min` it may take any free frame (an idle port must stay able to
     /// receive); above it only frames beyond the pool's reserve, so busy ports
@@ -340,11 +330,6 @@ impl XdpPort {
             }
         }
         self.scratch.clear();
-    }
-
-    /// Frames this socket keeps posted now (for tests and reports).
-    pub fn fill_target(&self) -> usize {
-        self.fill_target
     }
 }
 
