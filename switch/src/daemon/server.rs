@@ -21,8 +21,14 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use tracing::{debug, info, warn};
 
-/// Clients served at once; more are told to retry and disconnected.
+/// Clients served at once; more wait up to [`SLOT_WAIT`] for a slot, then are
+/// told to retry and disconnected.
 const MAX_CLIENTS: usize = 32;
+/// How long a client over the limit waits for a slot before it is turned away:
+/// long enough that clients which just closed (their threads still winding
+/// down) never make a newcomer fail, short enough that a crowd of idle
+/// connections cannot hold the accept loop.
+const SLOT_WAIT: Duration = Duration::from_secs(1);
 /// A client silent this long is disconnected.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -158,7 +164,7 @@ fn accept_loop(
                     let _ = stream.shutdown(std::net::Shutdown::Both);
                     continue;
                 }
-                if clients.load(Ordering::Relaxed) >= MAX_CLIENTS {
+                if !wait_for_slot(&clients, SLOT_WAIT) {
                     let _ = write_reply(
                         &mut stream,
                         &Reply::failure(ErrorCode::Internal, "too many clients; retry"),
@@ -176,7 +182,7 @@ fn accept_loop(
                         .name("sy-client".into())
                         .spawn(move || {
                             serve_client(stream, &controller, &stop);
-                            clients.fetch_sub(1, Ordering::Relaxed);
+                            clients.fetch_sub(1, Ordering::Release);
                         });
                 if spawned.is_err() {
                     warn!("cannot start a client thread");
@@ -200,6 +206,19 @@ fn accept_loop(
             }
         }
     }
+}
+
+/// Waits until fewer than [`MAX_CLIENTS`] clients are served, for at most `limit`;
+/// false if none left in time.
+fn wait_for_slot(clients: &AtomicUsize, limit: Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while clients.load(Ordering::Acquire) >= MAX_CLIENTS {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    true
 }
 
 /// One line from the client: a request, an oversized line, or the end.
