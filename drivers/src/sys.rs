@@ -180,6 +180,25 @@ impl IdleSet {
         Ok(())
     }
 
+    /// Watches `fd` for as long as the set lives (level-triggered, not one-shot):
+    /// for a doorbell such as an [`EventFd`], whose owner drains it when its
+    /// `token` is reported.
+    pub fn watch(&mut self, fd: std::os::fd::RawFd, token: u64) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let mut event = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: token,
+        };
+        // SAFETY: `event` is a live epoll_event; the kernel only reads it.
+        #[allow(unsafe_code)]
+        let rc =
+            unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// Forgets `fd` (its socket is closing).
     pub fn remove(&mut self, fd: std::os::fd::RawFd) {
         use std::os::fd::AsRawFd;
@@ -228,6 +247,67 @@ impl IdleSet {
         let n = n as usize;
         tokens.extend(events[..n].iter().map(|e| e.u64));
         n
+    }
+}
+
+/// A doorbell one thread rings to wake another that sleeps in an [`IdleSet`]
+/// (an `eventfd`, non-blocking). Ringing and draining are one system call each,
+/// made only around sleeps, never per packet.
+#[derive(Debug)]
+pub struct EventFd {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl EventFd {
+    /// A new doorbell, not rung.
+    pub fn new() -> std::io::Result<Self> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain system call; a non-negative result is a descriptor we now own.
+        #[allow(unsafe_code)]
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(EventFd {
+            // SAFETY: `fd` was just returned by eventfd and is owned by nobody else.
+            #[allow(unsafe_code)]
+            fd: unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    /// The descriptor to watch (readable while rung).
+    pub fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.fd.as_raw_fd()
+    }
+
+    /// Rings: the descriptor becomes readable until drained.
+    pub fn ring(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes the 8 bytes of a live u64; a full counter (EAGAIN) means
+        // it is rung already, which is all a ring has to achieve.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::write(
+                self.as_raw_fd(),
+                (&one as *const u64).cast(),
+                std::mem::size_of::<u64>(),
+            );
+        }
+    }
+
+    /// Drains the rings so far (the descriptor stops being readable).
+    pub fn drain(&self) {
+        let mut count: u64 = 0;
+        // SAFETY: reads at most 8 bytes into a live u64; EAGAIN (not rung) is fine.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::read(
+                self.as_raw_fd(),
+                (&mut count as *mut u64).cast(),
+                std::mem::size_of::<u64>(),
+            );
+        }
     }
 }
 

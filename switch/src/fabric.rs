@@ -16,9 +16,21 @@
 //! the owning worker's spare pool and pushes it into that worker's mailbox; the
 //! owner copies it into its UMEM and transmits it with its own frames. Buffers are
 //! allocated once at start and only moved, so the path allocates nothing.
+//!
+//! Waking: an owner that goes to sleep (its sockets parked in epoll) would not
+//! see parcels until its sleep ends, so each mailbox has a doorbell (an
+//! eventfd in the owner's epoll set) and an `asleep` flag. The owner sets the
+//! flag, then looks at its mailbox once more before sleeping; a sender, after
+//! pushing a port's batch, rings the doorbell only if the flag was set. A
+//! sequentially consistent fence on each side (store flag, fence, look at the
+//! queue / push, fence, look at the flag) means either the owner sees the
+//! parcel before sleeping or the sender sees the flag and rings: no parcel
+//! waits out a sleep, and ringing costs a system call only when the owner
+//! really sleeps, never per packet.
 
 use crossbeam::queue::ArrayQueue;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use switchyard_drivers::sys::EventFd;
 use switchyard_pipeline::{LearnEvent, PortId};
 
 /// Learn events waiting per worker before new ones are dropped.
@@ -44,6 +56,12 @@ pub struct Parcel {
 struct Mailbox {
     parcels: ArrayQueue<Parcel>,
     spare: ArrayQueue<Box<[u8]>>,
+    /// Rung by a sender that finds the owner asleep (`None` if no eventfd
+    /// could be made: then the owner must not sleep long, see
+    /// [`Fabric::wakes_sleepers`]).
+    doorbell: Option<EventFd>,
+    /// The owner is (about to be) asleep and wants its doorbell rung.
+    asleep: AtomicBool,
 }
 
 /// Everything the workers of one switch share.
@@ -68,6 +86,8 @@ impl Fabric {
                     Mailbox {
                         parcels: ArrayQueue::new(MAILBOX_CAPACITY),
                         spare,
+                        doorbell: EventFd::new().ok(),
+                        asleep: AtomicBool::new(false),
                     }
                 })
                 .collect()
@@ -87,6 +107,62 @@ impl Fabric {
     /// look at its mailbox often, since a handed-over frame cannot wake it).
     pub fn has_handoff(&self) -> bool {
         !self.mailboxes.is_empty()
+    }
+
+    /// True when a sleeping worker is woken by frames handed to it (every
+    /// mailbox has its doorbell), so idle workers may sleep long.
+    pub fn wakes_sleepers(&self) -> bool {
+        self.mailboxes.iter().all(|m| m.doorbell.is_some())
+    }
+
+    /// The descriptor worker `to` watches while it sleeps: readable when its
+    /// doorbell was rung.
+    pub fn doorbell_fd(&self, to: usize) -> Option<std::os::fd::RawFd> {
+        Some(self.mailboxes.get(to)?.doorbell.as_ref()?.as_raw_fd())
+    }
+
+    /// Worker `me` is about to sleep: from now on senders ring its doorbell.
+    /// False (and the flag is withdrawn) when parcels already wait, so it must
+    /// not sleep.
+    pub fn going_to_sleep(&self, me: usize) -> bool {
+        let Some(mailbox) = self.mailboxes.get(me) else {
+            return true;
+        };
+        mailbox.asleep.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if mailbox.parcels.is_empty() {
+            true
+        } else {
+            mailbox.asleep.store(false, Ordering::Relaxed);
+            false
+        }
+    }
+
+    /// Worker `me` is awake again; `rung` says its doorbell was among the
+    /// descriptors that woke it (then it is drained).
+    pub fn woke(&self, me: usize, rung: bool) {
+        if let Some(mailbox) = self.mailboxes.get(me) {
+            mailbox.asleep.store(false, Ordering::Relaxed);
+            if rung {
+                if let Some(doorbell) = &mailbox.doorbell {
+                    doorbell.drain();
+                }
+            }
+        }
+    }
+
+    /// Wakes worker `to` if it sleeps; called once after handing it a port's
+    /// batch of frames (a fence and a load when it is awake).
+    pub fn ring(&self, to: usize) {
+        let Some(mailbox) = self.mailboxes.get(to) else {
+            return;
+        };
+        fence(Ordering::SeqCst);
+        if mailbox.asleep.load(Ordering::Relaxed) && mailbox.asleep.swap(false, Ordering::Relaxed) {
+            if let Some(doorbell) = &mailbox.doorbell {
+                doorbell.ring();
+            }
+        }
     }
 
     /// Number of workers.
@@ -186,6 +262,43 @@ mod tests {
             fabric.publish(0, event);
         }
         assert_eq!(fabric.learn_dropped(), 5);
+    }
+
+    /// Whether `fd` is readable right now.
+    fn rung(fd: std::os::fd::RawFd) -> bool {
+        let mut fds = [libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        switchyard_drivers::sys::wait_readable(&mut fds, std::time::Duration::ZERO);
+        fds[0].revents & libc::POLLIN != 0
+    }
+
+    #[test]
+    fn a_sleeping_owner_is_rung_once_and_an_awake_one_never() {
+        let fabric = Fabric::new(2, true);
+        assert!(fabric.wakes_sleepers());
+        let bell = fabric.doorbell_fd(1).expect("doorbell");
+        // Awake: handing over costs no system call and rings nothing.
+        assert!(fabric.hand_off(1, 3, b"a"));
+        fabric.ring(1);
+        assert!(!rung(bell), "rang an awake worker");
+        // Parcels already waiting: the owner must not sleep.
+        assert!(!fabric.going_to_sleep(1));
+        fabric.ring(1);
+        assert!(!rung(bell), "the flag was withdrawn");
+        let parcel = fabric.next_parcel(1).expect("parcel");
+        fabric.recycle(1, parcel);
+        // Asleep with an empty mailbox: the next batch rings, once.
+        assert!(fabric.going_to_sleep(1));
+        assert!(fabric.hand_off(1, 3, b"b"));
+        fabric.ring(1);
+        assert!(rung(bell), "a sleeping owner was not woken");
+        fabric.woke(1, true);
+        assert!(!rung(bell), "drained on waking");
+        fabric.ring(1);
+        assert!(!rung(bell), "rang again after waking");
     }
 
     #[test]

@@ -105,6 +105,20 @@ const PARK_AFTER_IDLE_TURNS: u32 = 256;
 /// How often a busy worker looks for parked sockets that received (an idle
 /// worker sleeps on them and wakes at once).
 const WAKE_CHECK_NS: u64 = 50_000;
+/// The idle-set token of the worker's doorbell (socket tokens are indices).
+const DOORBELL_TOKEN: u64 = u64::MAX;
+
+/// A new idle set for worker `index`, watching its doorbell too, so frames other
+/// workers hand it wake it from sleep. `None` if epoll is unavailable.
+fn idle_set(index: usize, fabric: Option<&Fabric>) -> Option<switchyard_drivers::sys::IdleSet> {
+    let mut set = switchyard_drivers::sys::IdleSet::new().ok()?;
+    if let Some(fd) = fabric.and_then(|f| f.doorbell_fd(index)) {
+        if let Err(error) = set.watch(fd, DOORBELL_TOKEN) {
+            tracing::warn!(%error, "cannot watch the worker's doorbell; it will sleep short");
+        }
+    }
+    Some(set)
+}
 
 impl<P: Port> Worker<P> {
     /// A single worker over `ports` (index = PortId) drawing frames from `pool`.
@@ -135,7 +149,7 @@ impl<P: Port> Worker<P> {
         l2.publish_learning(fabric.as_ref().is_some_and(|f| f.workers() > 1));
         let sockets_n = sockets.len();
         let idle = if sockets.iter().any(|s| s.poll_fd().is_some()) {
-            switchyard_drivers::sys::IdleSet::new().ok()
+            idle_set(index, fabric.as_deref())
         } else {
             None
         };
@@ -272,7 +286,12 @@ impl<P: Port> Worker<P> {
         };
         idle.wait(&mut self.woken, timeout);
         let mut woke = 0;
+        let mut rung = false;
         for k in 0..self.woken.len() {
+            if self.woken[k] == DOORBELL_TOKEN {
+                rung = true;
+                continue;
+            }
             let socket = self.woken[k] as usize;
             // A stale token (socket indices shift when a port is removed) at
             // worst polls some socket once more than needed.
@@ -288,6 +307,9 @@ impl<P: Port> Worker<P> {
             }
         }
         self.stats.wakes += woke as u64;
+        if let Some(fabric) = &self.fabric {
+            fabric.woke(self.index, rung);
+        }
         woke
     }
 
@@ -303,6 +325,13 @@ impl<P: Port> Worker<P> {
             return;
         }
         self.park_all(now);
+        // From here on, other workers ring this one's doorbell when they hand
+        // it frames; if some came meanwhile, it does not sleep at all.
+        if let Some(fabric) = &self.fabric {
+            if !fabric.going_to_sleep(self.index) {
+                return;
+            }
+        }
         self.wake(timeout, now);
     }
 
@@ -510,6 +539,9 @@ impl<P: Port> Worker<P> {
                     }
                     self.pool.free(handle);
                 }
+                if let Some(fabric) = &self.fabric {
+                    fabric.ring(owner);
+                }
             }
         }
     }
@@ -600,7 +632,7 @@ impl<P: Port> Worker<P> {
         for mut socket in sockets {
             socket.adopt(&mut self.pool);
             if self.idle.is_none() && socket.poll_fd().is_some() {
-                self.idle = switchyard_drivers::sys::IdleSet::new().ok();
+                self.idle = idle_set(self.index, self.fabric.as_deref());
             }
             // A new socket starts polled; it parks after its first idle turns.
             self.polled.push(self.ports.len());

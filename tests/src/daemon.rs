@@ -20,7 +20,10 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a SIGTERM'd daemon may take to detach and exit before it is SIGKILLed.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Path of the daemon binary: `$SWITCHYARD_BIN`, else `<workspace>/target/debug/switchyard`.
+/// Path of the daemon binary: `$SWITCHYARD_BIN`, else `switchyard` in the
+/// profile directory this test binary was built into (`<target>/debug/deps/..`,
+/// so a `CARGO_TARGET_DIR` elsewhere works too), else
+/// `<workspace>/target/debug/switchyard`.
 ///
 /// Panics with the build command when it is missing, because the tests cannot build it
 /// themselves (cargo cannot depend on another package's binary).
@@ -28,11 +31,17 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn switchyard_bin() -> PathBuf {
     let path = match std::env::var_os("SWITCHYARD_BIN") {
         Some(p) => PathBuf::from(p),
-        None => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join("target")
-            .join("debug")
-            .join("switchyard"),
+        None => std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.parent()?.join("switchyard")))
+            .filter(|p| p.is_file())
+            .unwrap_or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("..")
+                    .join("target")
+                    .join("debug")
+                    .join("switchyard")
+            }),
     };
     if !path.is_file() {
         panic!(

@@ -1,7 +1,6 @@
 //! Hot-plugged ports on a two-worker switch that need frames handed between
-//! workers: a single-queue interface added at run time forwards when the daemon
-//! has hand-over (a configured single-queue port needed it), and is refused with
-//! a clear error when it has not, leaving nothing half-applied.
+//! workers: a single-queue interface added at run time forwards, whether or not
+//! a configured port needed hand-over when the daemon started.
 //!
 //! Workers on cores 0 and 1 (the machine has two).
 
@@ -71,9 +70,19 @@ fn single_queue_port_added_live_is_served_through_handoff() {
     lab.stop_daemon().assert_clean();
 }
 
+/// Frames worker 0 took over from worker 1, from `ctl stats`.
+fn handed_in(lab: &ControlLab) -> u64 {
+    let stats = lab.ctl_json(&["stats"]);
+    stats["workers"][0]["handed_in"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("workers[0].handed_in in stats: {stats}"))
+}
+
 #[test]
-fn single_queue_port_is_refused_clearly_without_handoff() {
+fn single_queue_port_added_live_forwards_when_no_configured_port_needed_handoff() {
     require_root!();
+    // No configured port at all: nothing at start needs frames handed between
+    // workers, yet the port added live does.
     let mut lab = ControlLab::builder()
         .network(Network::with_subnet(NET, "198.18.47.0/24", "198.18.47.1"))
         .daemon_config(two_workers())
@@ -83,36 +92,56 @@ fn single_queue_port_is_refused_clearly_without_handoff() {
         .add_host("h2", NET, "198.18.47.202/24")
         .ifname()
         .to_string();
-    let out = lab.ctl_err(
-        &[
-            "add-port",
-            "--name",
-            "h2",
-            "--interface",
-            &h2_if,
-            "--network",
-            NET,
-        ],
-        "invalid_argument",
-    );
+    let v = lab.ctl_json(&[
+        "add-port",
+        "--name",
+        "h2",
+        "--interface",
+        &h2_if,
+        "--network",
+        NET,
+    ]);
+    assert_eq!(v["added"], "h2", "{v}");
+    let container = c.host();
+    let ping = container.ping(lab.host("h2").ip(), 3);
+    assert!(ping.all_replied(), "container -> h2: {}", ping.output);
+    // Each datagram socket gets its own transmit hash, so the container's veth
+    // spreads them over its two queues: flows that arrive on worker 1 reach
+    // the single-queue h2 only through worker 0's mailbox. Up to 16 flows (the
+    // chance that all take queue 0 is 1 in 65,536).
+    let before = handed_in(&lab);
+    let mut flows = 0;
+    while flows < 16 && handed_in(&lab) == before {
+        let report = switchyard_tests::udp_burst(
+            &container,
+            lab.host("h2"),
+            switchyard_tests::UdpBurst {
+                port: 6200 + flows,
+                count: 200,
+                // A port idle for seconds keeps only 8 frames posted (frame
+                // memory follows traffic), so a first burst of 16 at once loses
+                // half: a known limit (README, "Frame memory"), not this test's
+                // subject.
+                batch: 4,
+                ..switchyard_tests::UdpBurst::default()
+            },
+        );
+        assert!(
+            report.delivery_ratio() >= 0.99,
+            "flow {flows}: {report:?}\n{}",
+            lab.ctl_json(&["stats"])
+        );
+        flows += 1;
+    }
     assert!(
-        out.stderr.contains("handed between workers") && out.stderr.contains("queues"),
-        "the refusal must say why and what to do:\n{out}"
+        handed_in(&lab) > before,
+        "no frame was handed from worker 1 to worker 0 in {flows} flows"
     );
-    // Nothing half-applied: not a port, no XDP program left on the interface,
-    // and the container still works.
-    assert!(!lab.port_names().iter().any(|p| p == "h2"));
-    let link = switchyard_tests::host::root_link_json(&h2_if).expect("h2 link");
-    assert!(
-        link.get("xdp").is_none(),
-        "an XDP program was left on {h2_if}: {link}"
-    );
+    // A second container reaches both.
     let d = lab.attach(&lab.netns("d"), NET, &format!("{}-d", lab.id()));
-    let ping = c.host().ping(d.ip, 3);
-    assert!(
-        ping.all_replied(),
-        "containers after the refusal: {}",
-        ping.output
-    );
+    for to in [c.ip, lab.host("h2").ip()] {
+        let ping = d.host().ping(to, 3);
+        assert!(ping.all_replied(), "d -> {to}: {}", ping.output);
+    }
     lab.stop_daemon().assert_clean();
 }

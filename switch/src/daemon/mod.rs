@@ -19,7 +19,6 @@ mod support;
 mod worker_thread;
 
 use crate::fabric::Fabric;
-use crate::placement::needs_handoff;
 use crate::stats::Snapshot;
 use anchor::Anchor;
 use anyhow::{anyhow, bail, Context, Result};
@@ -268,7 +267,11 @@ fn start_workers(
         }
     }
     let placements = plan.placements(&modes);
-    let fabric = Arc::new(Fabric::new(plan.cores.len(), needs_handoff(&placements)));
+    // Mailboxes whenever there are several workers: a port added at run time
+    // may need frames handed over even if no configured port does. Their
+    // buffers are touched only when used, and a doorbell wakes a sleeping
+    // owner, so they cost nothing until then.
+    let fabric = Arc::new(Fabric::new(plan.cores.len(), plan.cores.len() > 1));
     let spec = |index: usize| WorkerSpec {
         index,
         core: plan.cores[index],

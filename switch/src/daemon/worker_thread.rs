@@ -182,9 +182,9 @@ fn run(
 
     let epoch = spec.epoch;
     let now = || Timestamp(epoch.elapsed().as_nanos() as u64);
-    // Frames wake a worker sleeping on its sockets; handed-over frames from
-    // other workers do not, so with handoff the sleeps stay short.
-    let max_sleep = if spec.fabric.has_handoff() {
+    // Frames wake a worker sleeping on its sockets, and handed-over frames
+    // ring its doorbell; only without doorbells do the sleeps stay short.
+    let max_sleep = if spec.fabric.has_handoff() && !spec.fabric.wakes_sleepers() {
         crate::backoff::MAX_SLEEP
     } else {
         IDLE_POLL_MAX_SLEEP

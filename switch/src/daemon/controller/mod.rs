@@ -445,25 +445,8 @@ impl Controller {
         };
         let placements = place(self.workers.len(), &[queues]);
         // A worker without a queue on the port hands its frames for it to the
-        // queue's owner; that needs the mailboxes, which exist only when some
-        // port needed them at start (they set how long idle workers sleep).
-        if crate::placement::needs_handoff(&placements) && !self.fabric.has_handoff() {
-            detach(&self.redirect);
-            return Err(CtlError::new(
-                ErrorCode::InvalidArgument,
-                format!(
-                    "interface {} has {queues} receive queue(s) in {} mode but the switch runs {} \
-                     workers: frames for it would have to be handed between workers, and this \
-                     daemon started without hand-over (no configured port needed it); give the \
-                     interface {} queues (veth: numrxqueues/numtxqueues), or add a port like it \
-                     to the config file and restart",
-                    entry.interface,
-                    mode.name(),
-                    self.workers.len(),
-                    self.workers.len()
-                ),
-            ));
-        }
+        // queue's owner through the fabric's mailboxes (there whenever there
+        // are several workers).
         if let Err(error) = self.admit(&placements) {
             detach(&self.redirect);
             return Err(error);
