@@ -64,6 +64,7 @@ fn main() {
             mode: AttachMode::Native,
             ring_size: ring,
             fill_min: 0,
+            fill_burst: 0,
             fill_max: 0,
             redirect: Some(Arc::clone(&redirect)),
             busy_retry: std::time::Duration::from_secs(1),

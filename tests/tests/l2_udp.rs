@@ -27,3 +27,36 @@ fn udp_burst_2000_datagrams(dp: Dataplane) {
 }
 
 dataplane_tests!(udp_burst_2000_datagrams);
+
+/// A burst that lands on a port idle for seconds arrives whole: 32 datagrams sent
+/// back to back after 2 s of silence, four times. The switch's worker is asleep
+/// when they land, so the port's receive buffers must already hold them (an idle
+/// port once kept 8 and lost the rest of each burst).
+fn burst_after_idle_arrives_whole(dp: Dataplane) {
+    let lab = Lab::builder(dp)
+        .network("red")
+        .host("h1", "red", "198.18.0.11/24")
+        .host("h2", "red", "198.18.0.12/24")
+        .start();
+    lab.assert_ping("h1", "h2", 1);
+    for round in 0..4u16 {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let report = udp_burst(
+            lab.host("h1"),
+            lab.host("h2"),
+            UdpBurst {
+                port: 5100 + round,
+                count: 32,
+                batch: 32,
+                ..UdpBurst::default()
+            },
+        );
+        assert_eq!(
+            (report.received, report.corrupt, report.duplicates),
+            (32, 0, 0),
+            "round {round} on {dp:?}: {report:?}"
+        );
+    }
+}
+
+dataplane_tests!(burst_after_idle_arrives_whole);

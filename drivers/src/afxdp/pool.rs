@@ -35,6 +35,9 @@ pub struct UmemPool {
     /// Free frames that refills above a socket's minimum never take (see
     /// [`set_reserve`](Self::set_reserve)).
     reserve: usize,
+    /// Frames still free to grant as idle sockets' burst allowance (see
+    /// [`grant_burst`](Self::grant_burst)).
+    burst_allowance: usize,
 }
 
 impl UmemPool {
@@ -78,6 +81,7 @@ impl UmemPool {
             next_socket: 0,
             free_ids: Vec::new(),
             reserve: 0,
+            burst_allowance: 0,
         })
     }
 
@@ -95,6 +99,34 @@ impl UmemPool {
     /// frames handed over by other workers, and idle sockets' minimum.
     pub fn set_reserve(&mut self, frames: usize) {
         self.reserve = frames;
+    }
+
+    /// Sets how many frames, in all, idle sockets may keep posted beyond their
+    /// minimum so that a burst arriving while the worker sleeps finds buffers.
+    /// A worker-wide budget, granted per socket when it joins and returned when
+    /// it closes: frames posted to an idle socket cannot be taken back until it
+    /// receives, so per-socket floors that followed the port count would leave
+    /// frames stranded as ports are added; a fixed budget never does.
+    pub fn set_burst_allowance(&mut self, frames: usize) {
+        self.burst_allowance = frames;
+    }
+
+    /// Grants a joining socket up to `want` frames of the burst allowance;
+    /// returns how many (fewer, or none, once the budget is spent).
+    pub fn grant_burst(&mut self, want: usize) -> usize {
+        let granted = want.min(self.burst_allowance);
+        self.burst_allowance -= granted;
+        granted
+    }
+
+    /// Gives a closing socket's burst allowance back for the next socket.
+    pub fn return_burst(&mut self, frames: usize) {
+        self.burst_allowance += frames;
+    }
+
+    /// Frames of the burst allowance not granted to any socket.
+    pub fn burst_allowance(&self) -> usize {
+        self.burst_allowance
     }
 
     /// Free frames kept out of busy sockets' top-ups.

@@ -52,6 +52,11 @@ pub struct XdpPortConfig {
     /// busy again. Frame memory for a thousand idle ports is this times a
     /// thousand, not a thousand full rings.
     pub fill_min: u32,
+    /// Frames beyond `fill_min` an idle socket also keeps posted when its
+    /// worker's burst allowance still has them ([`UmemPool::grant_burst`]): a
+    /// burst that lands while the worker sleeps (a TCP window after a pause, a
+    /// batch of datagrams) then finds buffers instead of an empty fill ring.
+    pub fill_burst: u32,
     /// Most frames a busy socket keeps posted (at most the fill ring's size):
     /// it grows towards this by what it receives and falls back to
     /// `fill_min` when it goes idle.
@@ -83,6 +88,10 @@ pub struct XdpPort {
     fill_target: usize,
     fill_min: usize,
     fill_max: usize,
+    /// Burst allowance to ask the pool for when joining it.
+    fill_burst: usize,
+    /// Burst allowance granted (part of `fill_min`), returned on close.
+    burst_granted: usize,
     scratch: Vec<FrameDesc>,
     /// Fixed-size landing area for ring consumers (RX and completion):
     /// sized once, so a burst costs only the descriptors it moves, not a
@@ -186,6 +195,8 @@ impl XdpPort {
             fill_target: config.fill_min as usize,
             fill_min: config.fill_min as usize,
             fill_max: config.fill_max.max(config.fill_min) as usize,
+            fill_burst: config.fill_burst as usize,
+            burst_granted: 0,
             scratch: Vec::with_capacity(ring.max(config.fill_max as usize)),
             landing: vec![FrameDesc::default(); MAX_BURST],
             kick_failures: 0,
@@ -199,6 +210,9 @@ impl XdpPort {
         match pool.register_socket() {
             Some(id) => {
                 self.id = id;
+                self.burst_granted = pool.grant_burst(self.fill_burst);
+                self.fill_min = (self.fill_min + self.burst_granted).min(self.fill_max);
+                self.fill_target = self.fill_target.max(self.fill_min);
                 self.refill(pool);
             }
             // Without an id the socket could not give its frames back when
@@ -466,6 +480,7 @@ impl Port for XdpPort {
 
     fn close(self, pool: &mut UmemPool) -> usize {
         let id = self.id;
+        pool.return_burst(self.burst_granted);
         // Closing the socket first: from then on the kernel touches none of the
         // frames left in its fill and TX rings, so they can be reused.
         drop(self);

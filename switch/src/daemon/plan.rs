@@ -97,6 +97,21 @@ impl SwitchPlan {
     /// Frames an idle socket keeps posted to its fill ring.
     pub const FILL_MIN: u32 = 8;
 
+    /// Frames beyond [`FILL_MIN`](Self::FILL_MIN) an idle socket keeps posted
+    /// while the worker's [`BURST_ALLOWANCE`](Self::BURST_ALLOWANCE) lasts: 32 in
+    /// all absorbs a TCP initial window or a batch of datagrams that lands
+    /// while the worker sleeps (with 8, an idle port lost half of a 16-frame
+    /// burst).
+    pub const FILL_BURST: u32 = 24;
+
+    /// Burst allowance per worker: the first 64 sockets get
+    /// [`FILL_BURST`](Self::FILL_BURST) (a node's usual few dozen ports all do),
+    /// later ones only the minimum, so a thousand ports still fit the default
+    /// UMEM. A fixed budget, not a share of the pool: frames posted to an idle
+    /// socket cannot be taken back, so shares that shrank as ports were added
+    /// would strand frames.
+    pub const BURST_ALLOWANCE: usize = 64 * Self::FILL_BURST as usize;
+
     /// Most frames a busy socket keeps posted: its whole fill ring (twice the
     /// RX ring, so a vCPU stall of a few milliseconds at line rate still finds
     /// buffers), as far as the pool has them beyond its reserve.
@@ -113,12 +128,13 @@ impl SwitchPlan {
     /// Frames a worker's UMEM must have for `sockets` sockets. Frame memory
     /// follows traffic, not port count: each socket keeps only
     /// [`FILL_MIN`](Self::FILL_MIN) frames posted while idle, so what is
-    /// guaranteed is that minimum per socket, the reserve, and one busy
+    /// guaranteed is that minimum per socket, the burst allowance, the reserve, and one busy
     /// socket's full fill ring and a burst of transmissions in flight. Busy
     /// sockets share the rest. Used to size the UMEM at start and to refuse a
     /// port at run time that would starve the others.
     pub fn frames_needed(&self, sockets: usize) -> usize {
         sockets * Self::FILL_MIN as usize
+            + Self::BURST_ALLOWANCE
             + self.reserve()
             + self.fill_max() as usize
             + self.ring_size as usize

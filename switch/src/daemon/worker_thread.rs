@@ -253,6 +253,7 @@ fn open(spec: &WorkerSpec) -> Result<Worker<XdpPort>, OpenError> {
     let mut pool = UmemPool::new(frames, fill_size, fill_size)
         .map_err(|error| OpenError { port: 0, error })?;
     pool.set_reserve(plan.reserve());
+    pool.set_burst_allowance(SwitchPlan::BURST_ALLOWANCE);
     if let Some(anchor) = &spec.anchor {
         let config = XdpPortConfig {
             interface: anchor.clone(),
@@ -260,6 +261,7 @@ fn open(spec: &WorkerSpec) -> Result<Worker<XdpPort>, OpenError> {
             mode: AttachMode::Generic,
             ring_size: ring,
             fill_min: 0,
+            fill_burst: 0,
             fill_max: 0,
             redirect: None,
             busy_retry: Duration::from_secs(3),
@@ -279,6 +281,7 @@ fn open(spec: &WorkerSpec) -> Result<Worker<XdpPort>, OpenError> {
             mode: spec.modes[socket.port],
             ring_size: ring,
             fill_min: SwitchPlan::FILL_MIN,
+            fill_burst: SwitchPlan::FILL_BURST,
             fill_max: fill_size,
             redirect: Some(Arc::clone(&spec.redirect)),
             busy_retry: Duration::from_secs(3),

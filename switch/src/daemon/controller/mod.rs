@@ -545,6 +545,7 @@ impl Controller {
                     mode,
                     ring_size: self.plan.ring_size,
                     fill_min: SwitchPlan::FILL_MIN,
+                    fill_burst: SwitchPlan::FILL_BURST,
                     fill_max: self.plan.fill_max(),
                     redirect: Some(Arc::clone(&self.redirect)),
                     busy_retry: Duration::from_secs(3),
