@@ -12,10 +12,13 @@ pub mod checksum;
 pub mod counters;
 pub mod drop_reason;
 pub mod frame;
+mod keyed_hash;
 pub mod l2;
 pub mod mac;
 pub mod mac_table;
+pub mod neighbour;
 pub mod parse;
+pub mod route;
 pub mod wire;
 
 pub use counters::PortCounters;

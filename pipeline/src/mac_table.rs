@@ -13,9 +13,9 @@
 //! packet for no gain at this table's bounded size.
 
 use crate::frame::{DomainId, PortId, Timestamp};
+use crate::keyed_hash::KeyHasher;
 use crate::mac::MacAddr;
 use serde::Serialize;
-use std::hash::{BuildHasher, RandomState};
 
 /// What [`MacTable::learn`] did, so the caller can count it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,45 +56,6 @@ struct Slot {
     last_seen: u64,
     port: PortId,
     used: bool,
-}
-
-/// Secret multiply keys of one table.
-#[derive(Clone, Copy, Debug)]
-struct KeyHasher {
-    k0: u64,
-    k1: u64,
-}
-
-impl KeyHasher {
-    fn random() -> Self {
-        let s = RandomState::new();
-        KeyHasher {
-            k0: s.hash_one(0x5377_6974_6368_7961u64),
-            k1: s.hash_one(0x7264_4d61_6354_6162u64) | 1,
-        }
-    }
-
-    fn from_seed(seed: u64) -> Self {
-        let mut state = seed;
-        KeyHasher {
-            k0: splitmix64(&mut state),
-            k1: splitmix64(&mut state) | 1,
-        }
-    }
-
-    #[inline]
-    fn hash(&self, key: u64) -> u64 {
-        let p = u128::from(key ^ self.k0) * u128::from(self.k1);
-        (p as u64) ^ ((p >> 64) as u64)
-    }
-}
-
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// Packs a domain and a MAC into one word: domain in the top 16 bits.
