@@ -30,7 +30,7 @@ use switchyard_pipeline::{LearnEvent, PortId};
 const INBOX_CAPACITY: usize = 4096;
 /// Learn events waiting for the control thread's FDB copy (2 MiB): drained
 /// every 50 ms, so about 1.3 million new stations a second before any is lost.
-const OBSERVER_CAPACITY: usize = 65536;
+pub const OBSERVER_CAPACITY: usize = 65536;
 /// Frames waiting per worker mailbox.
 const MAILBOX_CAPACITY: usize = 4096;
 /// Bytes per handoff buffer: a whole UMEM frame.

@@ -155,7 +155,7 @@ impl<P: Port> Worker<P> {
         } else {
             None
         };
-        Worker {
+        let mut worker = Worker {
             pipeline: PipelineKind::L2,
             index,
             pool,
@@ -192,7 +192,17 @@ impl<P: Port> Worker<P> {
             kernel_cache: vec![Default::default(); sockets_n],
             kernel_cursor: 0,
             last_wake_check: Timestamp(0),
-        }
+        };
+        worker.audit_and_publish();
+        worker
+    }
+
+    /// Counts the frames (a walk over the sockets) and publishes everything:
+    /// at creation and after port changes, so a reader never sees a gauge
+    /// older than the worker's last change.
+    fn audit_and_publish(&mut self) {
+        self.frames_accounted = self.frames_accounted() as u64;
+        self.publish();
     }
 
     /// Chooses the forwarding pipeline (the L2 switch unless told otherwise).
@@ -672,6 +682,7 @@ impl<P: Port> Worker<P> {
         self.routes[index] = route;
         self.counters[index] = cells;
         self.l2.set_port_domain(port, domain);
+        self.audit_and_publish();
     }
 
     /// Removes global port `port` at run time: closes this worker's sockets on it
@@ -739,6 +750,7 @@ impl<P: Port> Worker<P> {
                 }
             }
         }
+        self.audit_and_publish();
         reclaimed
     }
 
