@@ -24,7 +24,8 @@ use switchyard_pipeline::{DomainId, L2Switch, PortId, Timestamp};
 use tracing::warn;
 
 /// Longest idle sleep in ppoll() when only the worker's own sockets can bring
-/// work: frames wake it at once, so this only bounds stats and shutdown latency.
+/// work: frames wake it at once, so this only bounds how soon it takes a port
+/// change or the stop request (stats are read without it).
 const IDLE_POLL_MAX_SLEEP: Duration = Duration::from_millis(10);
 
 /// What one worker is to run.
