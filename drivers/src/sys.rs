@@ -79,7 +79,25 @@ pub fn wait_readable(fds: &mut [libc::pollfd], timeout: std::time::Duration) {
 /// CPU time (user + system) the calling thread has used, from
 /// /proc/thread-self/stat; for reporting a worker's CPU use.
 pub fn thread_cpu_time() -> Option<std::time::Duration> {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    cpu_time_from("/proc/thread-self/stat")
+}
+
+/// CPU time (user + system) thread `tid` of this process has used, read by
+/// another thread (the daemon's control thread reads its workers' this way,
+/// so a worker never formats or parses anything for its stats).
+pub fn thread_cpu_time_of(tid: u32) -> Option<std::time::Duration> {
+    cpu_time_from(&format!("/proc/self/task/{tid}/stat"))
+}
+
+/// The calling thread's kernel thread id (from the /proc/thread-self link),
+/// for [`thread_cpu_time_of`].
+pub fn current_thread_id() -> Option<u32> {
+    let link = std::fs::read_link("/proc/thread-self").ok()?;
+    link.file_name()?.to_str()?.parse().ok()
+}
+
+fn cpu_time_from(path: &str) -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = stat.get(stat.rfind(')')? + 2..)?;
     let fields: Vec<&str> = rest.split_whitespace().collect();

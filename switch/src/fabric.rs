@@ -12,6 +12,11 @@
 //! next periodic refresh, publishes it again. Safe Rust only: the queues do the
 //! synchronisation, with release/acquire ordering on every push and pop.
 //!
+//! The same events also go to one observer inbox, which the control thread
+//! drains into its own copy of the MAC table (`crate::fdb_copy`), so `ctl fdb`
+//! never asks a worker to walk its table. A full observer inbox drops the event
+//! (counted separately); the station's next refresh heals the copy.
+//!
 //! Handoff: a worker with no socket on a port copies the frame into a buffer from
 //! the owning worker's spare pool and pushes it into that worker's mailbox; the
 //! owner copies it into its UMEM and transmits it with its own frames. Buffers are
@@ -35,6 +40,9 @@ use switchyard_pipeline::{LearnEvent, PortId};
 
 /// Learn events waiting per worker before new ones are dropped.
 const INBOX_CAPACITY: usize = 4096;
+/// Learn events waiting for the control thread's FDB copy (2 MiB): drained
+/// every 50 ms, so about 1.3 million new stations a second before any is lost.
+pub const OBSERVER_CAPACITY: usize = 65536;
 /// Frames waiting per worker mailbox.
 const MAILBOX_CAPACITY: usize = 4096;
 /// Bytes per handoff buffer: a whole UMEM frame.
@@ -70,6 +78,8 @@ pub struct Fabric {
     inboxes: Vec<ArrayQueue<LearnEvent>>,
     mailboxes: Vec<Mailbox>,
     learn_dropped: AtomicU64,
+    observer: ArrayQueue<LearnEvent>,
+    observer_dropped: AtomicU64,
 }
 
 impl Fabric {
@@ -100,6 +110,8 @@ impl Fabric {
                 .collect(),
             mailboxes,
             learn_dropped: AtomicU64::new(0),
+            observer: ArrayQueue::new(OBSERVER_CAPACITY),
+            observer_dropped: AtomicU64::new(0),
         }
     }
 
@@ -170,13 +182,26 @@ impl Fabric {
         self.inboxes.len()
     }
 
-    /// Sends `event` from worker `from` to every other worker.
+    /// Sends `event` from worker `from` to every other worker and the observer.
     pub fn publish(&self, from: usize, event: LearnEvent) {
         for (index, inbox) in self.inboxes.iter().enumerate() {
             if index != from && inbox.push(event).is_err() {
                 self.learn_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
+        if self.observer.push(event).is_err() {
+            self.observer_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes the next learn event for the observer (the control thread).
+    pub fn next_observed(&self) -> Option<LearnEvent> {
+        self.observer.pop()
+    }
+
+    /// Learn events the observer lost because its inbox was full.
+    pub fn observer_dropped(&self) -> u64 {
+        self.observer_dropped.load(Ordering::Relaxed)
     }
 
     /// Takes the next learn event for worker `to`.
@@ -247,6 +272,8 @@ mod tests {
         assert_eq!(fabric.next_event(2), Some(event));
         assert_eq!(fabric.next_event(1), None, "not back to the sender");
         assert_eq!(fabric.next_event(0), None);
+        assert_eq!(fabric.next_observed(), Some(event), "and to the observer");
+        assert_eq!(fabric.next_observed(), None);
     }
 
     #[test]
@@ -262,6 +289,11 @@ mod tests {
             fabric.publish(0, event);
         }
         assert_eq!(fabric.learn_dropped(), 5);
+        assert_eq!(fabric.observer_dropped(), 0);
+        for _ in 0..OBSERVER_CAPACITY {
+            fabric.publish(0, event);
+        }
+        assert_eq!(fabric.observer_dropped(), INBOX_CAPACITY as u64 + 5);
     }
 
     /// Whether `fd` is readable right now.

@@ -3,7 +3,9 @@
 mod ctl;
 mod daemon;
 
-use switchyard_switch::{backoff, control, fabric, netlink, placement, stats, worker};
+use switchyard_switch::{
+    backoff, control, fabric, fdb_copy, netlink, placement, published, stats, worker,
+};
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -1,13 +1,14 @@
-//! Counters a running switch serves: per port, per worker, MAC table, FDB. Built
-//! by the worker on request (between bursts), named and serialised by the control
-//! thread: logged periodically, written to the stats file, printed on exit, and
-//! later served by the control socket.
+//! Counters a running switch serves: per port, per worker, MAC table, FDB.
+//! Published by the workers as they count (`crate::published`), the FDB kept
+//! by the control thread (`crate::fdb_copy`); named and serialised by the
+//! control thread only: logged periodically, written to the stats file,
+//! printed on exit, and served by the control socket.
 
 use serde::Serialize;
 use switchyard_pipeline::{L2Stats, PortCounters};
 
 /// Loop accounting of one worker.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct WorkerCounters {
     /// Loop turns.
     pub loops: u64,
@@ -85,6 +86,11 @@ impl TurnHistogram {
     pub fn buckets(&self) -> &[u64; 16] {
         &self.buckets
     }
+
+    /// A histogram with these counts (read back from published cells).
+    pub fn from_buckets(buckets: [u64; 16]) -> Self {
+        TurnHistogram { buckets }
+    }
 }
 
 impl Serialize for TurnHistogram {
@@ -123,6 +129,11 @@ impl BurstHistogram {
     pub fn buckets(&self) -> &[u64; 9] {
         &self.buckets
     }
+
+    /// A histogram with these counts (read back from published cells).
+    pub fn from_buckets(buckets: [u64; 9]) -> Self {
+        BurstHistogram { buckets }
+    }
 }
 
 impl Serialize for BurstHistogram {
@@ -136,7 +147,8 @@ impl Serialize for BurstHistogram {
     }
 }
 
-/// One MAC table entry as the worker reports it (indices, not names).
+/// One MAC table entry, by indices (the control thread's copy lists these;
+/// names are looked up when the document is made).
 #[derive(Clone, Debug, Serialize)]
 pub struct FdbEntry {
     /// Domain (network) index.
@@ -157,7 +169,8 @@ fn serialize_display<S: serde::Serializer, T: std::fmt::Display>(
     serializer.collect_str(value)
 }
 
-/// What a worker reports when asked.
+/// One worker's counters by indices: read from what it published, or its
+/// final report when it stops.
 #[derive(Clone, Debug)]
 pub struct WorkerReport {
     /// Worker index.
@@ -174,8 +187,6 @@ pub struct WorkerReport {
     pub mac_entries: usize,
     /// MAC table capacity.
     pub mac_capacity: usize,
-    /// The MAC table.
-    pub fdb: Vec<FdbEntry>,
     /// Frames the UMEM (or pool) holds in all.
     pub frames_total: usize,
     /// Frames found at rest or in a port's rings.
@@ -237,6 +248,9 @@ pub struct MacTableStats {
     pub capacity: usize,
     /// Learn events between workers dropped because an inbox was full.
     pub learn_events_dropped: u64,
+    /// Learn events the control thread's FDB copy lost because its inbox was
+    /// full (the copy heals at each station's next refresh).
+    pub observer_events_dropped: u64,
     /// Learning counters.
     #[serde(flatten)]
     pub l2: L2Stats,

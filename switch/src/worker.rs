@@ -11,10 +11,15 @@
 //! [`crate::placement`]), keeps its own MAC table copy, and exchanges learn events
 //! and handed-over frames with the others through the [`Fabric`]'s lock-free
 //! queues, between bursts.
+//!
+//! Counters are published as they are counted (see [`crate::published`]): per
+//! port where the worker counts, and the loop counters once per turn, so the
+//! control thread reads them without ever asking the worker.
 
 use crate::fabric::Fabric;
 use crate::placement::TxRoute;
-use crate::stats::{FdbEntry, WorkerCounters};
+use crate::published::{PortCells, TableGauges, WorkerBoard};
+use crate::stats::WorkerCounters;
 use std::sync::Arc;
 use switchyard_drivers::{BatchFrames, FramePool, Port};
 use switchyard_pipeline::{
@@ -46,8 +51,15 @@ pub struct Worker<P: Port> {
     /// How to reach each global port for transmission.
     routes: Vec<TxRoute>,
     fabric: Option<Arc<Fabric>>,
-    /// Counters per global port.
-    counters: Vec<PortCounters>,
+    /// Counters per global port, published as they are counted.
+    counters: Vec<Arc<PortCells>>,
+    /// Loop counters and gauges, published once per turn.
+    board: Arc<WorkerBoard>,
+    /// A histogram changed since the last publish.
+    histograms_dirty: bool,
+    /// Frames accounted for at the last audit (published as a gauge).
+    frames_accounted: u64,
+    last_audit: Timestamp,
     l2: L2Switch,
     burst: usize,
     rx: Vec<Handle<P>>,
@@ -120,6 +132,9 @@ fn idle_set(index: usize, fabric: Option<&Fabric>) -> Option<switchyard_drivers:
     Some(set)
 }
 
+/// How often the frame count (a walk over the sockets) is published.
+const AUDIT_INTERVAL_NS: u64 = 100_000_000;
+
 impl<P: Port> Worker<P> {
     /// A single worker over `ports` (index = PortId) drawing frames from `pool`.
     /// The L2 switch must already know each port's network.
@@ -146,21 +161,27 @@ impl<P: Port> Worker<P> {
     ) -> Self {
         let burst = burst.clamp(1, MAX_BURST);
         let n = routes.len();
-        l2.publish_learning(fabric.as_ref().is_some_and(|f| f.workers() > 1));
+        // With a fabric someone listens: the other workers, and the control
+        // thread's copy of the MAC table (see `crate::fdb_copy`).
+        l2.publish_learning(fabric.is_some());
         let sockets_n = sockets.len();
         let idle = if sockets.iter().any(|s| s.poll_fd().is_some()) {
             idle_set(index, fabric.as_deref())
         } else {
             None
         };
-        Worker {
+        let mut worker = Worker {
             pipeline: PipelineKind::L2,
             index,
             pool,
             socket_port,
             routes,
             fabric,
-            counters: vec![PortCounters::default(); n],
+            counters: (0..n).map(|_| Arc::new(PortCells::default())).collect(),
+            board: Arc::new(WorkerBoard::default()),
+            histograms_dirty: false,
+            frames_accounted: 0,
+            last_audit: Timestamp(0),
             l2,
             burst,
             rx: Vec::with_capacity(burst),
@@ -186,7 +207,17 @@ impl<P: Port> Worker<P> {
             kernel_cache: vec![Default::default(); sockets_n],
             kernel_cursor: 0,
             last_wake_check: Timestamp(0),
-        }
+        };
+        worker.audit_and_publish();
+        worker
+    }
+
+    /// Counts the frames (a walk over the sockets) and publishes everything:
+    /// at creation and after port changes, so a reader never sees a gauge
+    /// older than the worker's last change.
+    fn audit_and_publish(&mut self) {
+        self.frames_accounted = self.frames_accounted() as u64;
+        self.publish();
     }
 
     /// Chooses the forwarding pipeline (the L2 switch unless told otherwise).
@@ -230,6 +261,10 @@ impl<P: Port> Worker<P> {
             self.l2.sweep_step(now, budget.max(64));
             self.refresh_kernel_drops();
             self.last_sweep = now;
+            if now.saturating_since(self.last_audit) >= AUDIT_INTERVAL_NS {
+                self.last_audit = now;
+                self.frames_accounted = self.frames_accounted() as u64;
+            }
         }
         self.stats.loops += 1;
         self.stats.polled_sockets = self.polled.len() as u64;
@@ -237,7 +272,24 @@ impl<P: Port> Worker<P> {
             self.stats.busy_loops += 1;
             self.stats.rx_packets += received as u64;
         }
+        self.publish();
         received
+    }
+
+    /// Publishes the loop counters and gauges for the control thread: a fixed
+    /// number of stores, whatever the port count (histograms only when changed).
+    #[inline]
+    fn publish(&mut self) {
+        let gauges = TableGauges {
+            l2: self.l2.stats(),
+            mac_entries: self.l2.mac_table().len() as u64,
+            frames_accounted: self.frames_accounted,
+        };
+        self.board.publish(
+            &self.stats,
+            &gauges,
+            std::mem::take(&mut self.histograms_dirty),
+        );
     }
 
     /// Moves `socket` out of the polled set to wait for its next frame in the
@@ -396,12 +448,14 @@ impl<P: Port> Worker<P> {
         let in_port = self.socket_port[socket];
         self.stats.rx_bursts += 1;
         self.stats.burst_sizes.record(n);
+        self.histograms_dirty = true;
         self.metas.clear();
-        let counters = &mut self.counters[in_port as usize];
+        let mut bytes = 0;
         for handle in &self.rx {
-            counters.count_rx(self.pool.data(handle).len());
+            bytes += self.pool.data(handle).len() as u64;
             self.metas.push(PacketMeta::new(in_port));
         }
+        self.counters[in_port as usize].count_rx(self.rx.len() as u64, bytes);
         match self.pipeline {
             PipelineKind::L2 => {
                 let mut frames = BatchFrames {
@@ -504,15 +558,12 @@ impl<P: Port> Worker<P> {
         if queue.is_empty() {
             return;
         }
-        let counters = &mut self.counters[out];
+        let counters = &self.counters[out];
         match self.routes[out] {
             TxRoute::Local(socket) => {
                 let result = self.ports[socket].tx_burst(&mut self.pool, queue);
-                counters.tx_packets += result.accepted as u64;
-                counters.tx_bytes += result.accepted_bytes as u64;
-                counters
-                    .drops
-                    .count_n(DropReason::TxRingFull, result.ring_full as u64);
+                counters.count_tx(result.accepted as u64, result.accepted_bytes as u64);
+                counters.count_drops(DropReason::TxRingFull, result.ring_full as u64);
                 // A parked socket that transmits is serviced (kicked and its
                 // completions collected) until its ring is empty.
                 let slot = &mut self.slots[socket];
@@ -614,11 +665,27 @@ impl<P: Port> Worker<P> {
         sockets: Vec<P>,
         route: TxRoute,
     ) {
+        let cells = Arc::new(PortCells::default());
+        self.add_port_published(port, domain, sockets, route, cells);
+    }
+
+    /// [`add_port`](Self::add_port) counting into `cells`, which the caller
+    /// (the control thread) made and keeps, so it reads the new port's
+    /// counters without asking the worker.
+    pub fn add_port_published(
+        &mut self,
+        port: PortId,
+        domain: Option<DomainId>,
+        sockets: Vec<P>,
+        route: TxRoute,
+        cells: Arc<PortCells>,
+    ) {
         let index = port as usize;
         if index >= self.routes.len() {
             let burst = self.burst;
             self.routes.resize(index + 1, TxRoute::Absent);
-            self.counters.resize(index + 1, PortCounters::default());
+            self.counters
+                .resize_with(index + 1, || Arc::new(PortCells::default()));
             self.tx.resize_with(index + 1, || Vec::with_capacity(burst));
             self.tx_marked.resize(index + 1, false);
             self.tx_dirty
@@ -646,8 +713,9 @@ impl<P: Port> Worker<P> {
         self.tx_only
             .reserve(self.ports.len().saturating_sub(self.tx_only.capacity()));
         self.routes[index] = route;
-        self.counters[index] = PortCounters::default();
+        self.counters[index] = cells;
         self.l2.set_port_domain(port, domain);
+        self.audit_and_publish();
     }
 
     /// Removes global port `port` at run time: closes this worker's sockets on it
@@ -715,20 +783,15 @@ impl<P: Port> Worker<P> {
                 }
             }
         }
+        self.audit_and_publish();
         reclaimed
     }
 
     /// Kernel-side drops per global port, summed over this worker's sockets,
-    /// as last read (see [`refresh_kernel_drops`](Self::refresh_kernel_drops)):
-    /// a report costs no system call per socket.
+    /// as last read (see [`refresh_kernel_drops`](Self::refresh_kernel_drops)),
+    /// from the published cells: a report costs no system call per socket.
     pub fn kernel_drops(&self) -> Vec<switchyard_drivers::KernelDrops> {
-        let mut drops = vec![switchyard_drivers::KernelDrops::default(); self.routes.len()];
-        for (cached, port) in self.kernel_cache.iter().zip(&self.socket_port) {
-            if let Some(slot) = drops.get_mut(*port as usize) {
-                slot.add(cached);
-            }
-        }
-        drops
+        self.counters.iter().map(|c| c.read_kernel()).collect()
     }
 
     /// Reads the kernel's drop counters of the next socket (one system call),
@@ -741,15 +804,35 @@ impl<P: Port> Worker<P> {
         self.kernel_cache
             .resize(self.ports.len(), Default::default());
         let socket = self.kernel_cursor % self.ports.len();
-        self.kernel_cache[socket] = self.ports[socket].kernel_drops();
+        self.refresh_kernel_drops_of(socket);
         self.kernel_cursor = socket + 1;
+    }
+
+    /// Reads one socket's kernel drop counters and publishes what grew since
+    /// the last read on its port's cells.
+    fn refresh_kernel_drops_of(&mut self, socket: usize) {
+        let fresh = self.ports[socket].kernel_drops();
+        let old = std::mem::replace(&mut self.kernel_cache[socket], fresh);
+        let delta = switchyard_drivers::KernelDrops {
+            rx_dropped: fresh.rx_dropped.saturating_sub(old.rx_dropped),
+            rx_ring_full: fresh.rx_ring_full.saturating_sub(old.rx_ring_full),
+            rx_fill_ring_empty: fresh
+                .rx_fill_ring_empty
+                .saturating_sub(old.rx_fill_ring_empty),
+            tx_invalid: fresh.tx_invalid.saturating_sub(old.tx_invalid),
+        };
+        if let Some(cells) = self.counters.get(self.socket_port[socket] as usize) {
+            cells.add_kernel(&delta);
+        }
     }
 
     /// Reads every socket's kernel drop counters now (final report, tests).
     pub fn refresh_all_kernel_drops(&mut self) {
-        self.kernel_cache.clear();
         self.kernel_cache
-            .extend(self.ports.iter().map(|p| p.kernel_drops()));
+            .resize(self.ports.len(), Default::default());
+        for socket in 0..self.ports.len() {
+            self.refresh_kernel_drops_of(socket);
+        }
     }
 
     /// This worker's index among the switch's workers.
@@ -765,16 +848,29 @@ impl<P: Port> Worker<P> {
     /// Records the worker thread's CPU time for the stats.
     pub fn set_cpu_time(&mut self, cpu: std::time::Duration) {
         self.stats.cpu_ms = cpu.as_millis() as u64;
+        self.publish();
     }
 
-    /// Counts one idle sleep of the back-off.
+    /// Counts one idle sleep of the back-off (published before it sleeps).
     pub fn count_idle_sleep(&mut self) {
         self.stats.idle_sleeps += 1;
+        self.publish();
     }
 
-    /// Counters of every port, by PortId.
-    pub fn port_counters(&self) -> &[PortCounters] {
+    /// Counters of every port, by PortId (read from the published cells).
+    pub fn port_counters(&self) -> Vec<PortCounters> {
+        self.counters.iter().map(|c| c.read()).collect()
+    }
+
+    /// The published counters of every port, by PortId: clones of these are
+    /// what a reader on another thread keeps.
+    pub fn published_ports(&self) -> &[Arc<PortCells>] {
         &self.counters
+    }
+
+    /// The published loop counters and gauges (see [`crate::published`]).
+    pub fn board(&self) -> &Arc<WorkerBoard> {
+        &self.board
     }
 
     /// The worker's loop counters.
@@ -802,9 +898,12 @@ impl<P: Port> Worker<P> {
         &self.ports
     }
 
-    /// Records how long a turn that received took (loop-turn histogram).
+    /// Records how long a turn that received took (loop-turn histogram),
+    /// and publishes it.
     pub fn record_turn(&mut self, nanos: u64) {
         self.stats.turn_durations.record(nanos);
+        self.histograms_dirty = true;
+        self.publish();
     }
 
     /// Takes the ports out (to close them), leaving the worker empty.
@@ -815,19 +914,5 @@ impl<P: Port> Worker<P> {
         self.tx_only.clear();
         self.slots.clear();
         std::mem::take(&mut self.ports)
-    }
-
-    /// The MAC table as stats entries (domain index, MAC, port index, age).
-    pub fn fdb(&self, now: Timestamp) -> Vec<FdbEntry> {
-        self.l2
-            .mac_table()
-            .iter()
-            .map(|entry| FdbEntry {
-                domain: entry.domain,
-                mac: entry.mac,
-                port: entry.port,
-                age_secs: now.saturating_since(entry.last_seen) / 1_000_000_000,
-            })
-            .collect()
     }
 }

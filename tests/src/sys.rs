@@ -79,3 +79,64 @@ pub fn euid() -> u32 {
     // SAFETY: geteuid cannot fail and touches no memory of ours.
     unsafe { libc::geteuid() }
 }
+
+/// A thread of a daemon this harness started, held stopped with ptrace
+/// (`PTRACE_SEIZE` + `PTRACE_INTERRUPT` stop that one thread, not its
+/// process), until dropped. Tests use it to make a worker "stuck" at a
+/// deterministic moment. Must be dropped on the thread that made it (the
+/// tracer is a thread).
+pub struct StoppedThread {
+    tid: libc::pid_t,
+}
+
+/// Stops thread `tid` of process `pid` (a daemon this harness spawned: the
+/// thread is looked up under `/proc/<pid>/task`, so nothing else is touched).
+pub fn stop_thread(pid: u32, tid: u32) -> io::Result<StoppedThread> {
+    if !std::path::Path::new(&format!("/proc/{pid}/task/{tid}")).exists() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("thread {tid} is not a thread of process {pid}"),
+        ));
+    }
+    let tid = libc::pid_t::try_from(tid)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "tid out of range"))?;
+    let null = std::ptr::null_mut::<libc::c_void>();
+    // SAFETY: PTRACE_SEIZE with null address and data reads and writes no
+    // memory of ours; it only makes this thread the tracer of `tid`.
+    if unsafe { libc::ptrace(libc::PTRACE_SEIZE, tid, null, null) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let stopped = StoppedThread { tid };
+    // SAFETY: as above; PTRACE_INTERRUPT asks the tracee to stop.
+    if unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, tid, null, null) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut status = 0;
+    // SAFETY: `status` is a live c_int the call writes once; `tid` is our tracee.
+    if unsafe { libc::waitpid(tid, &mut status, libc::__WALL) } != tid {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(stopped)
+}
+
+impl Drop for StoppedThread {
+    fn drop(&mut self) {
+        let null = std::ptr::null_mut::<libc::c_void>();
+        // SAFETY: null address and data; detaching resumes our stopped tracee.
+        unsafe { libc::ptrace(libc::PTRACE_DETACH, self.tid, null, null) };
+    }
+}
+
+/// The id of the thread named `name` (its `comm`) in process `pid`.
+pub fn thread_named(pid: u32, name: &str) -> Option<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .filter_map(Result::ok)
+        .find(|task| {
+            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim() == name)
+        })?
+        .file_name()
+        .to_str()?
+        .parse()
+        .ok()
+}

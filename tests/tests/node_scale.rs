@@ -82,8 +82,8 @@ fn a_thousand_containers_attach_at_the_default_config_and_talk() {
         report.intact(),
         "TCP first -> last with {CONTAINERS} containers attached: {report:?}"
     );
-    // Quiet now: the worker polls (almost) none of the idle ports. A stats
-    // request itself wakes the worker, so allow a few.
+    // Quiet now: the worker polls (almost) none of the idle ports (a socket
+    // whose last transmissions have not completed stays polled: allow a few).
     std::thread::sleep(Duration::from_millis(500));
     let stats = lab.ctl_json(&["stats"]);
     let worker = &stats["workers"][0];

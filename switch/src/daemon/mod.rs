@@ -242,6 +242,8 @@ struct Running {
     modes: Vec<AttachMode>,
     fabric: Arc<Fabric>,
     placements: Vec<crate::placement::WorkerPlacement>,
+    /// The workers' clock epoch.
+    epoch: Instant,
 }
 
 /// Attaches the program to every port (settling each one's mode), then starts
@@ -310,12 +312,13 @@ fn start_workers(
         modes,
         fabric,
         placements,
+        epoch,
     })
 }
 
 /// Stops workers without waiting for reports (failure paths).
 fn stop_workers(workers: Vec<WorkerHandle>) {
-    let _ = worker_thread::ask_all(&workers, true, false);
+    let _ = worker_thread::stop_all(&workers);
     for w in workers {
         let _ = w.thread.join();
     }
@@ -369,6 +372,7 @@ pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
         running.fabric,
         &running.placements,
         Arc::clone(&redirect),
+        running.epoch,
     );
     controller.readopt();
     let controller = Arc::new(Mutex::new(controller));
@@ -386,9 +390,8 @@ pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
             }
         }
     };
-    if let Some(snap) = lock(&controller).snapshot(false, stats_file.is_some()) {
-        write_stats(&snap);
-    }
+    let snap = lock(&controller).snapshot(false, stats_file.is_some());
+    write_stats(&snap);
     info!(
         ports = lock(&controller).port_count(),
         workers = plan.cores.len(),
@@ -401,9 +404,14 @@ pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
     let mut failure = None;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
-        if lock(&controller).worker_died() {
-            failure = Some(anyhow!("a worker thread stopped unexpectedly"));
-            break;
+        {
+            let mut controller = lock(&controller);
+            if controller.worker_died() {
+                failure = Some(anyhow!("a worker thread stopped unexpectedly"));
+                break;
+            }
+            // Keeps the observer inbox from filling between fdb requests.
+            controller.observe_learning();
         }
         if reload.swap(false, Ordering::Relaxed) {
             match lock(&controller).reload() {
@@ -414,11 +422,10 @@ pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
         if !interval.is_zero() && Instant::now() >= next_stats {
             next_stats += interval;
             // The FDB only goes to the stats file: without one, the periodic
-            // report does not make the workers walk their tables.
-            if let Some(snap) = lock(&controller).snapshot(false, stats_file.is_some()) {
-                report::log_summary(&snap);
-                write_stats(&snap);
-            }
+            // report does not list the table copy.
+            let snap = lock(&controller).snapshot(false, stats_file.is_some());
+            report::log_summary(&snap);
+            write_stats(&snap);
         }
     }
 

@@ -1,7 +1,9 @@
 //! Turning worker reports into the named stats document: written to the stats
 //! file, logged periodically, printed as a table on exit.
 
-use crate::stats::{FdbStats, MacTableStats, PortStats, Snapshot, WorkerReport, WorkerStats};
+use crate::stats::{
+    FdbEntry, FdbStats, MacTableStats, PortStats, Snapshot, WorkerReport, WorkerStats,
+};
 use std::path::Path;
 use switchyard_pipeline::PortCounters;
 use tracing::info;
@@ -19,14 +21,17 @@ pub struct PortView {
     pub mode: &'static str,
 }
 
-/// Merges the workers' reports: port counters summed over workers, the MAC table
-/// as worker 0 holds it (every worker has a copy). `ports` and `networks` are
-/// indexed by port and domain id; `None` marks a free slot.
+/// Merges the workers' reports: port counters summed over workers, the MAC
+/// table counters as worker 0 holds them (every worker has a copy), and `fdb`
+/// (the control thread's copy of the table). `ports` and `networks` are indexed
+/// by port and domain id; `None` marks a free slot.
 pub fn snapshot(
     ports: &[Option<PortView>],
     networks: &[Option<String>],
     reports: &[WorkerReport],
+    fdb: &[FdbEntry],
     learn_dropped: u64,
+    observer_dropped: u64,
     is_final: bool,
 ) -> Snapshot {
     let port_stats = ports
@@ -90,23 +95,23 @@ pub fn snapshot(
             entries: first.map_or(0, |r| r.mac_entries),
             capacity: first.map_or(0, |r| r.mac_capacity),
             learn_events_dropped: learn_dropped,
+            observer_events_dropped: observer_dropped,
             l2: first.map(|r| r.l2).unwrap_or_default(),
         },
-        fdb: first
-            .map(|r| {
-                r.fdb
-                    .iter()
-                    .filter_map(|e| {
-                        Some(FdbStats {
-                            network: networks.get(e.domain as usize)?.clone()?,
-                            mac: e.mac.to_string(),
-                            port: port_name(e.port as usize)?,
-                            age_secs: e.age_secs,
-                        })
-                    })
-                    .collect()
+        fdb: fdb
+            .iter()
+            .filter_map(|e| {
+                let port = ports.get(e.port as usize)?.as_ref()?;
+                let network = networks.get(e.domain as usize)?.clone()?;
+                // A station is listed only under its port's own network.
+                (port.network == network).then(|| FdbStats {
+                    network,
+                    mac: e.mac.to_string(),
+                    port: port.name.clone(),
+                    age_secs: e.age_secs,
+                })
             })
-            .unwrap_or_default(),
+            .collect(),
     }
 }
 

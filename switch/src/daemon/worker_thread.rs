@@ -1,11 +1,14 @@
 //! A poll worker's thread: pin to its core, open its sockets from its own UMEM,
-//! say it is ready, then poll until told to stop, answering stats requests
-//! between bursts.
+//! say it is ready (handing the control thread its published counters), then
+//! poll until told to stop, taking port changes between bursts. Stats are never
+//! asked for: the control thread reads what the worker publishes (see
+//! [`crate::published`]); only the stop request gets a final report.
 
 use super::plan::SwitchPlan;
 use crate::backoff::{Backoff, Wait};
 use crate::fabric::Fabric;
 use crate::placement::{TxRoute, WorkerPlacement};
+use crate::published::{PortCells, WorkerBoard};
 use crate::stats::WorkerReport;
 use crate::worker::Worker;
 use crossbeam::channel::{self, Receiver, Sender};
@@ -21,7 +24,8 @@ use switchyard_pipeline::{DomainId, L2Switch, PortId, Timestamp};
 use tracing::warn;
 
 /// Longest idle sleep in ppoll() when only the worker's own sockets can bring
-/// work: frames wake it at once, so this only bounds stats and shutdown latency.
+/// work: frames wake it at once, so this only bounds how soon it takes a port
+/// change or the stop request (stats are read without it).
 const IDLE_POLL_MAX_SLEEP: Duration = Duration::from_millis(10);
 
 /// What one worker is to run.
@@ -50,14 +54,6 @@ pub struct WorkerSpec {
 
 /// Messages from the control thread, read between bursts.
 pub enum WorkerCommand {
-    /// Send a report of the counters; with `fdb` also the MAC table (a walk of
-    /// the whole table: only when someone asked for it).
-    Report {
-        /// Where to send it.
-        reply: Sender<WorkerReport>,
-        /// Include the FDB.
-        fdb: bool,
-    },
     /// Drain, send a final report, close the sockets and exit.
     Stop(Sender<WorkerReport>),
     /// Add a port at run time: this worker's sockets on it (bound by the control
@@ -71,6 +67,8 @@ pub enum WorkerCommand {
         sockets: Vec<XdpPort>,
         /// Transmit route; `Local(k)` names the k-th of `sockets`.
         route: TxRoute,
+        /// Where the worker counts the port (the control thread reads it).
+        cells: Arc<PortCells>,
         /// Answered when done.
         done: Sender<()>,
     },
@@ -94,6 +92,10 @@ pub struct OpenError {
 
 /// A running worker.
 pub struct WorkerHandle {
+    /// Worker index.
+    pub index: usize,
+    /// Core it is pinned to.
+    pub core: usize,
     /// Commands to it.
     pub commands: Sender<WorkerCommand>,
     /// Its UMEM, for binding hot-plugged sockets on the control thread.
@@ -102,39 +104,108 @@ pub struct WorkerHandle {
     pub frames: usize,
     /// Its thread.
     pub thread: JoinHandle<()>,
+    /// Its kernel thread id (its CPU time is read from /proc by the control
+    /// thread), if it could be found.
+    pub thread_id: Option<u32>,
+    /// Its published loop counters and gauges.
+    pub board: Arc<WorkerBoard>,
+    /// Its published counters of each port, by global port index (`None`:
+    /// never a port).
+    pub ports: Vec<Option<Arc<PortCells>>>,
+    /// The (global port, queue) pairs it has sockets on, kept by the control
+    /// thread as ports come and go.
+    pub sockets: Vec<(usize, u32)>,
+    /// Most entries its MAC table holds.
+    pub mac_capacity: usize,
 }
 
-/// How long the control thread waits for a worker to answer a report request.
+impl WorkerHandle {
+    /// A report built from what the worker published, without asking it:
+    /// answers at once whatever the worker is doing.
+    pub fn read_report(&self) -> WorkerReport {
+        let board = self.board.read();
+        let mut counters = board.counters;
+        if let Some(cpu) = self.thread_id.and_then(sys::thread_cpu_time_of) {
+            counters.cpu_ms = cpu.as_millis() as u64;
+        }
+        let cells = self.ports.iter();
+        WorkerReport {
+            index: self.index,
+            core: self.core,
+            counters,
+            ports: cells
+                .clone()
+                .map(|c| c.as_ref().map(|c| c.read()).unwrap_or_default())
+                .collect(),
+            l2: board.gauges.l2,
+            mac_entries: board.gauges.mac_entries as usize,
+            mac_capacity: self.mac_capacity,
+            frames_total: self.frames,
+            frames_accounted: board.gauges.frames_accounted as usize,
+            // Checked at the final report only.
+            free_list_unique: true,
+            sockets: self.sockets.clone(),
+            kernel_drops: cells
+                .map(|c| c.as_ref().map(|c| c.read_kernel()).unwrap_or_default())
+                .collect(),
+        }
+    }
+}
+
+/// How long the control thread waits for a worker to answer the stop request.
 const REPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Asks every worker for a report (with `stop`: its final report, after which it
-/// exits); `None` if any did not answer in time.
-pub fn ask_all(workers: &[WorkerHandle], stop: bool, fdb: bool) -> Option<Vec<WorkerReport>> {
+/// Tells every worker to stop and collects their final reports; `None` if any
+/// did not answer in time.
+pub fn stop_all(workers: &[WorkerHandle]) -> Option<Vec<WorkerReport>> {
     // One deadline for all workers: a stuck one costs REPORT_TIMEOUT once.
     let deadline = Instant::now() + REPORT_TIMEOUT;
     let replies: Vec<_> = workers
         .iter()
         .map(|w| {
             let (tx, rx) = channel::bounded(1);
-            let command = if stop {
-                WorkerCommand::Stop(tx)
-            } else {
-                WorkerCommand::Report { reply: tx, fdb }
-            };
             // Bounded even when a stuck worker's command channel is full.
-            w.commands.send_deadline(command, deadline).ok().map(|_| rx)
+            w.commands
+                .send_deadline(WorkerCommand::Stop(tx), deadline)
+                .ok()
+                .map(|_| rx)
         })
         .collect();
     replies
         .into_iter()
-        .map(|rx| rx?.recv_deadline(deadline).ok())
+        .zip(workers)
+        .map(|(rx, worker)| {
+            let mut report = rx?.recv_deadline(deadline).ok()?;
+            // Before the join: the thread still exists while it closes sockets.
+            if let Some(cpu) = worker.thread_id.and_then(sys::thread_cpu_time_of) {
+                report.counters.cpu_ms = cpu.as_millis() as u64;
+            }
+            Some(report)
+        })
         .collect()
+}
+
+/// What a worker hands the control thread once its sockets are open.
+struct Ready {
+    umem: UmemHandle,
+    frames: usize,
+    thread_id: Option<u32>,
+    board: Arc<WorkerBoard>,
+    ports: Vec<Arc<PortCells>>,
+    mac_capacity: usize,
 }
 
 /// Starts a worker and waits until its sockets are open (or failed).
 pub fn spawn(spec: WorkerSpec) -> Result<WorkerHandle, OpenError> {
     let (commands, command_rx) = channel::bounded(4);
     let (ready_tx, ready_rx) = channel::bounded(1);
+    let (index, core) = (spec.index, spec.core);
+    let sockets = spec
+        .placement
+        .sockets
+        .iter()
+        .map(|s| (s.port, s.queue))
+        .collect();
     let thread = std::thread::Builder::new()
         .name(format!("sy-worker-{}", spec.index))
         .spawn(move || run(spec, command_rx, ready_tx))
@@ -143,11 +214,18 @@ pub fn spawn(spec: WorkerSpec) -> Result<WorkerHandle, OpenError> {
             error: PortError::Invalid(format!("cannot start a worker thread: {e}")),
         })?;
     match ready_rx.recv() {
-        Ok(Ok((umem, frames))) => Ok(WorkerHandle {
+        Ok(Ok(ready)) => Ok(WorkerHandle {
+            index,
+            core,
             commands,
-            umem,
-            frames,
+            umem: ready.umem,
+            frames: ready.frames,
             thread,
+            thread_id: ready.thread_id,
+            board: ready.board,
+            ports: ready.ports.into_iter().map(Some).collect(),
+            sockets,
+            mac_capacity: ready.mac_capacity,
         }),
         Ok(Err(error)) => {
             let _ = thread.join();
@@ -166,7 +244,7 @@ pub fn spawn(spec: WorkerSpec) -> Result<WorkerHandle, OpenError> {
 fn run(
     spec: WorkerSpec,
     commands: Receiver<WorkerCommand>,
-    ready: Sender<Result<(UmemHandle, usize), OpenError>>,
+    ready: Sender<Result<Ready, OpenError>>,
 ) {
     if !core_affinity::set_for_current(core_affinity::CoreId { id: spec.core }) {
         warn!(core = spec.core, "could not pin the worker to its core");
@@ -178,7 +256,14 @@ fn run(
             return;
         }
     };
-    let _ = ready.send(Ok((worker.pool().umem_handle(), worker.frames_total())));
+    let _ = ready.send(Ok(Ready {
+        umem: worker.pool().umem_handle(),
+        frames: worker.frames_total(),
+        thread_id: sys::current_thread_id(),
+        board: Arc::clone(worker.board()),
+        ports: worker.published_ports().to_vec(),
+        mac_capacity: worker.l2().mac_table().capacity(),
+    }));
 
     let epoch = spec.epoch;
     let now = || Timestamp(epoch.elapsed().as_nanos() as u64);
@@ -197,12 +282,9 @@ fn run(
             worker.record_turn(now().saturating_since(start));
         }
         match commands.try_recv() {
-            Ok(WorkerCommand::Report { reply, fdb }) => {
-                let _ = reply.send(report(&spec, &mut worker, now(), false, fdb));
-            }
             Ok(WorkerCommand::Stop(reply)) => {
                 worker.drain();
-                let final_report = report(&spec, &mut worker, now(), true, true);
+                let final_report = final_report(&spec, &mut worker);
                 // Answer first: closing a thousand sockets takes the kernel
                 // seconds, and the control thread joins this thread anyway.
                 let _ = reply.send(final_report);
@@ -214,9 +296,10 @@ fn run(
                 domain,
                 sockets,
                 route,
+                cells,
                 done,
             }) => {
-                worker.add_port(port, Some(domain), sockets, route);
+                worker.add_port_published(port, Some(domain), sockets, route, cells);
                 let _ = done.send(());
             }
             Ok(WorkerCommand::RemovePort { port, done }) => {
@@ -326,37 +409,24 @@ fn close(mut worker: Worker<XdpPort>) {
     drop(worker.take_ports());
 }
 
-fn report(
-    spec: &WorkerSpec,
-    worker: &mut Worker<XdpPort>,
-    now: Timestamp,
-    audit: bool,
-    with_fdb: bool,
-) -> WorkerReport {
+/// The report a stopping worker sends: like the published one, plus what
+/// only the worker can check (every socket's kernel counters, the free list).
+fn final_report(spec: &WorkerSpec, worker: &mut Worker<XdpPort>) -> WorkerReport {
     if let Some(cpu) = sys::thread_cpu_time() {
         worker.set_cpu_time(cpu);
     }
-    if audit {
-        // The final report reads every socket's kernel counters; the others
-        // use what the worker read a socket per millisecond.
-        worker.refresh_all_kernel_drops();
-    }
+    worker.refresh_all_kernel_drops();
     WorkerReport {
         index: spec.index,
         core: spec.core,
         counters: *worker.counters(),
-        ports: worker.port_counters().to_vec(),
+        ports: worker.port_counters(),
         l2: worker.l2().stats(),
         mac_entries: worker.l2().mac_table().len(),
         mac_capacity: worker.l2().mac_table().capacity(),
-        fdb: if with_fdb {
-            worker.fdb(now)
-        } else {
-            Vec::new()
-        },
         frames_total: worker.frames_total(),
         frames_accounted: worker.frames_accounted(),
-        free_list_unique: !audit || worker.free_list_is_unique(),
+        free_list_unique: worker.free_list_is_unique(),
         sockets: spec
             .placement
             .sockets

@@ -6,6 +6,11 @@
 //! part) on this thread before any worker is told; a failure closes what was
 //! opened and leaves the running version as it was. Workers take a new port
 //! between two bursts, so other ports never stop forwarding.
+//!
+//! Stats, port lists and the FDB are answered from what the workers publish
+//! (`crate::published`) and from this thread's copy of the MAC table
+//! (`crate::fdb_copy`): no worker is asked, so a busy or stuck worker delays
+//! none of them.
 
 mod containers;
 mod reload;
@@ -18,7 +23,9 @@ use super::report::{self, PortView};
 use super::worker_thread::{WorkerCommand, WorkerHandle};
 use crate::control::protocol::{ErrorCode, PortInfo, Reply, Request, PROTOCOL_VERSION};
 use crate::fabric::Fabric;
+use crate::fdb_copy::FdbCopy;
 use crate::placement::place;
+use crate::published::PortCells;
 use crate::stats::{Snapshot, WorkerReport};
 use crossbeam::channel;
 use serde::{Deserialize, Serialize};
@@ -26,11 +33,11 @@ use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use switchyard_config::{Ipv4Cidr, NodeConfig, XdpMode};
 use switchyard_drivers::afxdp::{AttachMode, Redirect, XdpModeChoice, XdpPort, XdpPortConfig};
 use switchyard_drivers::sys;
-use switchyard_pipeline::{DomainId, PortId};
+use switchyard_pipeline::{DomainId, PortId, Timestamp};
 use tracing::{info, warn};
 
 /// How long the control thread waits for a worker to answer.
@@ -132,6 +139,10 @@ pub struct Controller {
     port_sockets: Vec<Vec<usize>>,
     /// The daemon's XDP program: attached to each port's interface.
     redirect: Arc<Redirect>,
+    /// This thread's copy of the MAC table, fed by the workers' learn events.
+    fdb: FdbCopy,
+    /// The workers' clock epoch (learn events carry times on it).
+    epoch: Instant,
 }
 
 impl Controller {
@@ -146,6 +157,7 @@ impl Controller {
         fabric: Arc<Fabric>,
         placements: &[crate::placement::WorkerPlacement],
         redirect: Arc<Redirect>,
+        epoch: Instant,
     ) -> Self {
         let port_sockets = (0..plan.ports.len())
             .map(|port| {
@@ -186,7 +198,6 @@ impl Controller {
         Controller {
             config_path,
             config,
-            plan,
             ports,
             modes,
             networks,
@@ -195,6 +206,9 @@ impl Controller {
             state_path,
             port_sockets,
             redirect,
+            fdb: FdbCopy::new(plan.l2),
+            epoch,
+            plan,
         }
     }
 
@@ -268,10 +282,9 @@ impl Controller {
             })),
             Request::Ports => self.ports_info().map(|p| serde_json::json!(p)),
             Request::Fdb { network } => self.fdb(network.as_deref()),
-            Request::Stats => self
-                .snapshot(false, true)
-                .map(|s| serde_json::to_value(s).unwrap_or_default())
-                .ok_or_else(|| CtlError::new(ErrorCode::Internal, "a worker did not answer")),
+            Request::Stats => {
+                Ok(serde_json::to_value(self.snapshot(false, true)).unwrap_or_default())
+            }
             Request::Attach(request) => self.attach(request).map(|r| serde_json::json!(r)),
             Request::Detach { name } => self
                 .detach(&name)
@@ -301,9 +314,16 @@ impl Controller {
         }
     }
 
-    /// Asks every worker for a report (or its final report with `stop`).
-    fn ask_all(&self, stop: bool, fdb: bool) -> Option<Vec<WorkerReport>> {
-        super::worker_thread::ask_all(&self.workers, stop, fdb)
+    /// The workers' clock now.
+    fn now(&self) -> Timestamp {
+        Timestamp(self.epoch.elapsed().as_nanos() as u64)
+    }
+
+    /// Applies the learn events the workers published since the last call to
+    /// this thread's FDB copy. The daemon calls it every 50 ms, so the
+    /// observer inbox rarely fills.
+    pub fn observe_learning(&mut self) {
+        self.fdb.drain(&self.fabric);
     }
 
     fn port_views(&self) -> Vec<Option<PortView>> {
@@ -332,22 +352,30 @@ impl Controller {
             .collect()
     }
 
-    /// The stats document, from fresh worker reports.
-    pub fn snapshot(&self, is_final: bool, fdb: bool) -> Option<Snapshot> {
-        let reports = self.ask_all(false, fdb)?;
-        Some(report::snapshot(
+    /// The stats document, from what the workers published (no worker is
+    /// asked); with `fdb` the MAC table copy is listed too.
+    pub fn snapshot(&mut self, is_final: bool, fdb: bool) -> Snapshot {
+        let reports: Vec<WorkerReport> = self.workers.iter().map(|w| w.read_report()).collect();
+        let entries = if fdb {
+            self.observe_learning();
+            let now = self.now();
+            self.fdb.entries(now)
+        } else {
+            Vec::new()
+        };
+        report::snapshot(
             &self.port_views(),
             &self.network_names(),
             &reports,
+            &entries,
             self.fabric.learn_dropped(),
+            self.fabric.observer_dropped(),
             is_final,
-        ))
+        )
     }
 
-    fn ports_info(&self) -> CtlResult<Vec<PortInfo>> {
-        let snap = self
-            .snapshot(false, false)
-            .ok_or_else(|| CtlError::new(ErrorCode::Internal, "a worker did not answer"))?;
+    fn ports_info(&mut self) -> CtlResult<Vec<PortInfo>> {
+        let snap = self.snapshot(false, false);
         Ok(self
             .ports
             .iter()
@@ -370,7 +398,7 @@ impl Controller {
             .collect())
     }
 
-    fn fdb(&self, network: Option<&str>) -> CtlResult<serde_json::Value> {
+    fn fdb(&mut self, network: Option<&str>) -> CtlResult<serde_json::Value> {
         if let Some(name) = network {
             if self.network(name).is_none() {
                 return Err(CtlError::new(
@@ -379,9 +407,7 @@ impl Controller {
                 ));
             }
         }
-        let snap = self
-            .snapshot(false, true)
-            .ok_or_else(|| CtlError::new(ErrorCode::Internal, "a worker did not answer"))?;
+        let snap = self.snapshot(false, true);
         let entries: Vec<_> = snap
             .fdb
             .into_iter()
@@ -464,6 +490,16 @@ impl Controller {
             .position(Option::is_none)
             .unwrap_or(self.ports.len());
         let socket_counts: Vec<usize> = placements.iter().map(|p| p.sockets.len()).collect();
+        let queues: Vec<Vec<u32>> = placements
+            .iter()
+            .map(|p| p.sockets.iter().map(|s| s.queue).collect())
+            .collect();
+        // Each worker counts the port in cells this thread keeps and reads.
+        let cells: Vec<Arc<PortCells>> = self
+            .workers
+            .iter()
+            .map(|_| Arc::new(PortCells::default()))
+            .collect();
         // One deadline for the whole hand-over: a stuck worker delays the
         // control socket (and SIGTERM, which waits for this lock) by at most
         // WORKER_REPLY_TIMEOUT, never forever (a full command channel included).
@@ -473,13 +509,15 @@ impl Controller {
             .iter()
             .zip(placements)
             .zip(sockets)
-            .map(|((worker, placement), sockets)| {
+            .zip(&cells)
+            .map(|(((worker, placement), sockets), cells)| {
                 let (done, wait) = channel::bounded(1);
                 let command = WorkerCommand::AddPort {
                     port: index as PortId,
                     domain,
                     sockets,
                     route: placement.tx[0],
+                    cells: Arc::clone(cells),
                     done,
                 };
                 let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -524,6 +562,15 @@ impl Controller {
             self.port_sockets.resize(index + 1, Vec::new());
         }
         self.port_sockets[index] = socket_counts;
+        for ((worker, cells), queues) in self.workers.iter_mut().zip(cells).zip(queues) {
+            if worker.ports.len() <= index {
+                worker.ports.resize(index + 1, None);
+            }
+            worker.ports[index] = Some(cells);
+            worker
+                .sockets
+                .extend(queues.into_iter().map(|q| (index, q)));
+        }
         Ok(index)
     }
 
@@ -589,6 +636,17 @@ impl Controller {
         for wait in waits {
             let _ = wait.and_then(|w| w.recv_deadline(deadline).ok());
         }
+        for worker in &mut self.workers {
+            worker.sockets.retain(|(port, _)| *port != index);
+            if let Some(cells) = worker.ports.get_mut(index) {
+                *cells = None;
+            }
+        }
+        // What the workers learned on the port before they removed it is in
+        // the observer inbox now: apply it, then forget the port's stations,
+        // so no late event brings one back under a reused port index.
+        self.observe_learning();
+        self.fdb.remove_port(index as PortId);
         if let Some(ifindex) = sys::interface_index(&entry.interface) {
             let mode = self.modes.get(index).copied().unwrap_or(AttachMode::Native);
             if let Err(error) = self.redirect.detach(ifindex, mode) {
@@ -643,10 +701,15 @@ impl Controller {
     /// Stops the workers (final reports), detaches every XDP program. Attached
     /// containers' veths stay: a restarted daemon re-adopts them.
     pub fn shutdown(&mut self) -> (Option<Snapshot>, Vec<WorkerReport>) {
-        let reports = self.ask_all(true, true);
+        let reports = super::worker_thread::stop_all(&self.workers);
         let views = self.port_views();
         let names = self.network_names();
         let learn_dropped = self.fabric.learn_dropped();
+        // The workers have stopped learning: the copy is complete.
+        self.observe_learning();
+        let now = self.now();
+        let fdb = self.fdb.entries(now);
+        let observer_dropped = self.fabric.observer_dropped();
         for worker in std::mem::take(&mut self.workers) {
             let _ = worker.thread.join();
         }
@@ -665,7 +728,9 @@ impl Controller {
                     &views,
                     &names,
                     &reports,
+                    &fdb,
                     learn_dropped,
+                    observer_dropped,
                     true,
                 )),
                 reports,

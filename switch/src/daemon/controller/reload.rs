@@ -11,6 +11,7 @@ use super::{Controller, CtlError, CtlResult, NetworkEntry, Origin, PortEntry};
 use crate::control::protocol::ErrorCode;
 use std::collections::HashSet;
 use switchyard_config::NodeConfig;
+use switchyard_pipeline::DomainId;
 use tracing::info;
 
 impl Controller {
@@ -111,14 +112,17 @@ impl Controller {
         }
         // By name: a kept network stays in its slot (its bridge domain) with its
         // new addressing; only a removed network frees its slot.
-        for slot in &mut self.networks {
+        for (domain, slot) in self.networks.iter_mut().enumerate() {
             if let Some(network) = slot {
                 match new.networks.iter().find(|n| n.name == network.name) {
                     Some(fresh) => {
                         network.subnet = fresh.subnet;
                         network.gateway = fresh.gateway;
                     }
-                    None => *slot = None,
+                    None => {
+                        *slot = None;
+                        self.fdb.remove_domain(domain as DomainId);
+                    }
                 }
             }
         }
