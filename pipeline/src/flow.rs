@@ -26,8 +26,8 @@ pub const fn ipv4_flow_hash(
     src_port: u16,
     dst_port: u16,
 ) -> u32 {
-    let k1 = ((u32::from_be_bytes(src.octets()) as u64) << 32)
-        | u32::from_be_bytes(dst.octets()) as u64;
+    let k1 =
+        ((u32::from_be_bytes(src.octets()) as u64) << 32) | u32::from_be_bytes(dst.octets()) as u64;
     let k2 = ((protocol as u64) << 32) | ((src_port as u64) << 16) | dst_port as u64;
     mix(k1, k2)
 }

@@ -8,10 +8,10 @@
 use crate::batch::Batch;
 use crate::drop_reason::DropReason;
 use crate::frame::MAX_BURST;
-use crate::stage::{Stage, StageCounters};
 use crate::frame::{DomainId, FrameStore, PacketMeta, PortId, Timestamp, Verdict};
 use crate::mac::{word_is_multicast, word_is_valid_source, MacAddr};
 use crate::mac_table::{LearnOutcome, MacTable};
+use crate::stage::{Stage, StageCounters};
 use serde::{Deserialize, Serialize};
 
 pub use crate::parse::parse_stage;

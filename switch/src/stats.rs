@@ -4,7 +4,7 @@
 //! later served by the control socket.
 
 use serde::Serialize;
-use switchyard_pipeline::{L2Stats, PortCounters};
+use switchyard_pipeline::{L2Stats, PortCounters, StageReport};
 
 /// Loop accounting of one worker.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
@@ -186,6 +186,8 @@ pub struct WorkerReport {
     pub sockets: Vec<(usize, u32)>,
     /// Drops the kernel counted, per global port.
     pub kernel_drops: Vec<switchyard_drivers::KernelDrops>,
+    /// Per-stage pipeline counters, in chain order.
+    pub stages: Vec<StageReport>,
 }
 
 /// One port in the stats output.
@@ -226,6 +228,8 @@ pub struct WorkerStats {
     /// Loop counters.
     #[serde(flatten)]
     pub counters: WorkerCounters,
+    /// This worker's per-stage pipeline counters, in chain order.
+    pub stages: Vec<StageReport>,
 }
 
 /// MAC table summary in the stats output.
@@ -269,6 +273,23 @@ pub struct Snapshot {
     pub mac_table: MacTableStats,
     /// MAC table entries.
     pub fdb: Vec<FdbStats>,
+    /// Per-stage pipeline counters summed over the workers, in chain order
+    /// (VPP's per-node counters: frames in, out by verdict, drops by reason).
+    pub stages: Vec<StageReport>,
+}
+
+/// Sums the workers' per-stage counters by stage name, in chain order.
+pub fn sum_stages<'a>(workers: impl IntoIterator<Item = &'a [StageReport]>) -> Vec<StageReport> {
+    let mut total: Vec<StageReport> = Vec::new();
+    for stages in workers {
+        for stage in stages {
+            match total.iter_mut().find(|t| t.name == stage.name) {
+                Some(t) => t.counters.add(&stage.counters),
+                None => total.push(*stage),
+            }
+        }
+    }
+    total
 }
 
 #[cfg(test)]

@@ -18,7 +18,8 @@ use crate::stats::{FdbEntry, WorkerCounters};
 use std::sync::Arc;
 use switchyard_drivers::{BatchFrames, FramePool, Port};
 use switchyard_pipeline::{
-    DomainId, DropReason, L2Switch, PacketMeta, PortCounters, PortId, Timestamp, Verdict, MAX_BURST,
+    Batch, Chain, DomainId, DropReason, L2Switch, PacketMeta, PortCounters, PortId, StageReport,
+    Timestamp, Verdict, MAX_BURST,
 };
 
 type Handle<P> = <<P as Port>::Pool as FramePool>::Handle;
@@ -26,7 +27,7 @@ type Handle<P> = <<P as Port>::Pool as FramePool>::Handle;
 /// Which forwarding decision the worker makes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum PipelineKind {
-    /// The L2 switch: parse, learn, look up, forward or flood.
+    /// The stage chain: parse, then L2 (learn, look up, forward or flood).
     #[default]
     L2,
     /// No lookups: port i's frames leave through port i+1 (mod the port count).
@@ -48,9 +49,13 @@ pub struct Worker<P: Port> {
     fabric: Option<Arc<Fabric>>,
     /// Counters per global port.
     counters: Vec<PortCounters>,
-    l2: L2Switch,
+    /// The pipeline's stages (the L2 switch among them).
+    chain: Chain,
     burst: usize,
+    /// The batch in hand: received frames, then frames stages originate
+    /// (capacity `2 * burst`, reserved once).
     rx: Vec<Handle<P>>,
+    /// One meta per frame of `rx`, sized `2 * burst` once and overwritten per burst.
     metas: Vec<PacketMeta>,
     /// Frames staged for each global port this turn, at most `burst` each: a
     /// full queue is handed to its socket at once (no kick: that waits for the
@@ -147,10 +152,10 @@ impl<P: Port> Worker<P> {
             routes,
             fabric,
             counters: vec![PortCounters::default(); n],
-            l2,
+            chain: Chain::new(l2),
             burst,
-            rx: Vec::with_capacity(burst),
-            metas: Vec::with_capacity(burst),
+            rx: Vec::with_capacity(2 * burst),
+            metas: vec![PacketMeta::new(0); 2 * burst],
             tx: (0..n).map(|_| Vec::with_capacity(burst)).collect(),
             tx_dirty: Vec::with_capacity(n),
             tx_marked: vec![false; n],
@@ -212,8 +217,13 @@ impl<P: Port> Worker<P> {
         self.transmit();
         self.service_ports();
         if now.saturating_since(self.last_sweep) >= SWEEP_INTERVAL_NS {
-            let budget = self.l2.mac_table().slot_count().div_ceil(SWEEP_SLICES);
-            self.l2.sweep_step(now, budget.max(64));
+            let budget = self
+                .chain
+                .l2
+                .mac_table()
+                .slot_count()
+                .div_ceil(SWEEP_SLICES);
+            self.chain.l2.sweep_step(now, budget.max(64));
             self.refresh_kernel_drops();
             self.last_sweep = now;
         }
@@ -313,18 +323,18 @@ impl<P: Port> Worker<P> {
             let Some(event) = fabric.next_event(self.index) else {
                 break;
             };
-            self.l2.apply_learn_event(&event);
+            self.chain.l2.apply_learn_event(&event);
         }
     }
 
     /// Sends what this worker learned in the last batch to the other workers.
     fn publish_learn_events(&mut self) {
         if let Some(fabric) = &self.fabric {
-            for event in self.l2.learn_events() {
+            for event in self.chain.l2.learn_events() {
                 fabric.publish(self.index, *event);
             }
         }
-        self.l2.clear_learn_events();
+        self.chain.l2.clear_learn_events();
     }
 
     /// Moves frames other workers handed over into this worker's pool and onto
@@ -367,11 +377,10 @@ impl<P: Port> Worker<P> {
         let in_port = self.socket_port[socket];
         self.stats.rx_bursts += 1;
         self.stats.burst_sizes.record(n);
-        self.metas.clear();
         let counters = &mut self.counters[in_port as usize];
-        for handle in &self.rx {
+        for (handle, meta) in self.rx.iter().zip(self.metas.iter_mut()) {
             counters.count_rx(self.pool.data(handle).len());
-            self.metas.push(PacketMeta::new(in_port));
+            *meta = PacketMeta::new(in_port);
         }
         match self.pipeline {
             PipelineKind::L2 => {
@@ -379,36 +388,52 @@ impl<P: Port> Worker<P> {
                     pool: &mut self.pool,
                     handles: &mut self.rx,
                 };
-                self.l2.process(&mut frames, &mut self.metas, now);
+                let mut batch = Batch::new(&mut frames, &mut self.metas, now);
+                self.chain.run(&mut batch);
                 self.publish_learn_events();
             }
             PipelineKind::Empty => {
                 let next = ((in_port as usize + 1) % self.routes.len()) as PortId;
-                for meta in &mut self.metas {
+                for meta in &mut self.metas[..n] {
                     meta.verdict = Verdict::Forward(next);
                 }
             }
         }
+        // Received frames, then any that stages originated.
         for k in 0..self.rx.len() {
             let handle = self.rx[k];
             let meta = self.metas[k];
+            let from = meta.in_port as usize;
             match meta.verdict {
                 Verdict::Forward(out) => self.stage(out as usize, handle),
-                Verdict::Flood => self.flood(in_port, meta.domain, handle),
-                Verdict::Drop(reason) => {
-                    self.counters[in_port as usize].count_drop(reason);
-                    self.pool.free(handle);
+                Verdict::Flood => self.flood(meta.in_port, meta.domain, handle),
+                Verdict::Drop(reason) => self.drop_frame(from, reason, handle),
+                // Until the gateway and neighbour stages exist nothing takes
+                // these further: counted drops, never silent.
+                Verdict::ToGateway => self.drop_frame(from, DropReason::NoGateway, handle),
+                Verdict::Routed { .. } => {
+                    self.drop_frame(from, DropReason::UnresolvedNextHop, handle)
                 }
+                // Consumed by a stage: nothing to send, not a drop.
+                Verdict::Local => self.pool.free(handle),
                 Verdict::Pending => {
                     // Every stage sets a verdict; reaching here is a pipeline bug.
                     // Never leak the frame: count it where an operator will look.
                     debug_assert!(false, "pipeline left a frame pending");
-                    self.counters[in_port as usize].count_drop(DropReason::NoNetwork);
-                    self.pool.free(handle);
+                    self.drop_frame(from, DropReason::NoNetwork, handle);
                 }
             }
         }
         n
+    }
+
+    /// Counts a drop on global port `port` (the ingress) and frees the frame.
+    #[inline]
+    fn drop_frame(&mut self, port: usize, reason: DropReason, handle: Handle<P>) {
+        if let Some(counters) = self.counters.get_mut(port) {
+            counters.count_drop(reason);
+        }
+        self.pool.free(handle);
     }
 
     /// Queues one frame for global port `out`; a queue that reaches a burst is
@@ -434,7 +459,8 @@ impl<P: Port> Worker<P> {
     fn flood(&mut self, in_port: PortId, domain: DomainId, handle: Handle<P>) {
         self.flood_targets.clear();
         self.flood_targets.extend(
-            self.l2
+            self.chain
+                .l2
                 .flood_ports(domain)
                 .iter()
                 .copied()
@@ -615,7 +641,7 @@ impl<P: Port> Worker<P> {
             .reserve(self.ports.len().saturating_sub(self.tx_only.capacity()));
         self.routes[index] = route;
         self.counters[index] = PortCounters::default();
-        self.l2.set_port_domain(port, domain);
+        self.chain.l2.set_port_domain(port, domain);
     }
 
     /// Removes global port `port` at run time: closes this worker's sockets on it
@@ -627,7 +653,7 @@ impl<P: Port> Worker<P> {
             return 0;
         }
         self.routes[index] = TxRoute::Absent;
-        self.l2.set_port_domain(port, None);
+        self.chain.l2.set_port_domain(port, None);
         for handle in self.tx[index].drain(..) {
             self.pool.free(handle);
         }
@@ -752,7 +778,12 @@ impl<P: Port> Worker<P> {
 
     /// The L2 switch (tables and their stats).
     pub fn l2(&self) -> &L2Switch {
-        &self.l2
+        &self.chain.l2
+    }
+
+    /// Per-stage counters of the pipeline, in chain order.
+    pub fn stage_reports(&self) -> Vec<StageReport> {
+        self.chain.reports().to_vec()
     }
 
     /// The ports, by PortId (tests inject and inspect frames through them).
@@ -787,7 +818,8 @@ impl<P: Port> Worker<P> {
 
     /// The MAC table as stats entries (domain index, MAC, port index, age).
     pub fn fdb(&self, now: Timestamp) -> Vec<FdbEntry> {
-        self.l2
+        self.chain
+            .l2
             .mac_table()
             .iter()
             .map(|entry| FdbEntry {

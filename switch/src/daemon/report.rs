@@ -84,6 +84,7 @@ pub fn snapshot(
                     })
                     .collect(),
                 counters: r.counters,
+                stages: r.stages.clone(),
             })
             .collect(),
         mac_table: MacTableStats {
@@ -107,6 +108,7 @@ pub fn snapshot(
                     .collect()
             })
             .unwrap_or_default(),
+        stages: crate::stats::sum_stages(reports.iter().map(|r| r.stages.as_slice())),
     }
 }
 

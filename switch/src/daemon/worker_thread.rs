@@ -361,5 +361,6 @@ fn report(
             .map(|s| (s.port, s.queue))
             .collect(),
         kernel_drops: worker.kernel_drops(),
+        stages: worker.stage_reports(),
     }
 }
