@@ -110,7 +110,9 @@ fn fill_meta(frame: &[u8], parsed: &ParsedFrame, meta: &mut PacketMeta) {
                     meta.icmp_code = h[1];
                 }
                 if let Some(h) = segment.first_chunk::<8>() {
-                    if h[0] == ICMP_ECHO_REPLY || h[0] == ICMP_ECHO_REQUEST {
+                    // Echo is defined with code 0 only (RFC 792); anything else
+                    // has no identifier.
+                    if (h[0] == ICMP_ECHO_REPLY || h[0] == ICMP_ECHO_REQUEST) && h[1] == 0 {
                         meta.icmp_id = u16::from_be_bytes([h[4], h[5]]);
                     }
                 }
