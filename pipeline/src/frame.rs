@@ -291,7 +291,8 @@ pub struct PacketMeta {
     /// ICMPv4 echo identifier (echo request/reply only).
     pub icmp_id: u16,
     /// Hash of the flow (addresses, protocol, ports; the MACs for non-IP), for
-    /// spreading flows and keying flow tables. Not symmetric.
+    /// spreading flows and keying flow tables. Not symmetric, and neither the
+    /// VLAN nor the domain is in it (flow tables key on the domain themselves).
     pub flow_hash: u32,
 }
 
