@@ -294,7 +294,29 @@ pub fn sum_stages<'a>(workers: impl IntoIterator<Item = &'a [StageReport]>) -> V
 
 #[cfg(test)]
 mod tests {
-    use super::{BurstHistogram, TurnHistogram};
+    use super::{sum_stages, BurstHistogram, TurnHistogram};
+    use switchyard_pipeline::{StageCounters, StageReport};
+
+    #[test]
+    fn stage_counters_sum_over_workers_by_name_in_chain_order() {
+        let stage = |name, frames_in| StageReport {
+            name,
+            counters: StageCounters {
+                frames_in,
+                ..StageCounters::default()
+            },
+        };
+        let w0 = [stage("parse", 3), stage("l2", 2)];
+        let w1 = [stage("parse", 10), stage("l2", 7)];
+        let total = sum_stages([&w0[..], &w1[..]]);
+        assert_eq!(total.len(), 2);
+        assert_eq!((total[0].name, total[0].counters.frames_in), ("parse", 13));
+        assert_eq!((total[1].name, total[1].counters.frames_in), ("l2", 9));
+        let json = serde_json::to_value(total[1]).unwrap();
+        assert_eq!(json["name"], "l2");
+        assert_eq!(json["frames_in"], 9);
+        assert_eq!(json["drops"]["no_gateway"], 0);
+    }
 
     #[test]
     fn turn_durations_land_in_power_of_two_microsecond_buckets() {
