@@ -1,9 +1,13 @@
 //! `switchyard-perf pipeline`: in-memory micro-benchmarks, no I/O.
 //!
-//! Measures what one core can do per stage (parse, L2 forward, the whole
-//! pipeline) and for the poll worker's loop over two in-memory ports, with
-//! known-unicast traffic between learned MACs. These are upper bounds: the
-//! real dataplane adds the driver and the kernel (see `e2e`).
+//! Measures what one core can do per stage of the chain (the parse stage, the
+//! L2 stage, the whole chain) and for the poll worker's loop over two
+//! in-memory ports, with known-unicast traffic between learned MACs. Each stage
+//! runs through its `Stage` implementation over a `Batch`, as the worker runs
+//! it (counters included). The traffic cycles through `--flows` station pairs
+//! spread over as many prepared batches as it takes, so 4,096 flows really
+//! touch 8,192 MACs. These are upper bounds: the real dataplane adds the
+//! driver and the kernel (see `e2e`).
 //!
 //! Each case warms up, sizes a chunk of iterations to about a millisecond,
 //! then times chunks until its time is up (bounded in count too). The median
@@ -19,7 +23,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use switchyard_drivers::memory::{MemPool, MemPort};
 use switchyard_pipeline::{
-    parse_stage, L2Config, L2Switch, PacketMeta, PortId, Timestamp, Verdict, MAX_BURST,
+    Batch, Chain, L2Config, L2Switch, PacketMeta, ParseStage, PortId, Stage, Timestamp, Verdict,
+    MAX_BURST,
 };
 use switchyard_switch::worker::Worker;
 
@@ -41,7 +46,8 @@ pub struct MicroOptions {
 /// One measured case.
 #[derive(Clone, Debug, Serialize)]
 pub struct CaseResult {
-    /// What was measured: `parse`, `l2_forward`, `pipeline` or `worker`.
+    /// What was measured: `parse` (the parse stage), `l2_forward` (the L2
+    /// stage), `pipeline` (the whole chain) or `worker`.
     pub case: &'static str,
     /// Frames per stage call (per port per loop turn for `worker`).
     pub batch: usize,
@@ -178,9 +184,14 @@ fn station(side: u8, i: usize) -> [u8; 6] {
     test_mac(side, i as u16)
 }
 
-/// `batch` frames from port `from`'s stations to the other side's, cycling
-/// through the flows.
-fn batch_frames(options: &MicroOptions, batch: usize, from: PortId) -> Result<Vec<Vec<u8>>> {
+/// `batch` frames from port `from`'s stations to the other side's, flows
+/// `first..first + batch` (mod the flow count).
+fn batch_frames_from(
+    options: &MicroOptions,
+    batch: usize,
+    from: PortId,
+    first: usize,
+) -> Result<Vec<Vec<u8>>> {
     let (src, dst) = if from == 0 {
         (0xa0, 0xb0)
     } else {
@@ -188,7 +199,7 @@ fn batch_frames(options: &MicroOptions, batch: usize, from: PortId) -> Result<Ve
     };
     let mut frames = Vec::with_capacity(batch);
     for i in 0..batch {
-        let flow = i % options.flows;
+        let flow = (first + i) % options.flows;
         frames.extend(udp_flows(
             station(src, flow),
             station(dst, flow),
@@ -197,6 +208,19 @@ fn batch_frames(options: &MicroOptions, batch: usize, from: PortId) -> Result<Ve
         )?);
     }
     Ok(frames)
+}
+
+/// `batch` frames from port `from`, cycling through the flows from flow 0.
+fn batch_frames(options: &MicroOptions, batch: usize, from: PortId) -> Result<Vec<Vec<u8>>> {
+    batch_frames_from(options, batch, from, 0)
+}
+
+/// Batches from port 0 that together cover every flow: a case cycles through
+/// them, so a run with many flows touches all of their MACs.
+fn batch_sets(options: &MicroOptions, batch: usize) -> Result<Vec<Vec<Vec<u8>>>> {
+    (0..options.flows.div_ceil(batch).max(1))
+        .map(|set| batch_frames_from(options, batch, 0, set * batch))
+        .collect()
 }
 
 /// Fresh metas for a batch received on `port`.
@@ -231,20 +255,27 @@ fn check_unicast(metas: &[PacketMeta]) -> Result<()> {
 }
 
 fn bench_parse(options: &MicroOptions, batch: usize, stop: &AtomicBool) -> Result<Timing> {
-    let mut frames = batch_frames(options, batch, 0)?;
+    let mut sets = batch_sets(options, batch)?;
     let mut metas = fresh_metas(batch, 0);
-    parse_stage(&mut frames, &mut metas);
-    if let Some(meta) = metas.iter().find(|m| m.verdict != Verdict::Pending) {
-        bail!(
-            "the parse stage rejected a benchmark frame: {:?}",
-            meta.verdict
-        );
-    }
-    Ok(time_case(options.seconds, stop, || {
-        for meta in metas.iter_mut() {
-            *meta = PacketMeta::new(0);
+    let mut stage = ParseStage::new();
+    let now = Timestamp::from_secs(2);
+    for frames in &mut sets {
+        metas.fill(PacketMeta::new(0));
+        stage.process(&mut Batch::new(frames, &mut metas, now));
+        if let Some(meta) = metas.iter().find(|m| m.verdict != Verdict::Pending) {
+            bail!(
+                "the parse stage rejected a benchmark frame: {:?}",
+                meta.verdict
+            );
         }
-        parse_stage(black_box(&mut frames), &mut metas);
+    }
+    let mut set = 0;
+    Ok(time_case(options.seconds, stop, || {
+        metas.fill(PacketMeta::new(0));
+        let count = sets.len();
+        let frames = &mut sets[set];
+        set = (set + 1) % count;
+        stage.process(&mut Batch::new(black_box(frames), &mut metas, now));
         black_box(&metas);
         batch
     }))
@@ -252,34 +283,49 @@ fn bench_parse(options: &MicroOptions, batch: usize, stop: &AtomicBool) -> Resul
 
 fn bench_forward(options: &MicroOptions, batch: usize, stop: &AtomicBool) -> Result<Timing> {
     let mut l2 = learned_switch(options, batch)?;
-    let mut frames = batch_frames(options, batch, 0)?;
-    let mut parsed = fresh_metas(batch, 0);
-    parse_stage(&mut frames, &mut parsed);
-    let mut metas = parsed.clone();
+    let mut sets = batch_sets(options, batch)?;
     let now = Timestamp::from_secs(2);
-    l2.forward_stage(&frames, &mut metas, now);
-    check_unicast(&metas)?;
+    // Each set's metas as the parse stage leaves them.
+    let mut parsed = Vec::with_capacity(sets.len());
+    for frames in &mut sets {
+        let mut metas = fresh_metas(batch, 0);
+        ParseStage::new().process(&mut Batch::new(frames, &mut metas, now));
+        let mut check = metas.clone();
+        Stage::process(&mut l2, &mut Batch::new(frames, &mut check, now));
+        check_unicast(&check)?;
+        parsed.push(metas);
+    }
+    let mut metas = fresh_metas(batch, 0);
+    let mut set = 0;
     Ok(time_case(options.seconds, stop, || {
         // Restoring the parsed metas costs a small memcpy per batch, included.
-        metas.copy_from_slice(&parsed);
-        l2.forward_stage(black_box(&frames), &mut metas, now);
+        metas.copy_from_slice(&parsed[set]);
+        let count = sets.len();
+        let frames = &mut sets[set];
+        set = (set + 1) % count;
+        Stage::process(&mut l2, &mut Batch::new(black_box(frames), &mut metas, now));
         black_box(&metas);
         batch
     }))
 }
 
 fn bench_pipeline(options: &MicroOptions, batch: usize, stop: &AtomicBool) -> Result<Timing> {
-    let mut l2 = learned_switch(options, batch)?;
-    let mut frames = batch_frames(options, batch, 0)?;
+    let mut chain = Chain::new(learned_switch(options, batch)?);
+    let mut sets = batch_sets(options, batch)?;
     let mut metas = fresh_metas(batch, 0);
     let now = Timestamp::from_secs(2);
-    l2.process(&mut frames, &mut metas, now);
-    check_unicast(&metas)?;
+    for frames in &mut sets {
+        metas.fill(PacketMeta::new(0));
+        chain.run(&mut Batch::new(frames, &mut metas, now));
+        check_unicast(&metas)?;
+    }
+    let mut set = 0;
     Ok(time_case(options.seconds, stop, || {
-        for meta in metas.iter_mut() {
-            *meta = PacketMeta::new(0);
-        }
-        l2.process(black_box(&mut frames), &mut metas, now);
+        metas.fill(PacketMeta::new(0));
+        let count = sets.len();
+        let frames = &mut sets[set];
+        set = (set + 1) % count;
+        chain.run(&mut Batch::new(black_box(frames), &mut metas, now));
         black_box(&metas);
         batch
     }))
@@ -289,9 +335,11 @@ fn bench_worker(options: &MicroOptions, batch: usize, stop: &AtomicBool) -> Resu
     let mut l2 = L2Switch::new(L2Config::default());
     l2.set_port_domain(0, Some(0));
     l2.set_port_domain(1, Some(0));
+    // Each port replays every flow, a burst at a time.
+    let replay = options.flows.div_ceil(batch).max(1) * batch;
     let ports = vec![
-        MemPort::replaying(batch_frames(options, batch, 0)?),
-        MemPort::replaying(batch_frames(options, batch, 1)?),
+        MemPort::replaying(batch_frames(options, replay, 0)?),
+        MemPort::replaying(batch_frames(options, replay, 1)?),
     ];
     // Room for both ports' bursts in flight plus flood copies while learning.
     let frames = (4 * batch).next_power_of_two().max(1024) as u32;
@@ -299,12 +347,13 @@ fn bench_worker(options: &MicroOptions, batch: usize, stop: &AtomicBool) -> Resu
     let mut worker = Worker::new(pool, ports, l2, batch);
     let start = Instant::now();
     let now = || Timestamp(1_000_000_000 + start.elapsed().as_nanos() as u64);
-    // Two turns teach the switch every station of both sides.
-    for _ in 0..2 {
+    // Two passes over the replayed frames teach the switch every station of
+    // both sides.
+    for _ in 0..2 * replay / batch {
         worker.poll_once(now());
     }
     let learned = worker.l2().mac_table().len();
-    let stations = 2 * options.flows.min(batch);
+    let stations = 2 * options.flows;
     ensure!(
         learned == stations,
         "the worker learned {learned} MACs, expected {stations}"
