@@ -8,7 +8,7 @@ use switchyard_pipeline::{Batch, FrameError, FrameStore, PacketMeta, Timestamp, 
 
 #[test]
 fn in_memory_frames_have_the_guaranteed_headroom_and_move_their_start() {
-    assert!(HEADROOM >= MIN_HEADROOM && MIN_HEADROOM >= 64);
+    const { assert!(HEADROOM >= MIN_HEADROOM && MIN_HEADROOM >= 64) };
     let mut pool = MemPool::new(4, 256);
     let mut h = pool.alloc_from(&[1, 2, 3, 4]).unwrap();
     assert_eq!(pool.headroom(&h), HEADROOM);

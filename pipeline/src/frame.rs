@@ -42,6 +42,7 @@ impl Timestamp {
 /// header (50 bytes) with space to spare. Drivers guarantee at least this much
 /// for frames up to their MTU; [`FrameStore::headroom`] says what one frame has.
 pub const MIN_HEADROOM: usize = 128;
+const _: () = assert!(MIN_HEADROOM >= 64, "VXLAN alone pushes 50 bytes");
 
 /// Why a frame store could not resize or originate a frame. A stage that gets
 /// one drops the frame and counts the matching [`DropReason`].
