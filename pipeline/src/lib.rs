@@ -17,6 +17,7 @@ pub mod counters;
 pub mod drop_reason;
 pub mod flow;
 pub mod frame;
+pub mod gateway;
 pub mod l2;
 pub mod mac;
 pub mod mac_table;
@@ -32,6 +33,7 @@ pub use frame::{
     DomainId, FrameError, FrameStore, PacketMeta, PortId, Timestamp, Verdict, MAX_BATCH, MAX_BURST,
     MIN_HEADROOM,
 };
+pub use gateway::{Gateway, GatewayStage, GatewayStats};
 pub use l2::{L2Config, L2Stats, L2Switch, LearnEvent};
 pub use mac::{MacAddr, MacParseError};
 pub use mac_table::{FdbEntry, LearnOutcome, MacTable};
