@@ -22,9 +22,10 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use switchyard_drivers::memory::{MemPool, MemPort};
+use switchyard_drivers::{BatchFrames, FramePool};
 use switchyard_pipeline::{
-    Batch, Chain, L2Config, L2Switch, PacketMeta, ParseStage, PortId, Stage, Timestamp, Verdict,
-    MAX_BURST,
+    Batch, Chain, Gateway, GatewayStage, L2Config, L2Switch, MacAddr, PacketMeta, ParseStage,
+    PortId, Stage, Timestamp, Verdict, MAX_BURST,
 };
 use switchyard_switch::worker::Worker;
 
@@ -47,7 +48,9 @@ pub struct MicroOptions {
 #[derive(Clone, Debug, Serialize)]
 pub struct CaseResult {
     /// What was measured: `parse` (the parse stage), `l2_forward` (the L2
-    /// stage), `pipeline` (the whole chain) or `worker`.
+    /// stage), `pipeline` (the whole chain), `gw_echo` / `gw_arp` (the gateway
+    /// responder answering echo requests in place / ARP requests with
+    /// originated replies; not in the worker's chain yet) or `worker`.
     pub case: &'static str,
     /// Frames per stage call (per port per loop turn for `worker`).
     pub batch: usize,
@@ -149,10 +152,12 @@ pub fn run(options: MicroOptions, stop: &AtomicBool) -> Result<MicroReport> {
     let unix_time = crate::report::unix_time();
     let mut results = Vec::new();
     'outer: for &batch in &options.batches {
-        let cases: [(&'static str, Bench); 4] = [
+        let cases: [(&'static str, Bench); 6] = [
             ("parse", bench_parse),
             ("l2_forward", bench_forward),
             ("pipeline", bench_pipeline),
+            ("gw_echo", bench_gateway_echo),
+            ("gw_arp", bench_gateway_arp),
             ("worker", bench_worker),
         ];
         for (case, bench) in cases {
@@ -369,6 +374,167 @@ fn bench_worker(options: &MicroOptions, batch: usize, stop: &AtomicBool) -> Resu
         tx == received,
         "the worker sent {tx} frames for {received} received (flooding?)"
     );
+    Ok(timing)
+}
+
+/// The gateway of the benchmarks' network (domain 0).
+const GATEWAY: Gateway = Gateway {
+    ip: std::net::Ipv4Addr::new(10, 83, 0, 1),
+    mac: MacAddr([0x02, 0x53, 0x59, 0, 0, 1]),
+};
+
+/// A chain whose domain 0 has the benchmark gateway, and the responder for it.
+fn gateway_setup() -> (Chain, GatewayStage) {
+    let mut l2 = L2Switch::new(L2Config::default());
+    l2.set_port_domain(0, Some(0));
+    l2.set_port_domain(1, Some(0));
+    l2.set_domain_gateway(0, Some(GATEWAY.mac));
+    let mut gw = GatewayStage::new();
+    gw.set_gateway(0, Some(GATEWAY));
+    (Chain::new(l2), gw)
+}
+
+/// Echo requests to the gateway from `flows` different hosts (MAC and IPv4),
+/// padded to the frame size.
+fn echo_requests(options: &MicroOptions, batch: usize, first: usize) -> Result<Vec<Vec<u8>>> {
+    let payload = vec![0x5a; options.frame_size.saturating_sub(42)];
+    (0..batch)
+        .map(|i| {
+            let host = (first + i) % options.flows;
+            let b = etherparse::PacketBuilder::ethernet2(station(0xa0, host), GATEWAY.mac.0)
+                .ipv4(
+                    [10, 84, (host >> 8) as u8, host as u8],
+                    GATEWAY.ip.octets(),
+                    64,
+                )
+                .icmpv4_echo_request(host as u16, 1);
+            let mut frame = Vec::with_capacity(b.size(payload.len()));
+            b.write(&mut frame, &payload)?;
+            Ok(frame)
+        })
+        .collect()
+}
+
+/// ARP requests for the gateway address from `flows` different hosts.
+fn arp_requests(options: &MicroOptions, batch: usize, first: usize) -> Vec<Vec<u8>> {
+    (0..batch)
+        .map(|i| {
+            let host = (first + i) % options.flows;
+            let mac = station(0xa0, host);
+            let mut f = vec![0xff; 6];
+            f.extend_from_slice(&mac);
+            f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+            f.extend_from_slice(&mac);
+            f.extend_from_slice(&[10, 84, (host >> 8) as u8, host as u8]);
+            f.extend_from_slice(&[0; 6]);
+            f.extend_from_slice(&GATEWAY.ip.octets());
+            f.resize(options.frame_size.max(60), 0);
+            f
+        })
+        .collect()
+}
+
+/// The gateway answering echo requests in place. Each iteration first restores
+/// the requests and their metas as parse + L2 leave them (a copy of each frame
+/// and meta, included in the time).
+fn bench_gateway_echo(options: &MicroOptions, batch: usize, stop: &AtomicBool) -> Result<Timing> {
+    let (mut chain, mut gw) = gateway_setup();
+    let now = Timestamp::from_secs(2);
+    let sets: Vec<Vec<Vec<u8>>> = (0..options.flows.div_ceil(batch).max(1))
+        .map(|set| echo_requests(options, batch, set * batch))
+        .collect::<Result<_>>()?;
+    let mut parsed = Vec::with_capacity(sets.len());
+    for frames in &sets {
+        let mut frames = frames.clone();
+        let mut metas = fresh_metas(batch, 0);
+        chain.run(&mut Batch::new(&mut frames, &mut metas, now));
+        ensure!(
+            metas.iter().all(|m| m.verdict == Verdict::ToGateway),
+            "echo requests did not reach the gateway"
+        );
+        gw.process(&mut Batch::new(&mut frames, &mut metas, now));
+        ensure!(
+            metas.iter().all(|m| m.verdict == Verdict::Forward(0)),
+            "the gateway did not answer every echo request"
+        );
+        parsed.push(fresh_metas(batch, 0));
+        let last = parsed.len() - 1;
+        let mut fresh = sets[last].clone();
+        chain.run(&mut Batch::new(&mut fresh, &mut parsed[last], now));
+    }
+    let mut frames = sets[0].clone();
+    let mut metas = fresh_metas(batch, 0);
+    let mut set = 0;
+    Ok(time_case(options.seconds, stop, || {
+        for (frame, pristine) in frames.iter_mut().zip(&sets[set]) {
+            frame.copy_from_slice(pristine);
+        }
+        metas.copy_from_slice(&parsed[set]);
+        set = (set + 1) % sets.len();
+        gw.process(&mut Batch::new(black_box(&mut frames), &mut metas, now));
+        black_box(&metas);
+        batch
+    }))
+}
+
+/// The gateway answering ARP requests with replies originated into frames of
+/// an in-memory pool (no allocation). Each iteration receives the requests into
+/// the pool (a copy each, as the in-memory driver does), restores their metas,
+/// runs the stage and frees every frame, all included in the time.
+fn bench_gateway_arp(options: &MicroOptions, batch: usize, stop: &AtomicBool) -> Result<Timing> {
+    let (mut chain, mut gw) = gateway_setup();
+    let now = Timestamp::from_secs(2);
+    let sets: Vec<Vec<Vec<u8>>> = (0..options.flows.div_ceil(batch).max(1))
+        .map(|set| arp_requests(options, batch, set * batch))
+        .collect();
+    let mut parsed = Vec::with_capacity(sets.len());
+    for frames in &sets {
+        let mut frames = frames.clone();
+        let mut metas = fresh_metas(batch, 0);
+        chain.run(&mut Batch::new(&mut frames, &mut metas, now));
+        ensure!(
+            metas.iter().all(|m| m.verdict == Verdict::Flood),
+            "ARP requests were not flooded by L2"
+        );
+        parsed.push(metas);
+    }
+    let mut pool = MemPool::new((4 * batch) as u32, 2048);
+    let mut handles = Vec::with_capacity(2 * batch);
+    let mut metas = vec![PacketMeta::new(0); 2 * batch];
+    let mut set = 0;
+    let mut check = true;
+    let mut failure = None;
+    let timing = time_case(options.seconds, stop, || {
+        for frame in &sets[set] {
+            if let Some(h) = pool.alloc_from(frame) {
+                handles.push(h);
+            }
+        }
+        metas[..batch].copy_from_slice(&parsed[set]);
+        set = (set + 1) % sets.len();
+        let mut frames = BatchFrames {
+            pool: &mut pool,
+            handles: &mut handles,
+        };
+        gw.process(&mut Batch::new(&mut frames, &mut metas, now));
+        if check {
+            check = false;
+            if handles.len() != 2 * batch {
+                failure = Some(handles.len());
+            }
+        }
+        black_box(&metas);
+        for h in handles.drain(..) {
+            pool.free(h);
+        }
+        batch
+    });
+    if let Some(n) = failure {
+        bail!(
+            "the gateway originated {} replies for {batch} requests",
+            n - batch
+        );
+    }
     Ok(timing)
 }
 
