@@ -245,3 +245,44 @@ proptest::proptest! {
         proptest::prop_assert_eq!(norm(updated), norm(full(&w)));
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+    /// ARP and echo requests with bytes flipped or cut: never a panic, replies
+    /// only back to the ingress port, one 60-byte ARP reply per consumed request,
+    /// and an echo reply as long as its request.
+    #[test]
+    fn mutated_requests_never_break_the_responder(
+        flips in proptest::collection::vec(
+            (proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<u8>()),
+            0..4,
+        ),
+        cut in proptest::prelude::any::<proptest::sample::Index>(),
+        which in 0..2u8,
+    ) {
+        let (mut chain, mut gw) = setup();
+        let mut frame = if which == 0 {
+            arp_request(mac(7), V4_SRC, GW_IP)
+        } else {
+            echo_request(mac(7), GW_MAC, GW_IP, b"0123456789")
+        };
+        for (at, v) in flips {
+            let i = at.index(frame.len());
+            frame[i] = v;
+        }
+        frame.truncate(cut.index(frame.len() + 1).max(frame.len() / 2));
+        let len = frame.len();
+        let mut frames = vec![frame];
+        let metas = run(&mut chain, &mut gw, &mut frames, 1);
+        proptest::prop_assert!(metas.iter().all(|m| !m.verdict.is_pending()));
+        if metas.len() == 2 {
+            proptest::prop_assert_eq!(metas[0].verdict, Verdict::Local);
+            proptest::prop_assert_eq!(metas[1].verdict, Verdict::Forward(1));
+            proptest::prop_assert_eq!(frames[1].len(), ARP_FRAME_LEN);
+        } else if metas[0].verdict == Verdict::Forward(1) {
+            proptest::prop_assert_eq!(frames[0].len(), len);
+            proptest::prop_assert_eq!(gw.stats().echo_replies, 1);
+        }
+    }
+}
