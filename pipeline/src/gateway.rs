@@ -221,7 +221,8 @@ fn write_arp_reply(frame: &mut [u8], request: &ArpRequest, gateway: Gateway) {
     put(&request.sender_ip.octets());
 }
 
-/// True for a whole, echo request to `ip` (as the parse stage read it).
+/// True for a whole echo request to `ip` from a unicast address (as the parse
+/// stage read it).
 #[inline]
 fn is_echo_request_to(meta: &PacketMeta, ip: Ipv4Addr) -> bool {
     meta.l3 == L3Kind::Ipv4
@@ -231,6 +232,10 @@ fn is_echo_request_to(meta: &PacketMeta, ip: Ipv4Addr) -> bool {
         && meta.icmp_code == 0
         && meta.l4_len >= 8
         && meta.dst_ip == ip
+        // Never answer to an address no single host owns.
+        && !meta.src_ip.is_unspecified()
+        && !meta.src_ip.is_broadcast()
+        && !meta.src_ip.is_multicast()
 }
 
 /// Turns the echo request in frame `i` into its reply: MACs and addresses

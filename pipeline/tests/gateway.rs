@@ -176,14 +176,25 @@ fn traffic_through_the_gateway_is_left_for_routing() {
         // Echo to a neighbour: switched, not answered.
         echo_request(mac(7), mac(8), V4_DST, b"y"),
     ];
+    // An echo "from" the broadcast address is not answered either.
+    let spoofed = {
+        let b = PacketBuilder::ethernet2(mac(7), GW_MAC)
+            .ipv4([255, 255, 255, 255], GW_IP, 3)
+            .icmpv4_echo_request(1, 1);
+        let mut out = Vec::new();
+        b.write(&mut out, b"z").unwrap();
+        out
+    };
+    frames.push(spoofed);
     let before = frames.clone();
-    let metas = run(&mut chain, &mut gw, &mut frames, 3);
-    assert_eq!(metas.len(), 3);
+    let metas = run(&mut chain, &mut gw, &mut frames, 4);
+    assert_eq!(metas.len(), 4);
     assert_eq!(metas[0].verdict, Verdict::ToGateway);
     assert_eq!(metas[1].verdict, Verdict::ToGateway);
     assert_eq!(metas[2].verdict, Verdict::Flood);
+    assert_eq!(metas[3].verdict, Verdict::ToGateway);
     assert_eq!(frames, before, "no frame touched");
-    assert_eq!(gw.counters().to_gateway, 2);
+    assert_eq!(gw.counters().to_gateway, 3);
 }
 
 #[test]
