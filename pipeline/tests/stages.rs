@@ -387,3 +387,11 @@ fn vector_stores_resize_frames_at_both_ends_within_their_room() {
         DropReason::NoFrameRoom
     );
 }
+
+#[test]
+fn a_meta_fits_one_cache_line() {
+    // Stages walk metas in order; more than 64 bytes each would cost a second
+    // cache line per frame.
+    let size = std::mem::size_of::<PacketMeta>();
+    assert!(size <= 64, "PacketMeta is {size} bytes");
+}
