@@ -18,6 +18,7 @@ pub mod sys;
 
 pub use batch::BatchFrames;
 
+use switchyard_pipeline::FrameError;
 use thiserror::Error;
 
 /// Frame memory shared by the ports of one worker.
@@ -33,6 +34,18 @@ pub trait FramePool {
     fn data(&self, handle: &Self::Handle) -> &[u8];
     /// Mutable bytes of a frame, up to its length.
     fn data_mut(&mut self, handle: &mut Self::Handle) -> &mut [u8];
+    /// Bytes [`push_head`](Self::push_head) can add to a frame now.
+    fn headroom(&self, handle: &Self::Handle) -> usize;
+    /// Bytes [`set_len`](Self::set_len) can add at a frame's tail now.
+    fn tailroom(&self, handle: &Self::Handle) -> usize;
+    /// Grows a frame by `n` bytes at its head (a stage pushing a header); the
+    /// new first bytes are undefined until written.
+    fn push_head(&mut self, handle: &mut Self::Handle, n: usize) -> Result<(), FrameError>;
+    /// Removes `n` bytes from a frame's head (a stage popping a header).
+    fn pull_head(&mut self, handle: &mut Self::Handle, n: usize) -> Result<(), FrameError>;
+    /// Sets a frame's length (cutting or extending its tail; extended bytes are
+    /// undefined until written). Also how an originated frame gets its length.
+    fn set_len(&mut self, handle: &mut Self::Handle, len: usize) -> Result<(), FrameError>;
     /// Takes a free frame and writes `bytes` into it (frames handed over from
     /// another worker); `None` when no frame is free or `bytes` does not fit.
     fn alloc_from(&mut self, bytes: &[u8]) -> Option<Self::Handle>;

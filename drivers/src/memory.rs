@@ -5,22 +5,34 @@
 
 use crate::{FramePool, Port, PortError, TxResult};
 use std::collections::VecDeque;
+use switchyard_pipeline::FrameError;
 
 /// A pool of fixed-size frames held in one vector.
+///
+/// Each frame's buffer is [`HEADROOM`] bytes of headroom followed by
+/// `frame_size` bytes for the frame; a frame starts after the headroom when
+/// allocated or received, and stages move its start with `push_head` and
+/// `pull_head` (no copy), as AF_XDP frames would with a movable descriptor.
 #[derive(Debug)]
 pub struct MemPool {
     frame_size: usize,
     bytes: Vec<u8>,
+    /// Offset of each frame's first byte inside its buffer.
+    starts: Vec<usize>,
     lens: Vec<usize>,
     free: Vec<u32>,
 }
+
+/// Headroom in front of every in-memory frame: the pipeline's guarantee.
+pub const HEADROOM: usize = switchyard_pipeline::MIN_HEADROOM;
 
 impl MemPool {
     /// A pool of `frames` frames of `frame_size` bytes each.
     pub fn new(frames: u32, frame_size: usize) -> Self {
         MemPool {
             frame_size,
-            bytes: vec![0; frames as usize * frame_size],
+            bytes: vec![0; frames as usize * (HEADROOM + frame_size)],
+            starts: vec![HEADROOM; frames as usize],
             lens: vec![0; frames as usize],
             free: (0..frames).rev().collect(),
         }
@@ -31,8 +43,13 @@ impl MemPool {
         self.frame_size
     }
 
+    /// Size of one frame's buffer, headroom included.
+    fn buffer_size(&self) -> usize {
+        HEADROOM + self.frame_size
+    }
+
     fn range(&self, handle: u32) -> std::ops::Range<usize> {
-        let start = handle as usize * self.frame_size;
+        let start = handle as usize * self.buffer_size() + self.starts[handle as usize];
         start..start + self.lens[handle as usize]
     }
 
@@ -40,6 +57,7 @@ impl MemPool {
     pub fn alloc_with(&mut self, bytes: &[u8]) -> Option<u32> {
         let handle = self.free.pop()?;
         let len = bytes.len().min(self.frame_size);
+        self.starts[handle as usize] = HEADROOM;
         self.lens[handle as usize] = len;
         let range = self.range(handle);
         self.bytes[range].copy_from_slice(&bytes[..len]);
@@ -52,8 +70,47 @@ impl FramePool for MemPool {
 
     fn alloc(&mut self) -> Option<u32> {
         let handle = self.free.pop()?;
+        self.starts[handle as usize] = HEADROOM;
         self.lens[handle as usize] = 0;
         Some(handle)
+    }
+
+    fn headroom(&self, handle: &u32) -> usize {
+        self.starts[*handle as usize]
+    }
+
+    fn tailroom(&self, handle: &u32) -> usize {
+        let h = *handle as usize;
+        self.buffer_size() - self.starts[h] - self.lens[h]
+    }
+
+    fn push_head(&mut self, handle: &mut u32, n: usize) -> Result<(), FrameError> {
+        let h = *handle as usize;
+        if n > self.starts[h] {
+            return Err(FrameError::NoHeadroom);
+        }
+        self.starts[h] -= n;
+        self.lens[h] += n;
+        Ok(())
+    }
+
+    fn pull_head(&mut self, handle: &mut u32, n: usize) -> Result<(), FrameError> {
+        let h = *handle as usize;
+        if n > self.lens[h] {
+            return Err(FrameError::TooShort);
+        }
+        self.starts[h] += n;
+        self.lens[h] -= n;
+        Ok(())
+    }
+
+    fn set_len(&mut self, handle: &mut u32, len: usize) -> Result<(), FrameError> {
+        let h = *handle as usize;
+        if self.starts[h] + len > self.buffer_size() {
+            return Err(FrameError::NoTailroom);
+        }
+        self.lens[h] = len;
+        Ok(())
     }
 
     fn free(&mut self, handle: u32) {
@@ -77,10 +134,14 @@ impl FramePool for MemPool {
     }
 
     fn copy_into(&mut self, src: &u32, dst: &mut u32) {
-        let len = self.lens[*src as usize];
-        let from = *src as usize * self.frame_size;
-        let to = *dst as usize * self.frame_size;
-        self.bytes.copy_within(from..from + len, to);
+        let from = self.range(*src);
+        // A frame pushed into its headroom may be longer than `frame_size`:
+        // the copy keeps it whole by starting as early in `dst` as it must.
+        let len = from.len();
+        let start = self.buffer_size().saturating_sub(len).min(HEADROOM);
+        let to = *dst as usize * self.buffer_size() + start;
+        self.bytes.copy_within(from, to);
+        self.starts[*dst as usize] = start;
         self.lens[*dst as usize] = len;
     }
 

@@ -61,6 +61,9 @@ fuzz_target!(|data: &[u8]| {
                     }
                 }
                 Verdict::Drop(_) => {}
+                Verdict::ToGateway | Verdict::Local | Verdict::Routed { .. } => {
+                    panic!("no gateway configured, nothing routed: {:?}", meta.verdict)
+                }
             }
         }
         assert!(sw.mac_table().len() <= sw.mac_table().capacity());

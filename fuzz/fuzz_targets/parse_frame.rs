@@ -1,5 +1,6 @@
-//! Untrusted bytes through `parse_frame` and partial-checksum completion: must
-//! never panic, offsets must stay inside the frame, and completion must be
+//! Untrusted bytes through `parse_frame`, the parse stage's metadata and
+//! partial-checksum completion: must never panic, offsets must stay inside the
+//! frame, the stage must agree with `parse_frame`, and completion must be
 //! idempotent and produce a checksum that verifies.
 #![no_main]
 
@@ -7,8 +8,29 @@ use libfuzzer_sys::fuzz_target;
 use switchyard_pipeline::checksum::{complete_partial, fold, pseudo_header_sum, sum_be_words};
 use switchyard_pipeline::parse_frame;
 use switchyard_pipeline::wire::{ip_proto, L3Kind};
+use switchyard_pipeline::{Batch, PacketMeta, ParseStage, Stage, Timestamp, Verdict};
 
 fuzz_target!(|data: &[u8]| {
+    // The parse stage: same accept/reject as parse_frame, metadata in range.
+    let mut frames = vec![data.to_vec()];
+    let mut metas = [PacketMeta::new(0)];
+    ParseStage::new().process(&mut Batch::new(&mut frames, &mut metas, Timestamp(0)));
+    let meta = metas[0];
+    assert_eq!(frames[0].len(), data.len());
+    match parse_frame(data) {
+        Err(reason) => assert_eq!(meta.verdict, Verdict::Drop(reason)),
+        Ok(parsed) => {
+            assert_eq!(meta.verdict, Verdict::Pending);
+            assert_eq!(meta.l3_offset, parsed.l3_offset);
+            assert_eq!(meta.l3, parsed.l3);
+            assert!(usize::from(meta.l4_offset) + usize::from(meta.l4_len) <= data.len());
+            if let Some(l4) = parsed.l4 {
+                assert_eq!(usize::from(meta.l4_offset), l4.offset);
+                assert_eq!(meta.protocol, l4.protocol);
+            }
+        }
+    }
+
     let Ok(parsed) = parse_frame(data) else {
         return;
     };

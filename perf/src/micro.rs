@@ -1,9 +1,13 @@
 //! `switchyard-perf pipeline`: in-memory micro-benchmarks, no I/O.
 //!
-//! Measures what one core can do per stage (parse, L2 forward, the whole
-//! pipeline) and for the poll worker's loop over two in-memory ports, with
-//! known-unicast traffic between learned MACs. These are upper bounds: the
-//! real dataplane adds the driver and the kernel (see `e2e`).
+//! Measures what one core can do per stage of the chain (the parse stage, the
+//! L2 stage, the whole chain) and for the poll worker's loop over two
+//! in-memory ports, with known-unicast traffic between learned MACs. Each stage
+//! runs through its `Stage` implementation over a `Batch`, as the worker runs
+//! it (counters included). The traffic cycles through `--flows` station pairs
+//! spread over as many prepared batches as it takes, so 4,096 flows really
+//! touch 8,192 MACs. These are upper bounds: the real dataplane adds the
+//! driver and the kernel (see `e2e`).
 //!
 //! Each case warms up, sizes a chunk of iterations to about a millisecond,
 //! then times chunks until its time is up (bounded in count too). The median
@@ -18,8 +22,10 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use switchyard_drivers::memory::{MemPool, MemPort};
+use switchyard_drivers::{BatchFrames, FramePool};
 use switchyard_pipeline::{
-    parse_stage, L2Config, L2Switch, PacketMeta, PortId, Timestamp, Verdict, MAX_BURST,
+    Batch, Chain, Gateway, GatewayStage, L2Config, L2Switch, MacAddr, PacketMeta, ParseStage,
+    PortId, Stage, Timestamp, Verdict, MAX_BURST,
 };
 use switchyard_switch::worker::Worker;
 
@@ -41,7 +47,10 @@ pub struct MicroOptions {
 /// One measured case.
 #[derive(Clone, Debug, Serialize)]
 pub struct CaseResult {
-    /// What was measured: `parse`, `l2_forward`, `pipeline` or `worker`.
+    /// What was measured: `parse` (the parse stage), `l2_forward` (the L2
+    /// stage), `pipeline` (the whole chain), `gw_echo` / `gw_arp` (the gateway
+    /// responder answering echo requests in place / ARP requests with
+    /// originated replies; not in the worker's chain yet) or `worker`.
     pub case: &'static str,
     /// Frames per stage call (per port per loop turn for `worker`).
     pub batch: usize,
@@ -143,10 +152,12 @@ pub fn run(options: MicroOptions, stop: &AtomicBool) -> Result<MicroReport> {
     let unix_time = crate::report::unix_time();
     let mut results = Vec::new();
     'outer: for &batch in &options.batches {
-        let cases: [(&'static str, Bench); 4] = [
+        let cases: [(&'static str, Bench); 6] = [
             ("parse", bench_parse),
             ("l2_forward", bench_forward),
             ("pipeline", bench_pipeline),
+            ("gw_echo", bench_gateway_echo),
+            ("gw_arp", bench_gateway_arp),
             ("worker", bench_worker),
         ];
         for (case, bench) in cases {
@@ -178,9 +189,14 @@ fn station(side: u8, i: usize) -> [u8; 6] {
     test_mac(side, i as u16)
 }
 
-/// `batch` frames from port `from`'s stations to the other side's, cycling
-/// through the flows.
-fn batch_frames(options: &MicroOptions, batch: usize, from: PortId) -> Result<Vec<Vec<u8>>> {
+/// `batch` frames from port `from`'s stations to the other side's, flows
+/// `first..first + batch` (mod the flow count).
+fn batch_frames_from(
+    options: &MicroOptions,
+    batch: usize,
+    from: PortId,
+    first: usize,
+) -> Result<Vec<Vec<u8>>> {
     let (src, dst) = if from == 0 {
         (0xa0, 0xb0)
     } else {
@@ -188,7 +204,7 @@ fn batch_frames(options: &MicroOptions, batch: usize, from: PortId) -> Result<Ve
     };
     let mut frames = Vec::with_capacity(batch);
     for i in 0..batch {
-        let flow = i % options.flows;
+        let flow = (first + i) % options.flows;
         frames.extend(udp_flows(
             station(src, flow),
             station(dst, flow),
@@ -197,6 +213,19 @@ fn batch_frames(options: &MicroOptions, batch: usize, from: PortId) -> Result<Ve
         )?);
     }
     Ok(frames)
+}
+
+/// `batch` frames from port `from`, cycling through the flows from flow 0.
+fn batch_frames(options: &MicroOptions, batch: usize, from: PortId) -> Result<Vec<Vec<u8>>> {
+    batch_frames_from(options, batch, from, 0)
+}
+
+/// Batches from port 0 that together cover every flow: a case cycles through
+/// them, so a run with many flows touches all of their MACs.
+fn batch_sets(options: &MicroOptions, batch: usize) -> Result<Vec<Vec<Vec<u8>>>> {
+    (0..options.flows.div_ceil(batch).max(1))
+        .map(|set| batch_frames_from(options, batch, 0, set * batch))
+        .collect()
 }
 
 /// Fresh metas for a batch received on `port`.
@@ -231,20 +260,27 @@ fn check_unicast(metas: &[PacketMeta]) -> Result<()> {
 }
 
 fn bench_parse(options: &MicroOptions, batch: usize, stop: &AtomicBool) -> Result<Timing> {
-    let mut frames = batch_frames(options, batch, 0)?;
+    let mut sets = batch_sets(options, batch)?;
     let mut metas = fresh_metas(batch, 0);
-    parse_stage(&mut frames, &mut metas);
-    if let Some(meta) = metas.iter().find(|m| m.verdict != Verdict::Pending) {
-        bail!(
-            "the parse stage rejected a benchmark frame: {:?}",
-            meta.verdict
-        );
-    }
-    Ok(time_case(options.seconds, stop, || {
-        for meta in metas.iter_mut() {
-            *meta = PacketMeta::new(0);
+    let mut stage = ParseStage::new();
+    let now = Timestamp::from_secs(2);
+    for frames in &mut sets {
+        metas.fill(PacketMeta::new(0));
+        stage.process(&mut Batch::new(frames, &mut metas, now));
+        if let Some(meta) = metas.iter().find(|m| m.verdict != Verdict::Pending) {
+            bail!(
+                "the parse stage rejected a benchmark frame: {:?}",
+                meta.verdict
+            );
         }
-        parse_stage(black_box(&mut frames), &mut metas);
+    }
+    let mut set = 0;
+    Ok(time_case(options.seconds, stop, || {
+        metas.fill(PacketMeta::new(0));
+        let count = sets.len();
+        let frames = &mut sets[set];
+        set = (set + 1) % count;
+        stage.process(&mut Batch::new(black_box(frames), &mut metas, now));
         black_box(&metas);
         batch
     }))
@@ -252,34 +288,49 @@ fn bench_parse(options: &MicroOptions, batch: usize, stop: &AtomicBool) -> Resul
 
 fn bench_forward(options: &MicroOptions, batch: usize, stop: &AtomicBool) -> Result<Timing> {
     let mut l2 = learned_switch(options, batch)?;
-    let mut frames = batch_frames(options, batch, 0)?;
-    let mut parsed = fresh_metas(batch, 0);
-    parse_stage(&mut frames, &mut parsed);
-    let mut metas = parsed.clone();
+    let mut sets = batch_sets(options, batch)?;
     let now = Timestamp::from_secs(2);
-    l2.forward_stage(&frames, &mut metas, now);
-    check_unicast(&metas)?;
+    // Each set's metas as the parse stage leaves them.
+    let mut parsed = Vec::with_capacity(sets.len());
+    for frames in &mut sets {
+        let mut metas = fresh_metas(batch, 0);
+        ParseStage::new().process(&mut Batch::new(frames, &mut metas, now));
+        let mut check = metas.clone();
+        Stage::process(&mut l2, &mut Batch::new(frames, &mut check, now));
+        check_unicast(&check)?;
+        parsed.push(metas);
+    }
+    let mut metas = fresh_metas(batch, 0);
+    let mut set = 0;
     Ok(time_case(options.seconds, stop, || {
         // Restoring the parsed metas costs a small memcpy per batch, included.
-        metas.copy_from_slice(&parsed);
-        l2.forward_stage(black_box(&frames), &mut metas, now);
+        metas.copy_from_slice(&parsed[set]);
+        let count = sets.len();
+        let frames = &mut sets[set];
+        set = (set + 1) % count;
+        Stage::process(&mut l2, &mut Batch::new(black_box(frames), &mut metas, now));
         black_box(&metas);
         batch
     }))
 }
 
 fn bench_pipeline(options: &MicroOptions, batch: usize, stop: &AtomicBool) -> Result<Timing> {
-    let mut l2 = learned_switch(options, batch)?;
-    let mut frames = batch_frames(options, batch, 0)?;
+    let mut chain = Chain::new(learned_switch(options, batch)?);
+    let mut sets = batch_sets(options, batch)?;
     let mut metas = fresh_metas(batch, 0);
     let now = Timestamp::from_secs(2);
-    l2.process(&mut frames, &mut metas, now);
-    check_unicast(&metas)?;
+    for frames in &mut sets {
+        metas.fill(PacketMeta::new(0));
+        chain.run(&mut Batch::new(frames, &mut metas, now));
+        check_unicast(&metas)?;
+    }
+    let mut set = 0;
     Ok(time_case(options.seconds, stop, || {
-        for meta in metas.iter_mut() {
-            *meta = PacketMeta::new(0);
-        }
-        l2.process(black_box(&mut frames), &mut metas, now);
+        metas.fill(PacketMeta::new(0));
+        let count = sets.len();
+        let frames = &mut sets[set];
+        set = (set + 1) % count;
+        chain.run(&mut Batch::new(black_box(frames), &mut metas, now));
         black_box(&metas);
         batch
     }))
@@ -289,9 +340,11 @@ fn bench_worker(options: &MicroOptions, batch: usize, stop: &AtomicBool) -> Resu
     let mut l2 = L2Switch::new(L2Config::default());
     l2.set_port_domain(0, Some(0));
     l2.set_port_domain(1, Some(0));
+    // Each port replays every flow, a burst at a time.
+    let replay = options.flows.div_ceil(batch).max(1) * batch;
     let ports = vec![
-        MemPort::replaying(batch_frames(options, batch, 0)?),
-        MemPort::replaying(batch_frames(options, batch, 1)?),
+        MemPort::replaying(batch_frames(options, replay, 0)?),
+        MemPort::replaying(batch_frames(options, replay, 1)?),
     ];
     // Room for both ports' bursts in flight plus flood copies while learning.
     let frames = (4 * batch).next_power_of_two().max(1024) as u32;
@@ -299,12 +352,13 @@ fn bench_worker(options: &MicroOptions, batch: usize, stop: &AtomicBool) -> Resu
     let mut worker = Worker::new(pool, ports, l2, batch);
     let start = Instant::now();
     let now = || Timestamp(1_000_000_000 + start.elapsed().as_nanos() as u64);
-    // Two turns teach the switch every station of both sides.
-    for _ in 0..2 {
+    // Two passes over the replayed frames teach the switch every station of
+    // both sides.
+    for _ in 0..2 * replay / batch {
         worker.poll_once(now());
     }
     let learned = worker.l2().mac_table().len();
-    let stations = 2 * options.flows.min(batch);
+    let stations = 2 * options.flows;
     ensure!(
         learned == stations,
         "the worker learned {learned} MACs, expected {stations}"
@@ -320,6 +374,167 @@ fn bench_worker(options: &MicroOptions, batch: usize, stop: &AtomicBool) -> Resu
         tx == received,
         "the worker sent {tx} frames for {received} received (flooding?)"
     );
+    Ok(timing)
+}
+
+/// The gateway of the benchmarks' network (domain 0).
+const GATEWAY: Gateway = Gateway {
+    ip: std::net::Ipv4Addr::new(10, 83, 0, 1),
+    mac: MacAddr([0x02, 0x53, 0x59, 0, 0, 1]),
+};
+
+/// A chain whose domain 0 has the benchmark gateway, and the responder for it.
+fn gateway_setup() -> (Chain, GatewayStage) {
+    let mut l2 = L2Switch::new(L2Config::default());
+    l2.set_port_domain(0, Some(0));
+    l2.set_port_domain(1, Some(0));
+    l2.set_domain_gateway(0, Some(GATEWAY.mac));
+    let mut gw = GatewayStage::new();
+    gw.set_gateway(0, Some(GATEWAY));
+    (Chain::new(l2), gw)
+}
+
+/// Echo requests to the gateway from `flows` different hosts (MAC and IPv4),
+/// padded to the frame size.
+fn echo_requests(options: &MicroOptions, batch: usize, first: usize) -> Result<Vec<Vec<u8>>> {
+    let payload = vec![0x5a; options.frame_size.saturating_sub(42)];
+    (0..batch)
+        .map(|i| {
+            let host = (first + i) % options.flows;
+            let b = etherparse::PacketBuilder::ethernet2(station(0xa0, host), GATEWAY.mac.0)
+                .ipv4(
+                    [10, 84, (host >> 8) as u8, host as u8],
+                    GATEWAY.ip.octets(),
+                    64,
+                )
+                .icmpv4_echo_request(host as u16, 1);
+            let mut frame = Vec::with_capacity(b.size(payload.len()));
+            b.write(&mut frame, &payload)?;
+            Ok(frame)
+        })
+        .collect()
+}
+
+/// ARP requests for the gateway address from `flows` different hosts.
+fn arp_requests(options: &MicroOptions, batch: usize, first: usize) -> Vec<Vec<u8>> {
+    (0..batch)
+        .map(|i| {
+            let host = (first + i) % options.flows;
+            let mac = station(0xa0, host);
+            let mut f = vec![0xff; 6];
+            f.extend_from_slice(&mac);
+            f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+            f.extend_from_slice(&mac);
+            f.extend_from_slice(&[10, 84, (host >> 8) as u8, host as u8]);
+            f.extend_from_slice(&[0; 6]);
+            f.extend_from_slice(&GATEWAY.ip.octets());
+            f.resize(options.frame_size.max(60), 0);
+            f
+        })
+        .collect()
+}
+
+/// The gateway answering echo requests in place. Each iteration first restores
+/// the requests and their metas as parse + L2 leave them (a copy of each frame
+/// and meta, included in the time).
+fn bench_gateway_echo(options: &MicroOptions, batch: usize, stop: &AtomicBool) -> Result<Timing> {
+    let (mut chain, mut gw) = gateway_setup();
+    let now = Timestamp::from_secs(2);
+    let sets: Vec<Vec<Vec<u8>>> = (0..options.flows.div_ceil(batch).max(1))
+        .map(|set| echo_requests(options, batch, set * batch))
+        .collect::<Result<_>>()?;
+    let mut parsed = Vec::with_capacity(sets.len());
+    for frames in &sets {
+        let mut frames = frames.clone();
+        let mut metas = fresh_metas(batch, 0);
+        chain.run(&mut Batch::new(&mut frames, &mut metas, now));
+        ensure!(
+            metas.iter().all(|m| m.verdict == Verdict::ToGateway),
+            "echo requests did not reach the gateway"
+        );
+        gw.process(&mut Batch::new(&mut frames, &mut metas, now));
+        ensure!(
+            metas.iter().all(|m| m.verdict == Verdict::Forward(0)),
+            "the gateway did not answer every echo request"
+        );
+        parsed.push(fresh_metas(batch, 0));
+        let last = parsed.len() - 1;
+        let mut fresh = sets[last].clone();
+        chain.run(&mut Batch::new(&mut fresh, &mut parsed[last], now));
+    }
+    let mut frames = sets[0].clone();
+    let mut metas = fresh_metas(batch, 0);
+    let mut set = 0;
+    Ok(time_case(options.seconds, stop, || {
+        for (frame, pristine) in frames.iter_mut().zip(&sets[set]) {
+            frame.copy_from_slice(pristine);
+        }
+        metas.copy_from_slice(&parsed[set]);
+        set = (set + 1) % sets.len();
+        gw.process(&mut Batch::new(black_box(&mut frames), &mut metas, now));
+        black_box(&metas);
+        batch
+    }))
+}
+
+/// The gateway answering ARP requests with replies originated into frames of
+/// an in-memory pool (no allocation). Each iteration receives the requests into
+/// the pool (a copy each, as the in-memory driver does), restores their metas,
+/// runs the stage and frees every frame, all included in the time.
+fn bench_gateway_arp(options: &MicroOptions, batch: usize, stop: &AtomicBool) -> Result<Timing> {
+    let (mut chain, mut gw) = gateway_setup();
+    let now = Timestamp::from_secs(2);
+    let sets: Vec<Vec<Vec<u8>>> = (0..options.flows.div_ceil(batch).max(1))
+        .map(|set| arp_requests(options, batch, set * batch))
+        .collect();
+    let mut parsed = Vec::with_capacity(sets.len());
+    for frames in &sets {
+        let mut frames = frames.clone();
+        let mut metas = fresh_metas(batch, 0);
+        chain.run(&mut Batch::new(&mut frames, &mut metas, now));
+        ensure!(
+            metas.iter().all(|m| m.verdict == Verdict::Flood),
+            "ARP requests were not flooded by L2"
+        );
+        parsed.push(metas);
+    }
+    let mut pool = MemPool::new((4 * batch) as u32, 2048);
+    let mut handles = Vec::with_capacity(2 * batch);
+    let mut metas = vec![PacketMeta::new(0); 2 * batch];
+    let mut set = 0;
+    let mut check = true;
+    let mut failure = None;
+    let timing = time_case(options.seconds, stop, || {
+        for frame in &sets[set] {
+            if let Some(h) = pool.alloc_from(frame) {
+                handles.push(h);
+            }
+        }
+        metas[..batch].copy_from_slice(&parsed[set]);
+        set = (set + 1) % sets.len();
+        let mut frames = BatchFrames {
+            pool: &mut pool,
+            handles: &mut handles,
+        };
+        gw.process(&mut Batch::new(&mut frames, &mut metas, now));
+        if check {
+            check = false;
+            if handles.len() != 2 * batch {
+                failure = Some(handles.len());
+            }
+        }
+        black_box(&metas);
+        for h in handles.drain(..) {
+            pool.free(h);
+        }
+        batch
+    });
+    if let Some(n) = failure {
+        bail!(
+            "the gateway originated {} replies for {batch} requests",
+            n - batch
+        );
+    }
     Ok(timing)
 }
 

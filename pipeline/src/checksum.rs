@@ -81,6 +81,28 @@ pub fn pseudo_header_sum(src: &[u8], dst: &[u8], protocol: u8, l4_len: u32) -> u
     sum + u64::from(protocol) + u64::from(l4_len)
 }
 
+/// Updates a ones'-complement checksum for one 16-bit word of the covered data
+/// changing from `old` to `new`, without summing the data again (RFC 1624,
+/// eqn. 3: `HC' = ~(~HC + ~m + m')`). What routing needs for a TTL decrement
+/// and the gateway for turning an echo request into a reply.
+#[inline]
+pub const fn incremental_update(checksum: u16, old: u16, new: u16) -> u16 {
+    let sum = (!checksum) as u32 + (!old) as u32 + new as u32;
+    let sum = (sum & 0xffff) + (sum >> 16);
+    let sum = (sum & 0xffff) + (sum >> 16);
+    !(sum as u16)
+}
+
+/// The IPv4 header checksum of `header` (its checksum field taken as zero).
+#[inline]
+pub fn ipv4_header_checksum(header: &[u8]) -> u16 {
+    // The words before and after the field (both splits at even offsets keep
+    // the 16-bit word alignment the sum depends on).
+    let before = header.get(..10).unwrap_or(header);
+    let after = header.get(12..).unwrap_or(&[]);
+    !fold(sum_be_words(after, sum_be_words(before, 0)))
+}
+
 /// Reads the big-endian u16 at `at`, if in range.
 #[inline]
 fn read_u16(bytes: &[u8], at: usize) -> Option<u16> {

@@ -44,6 +44,9 @@ drop_reasons! {
     TxRingFull => "tx_ring_full", "The output port's transmit ring had no room.";
     TxError => "tx_error", "The kernel refused the transmit kick.";
     HandoffFull => "handoff_full", "The worker owning the output port had no room to take the frame over.";
+    NoFrameRoom => "no_frame_room", "A stage had to grow the frame (push a header, build a reply) beyond its buffer's headroom or tailroom.";
+    NoGateway => "no_gateway", "Addressed to the network's gateway, which no stage answers yet in this build.";
+    UnresolvedNextHop => "unresolved_next_hop", "Routed, but no stage gave it the next hop's L2 header.";
 }
 
 /// One counter per [`DropReason`]; a plain array so counting is one add.

@@ -5,11 +5,13 @@
 //! MACs are learned per domain, and a frame is only ever forwarded or flooded to
 //! ports of its ingress port's domain, so nothing crosses networks at L2.
 
+use crate::batch::Batch;
 use crate::drop_reason::DropReason;
 use crate::frame::MAX_BURST;
 use crate::frame::{DomainId, FrameStore, PacketMeta, PortId, Timestamp, Verdict};
 use crate::mac::{word_is_multicast, word_is_valid_source, MacAddr};
 use crate::mac_table::{LearnOutcome, MacTable};
+use crate::stage::{Stage, StageCounters};
 use serde::{Deserialize, Serialize};
 
 pub use crate::parse::parse_stage;
@@ -71,6 +73,10 @@ pub struct L2Switch {
     port_domain: Vec<Option<DomainId>>,
     /// Member ports of each domain, sorted, indexed by domain id.
     domain_ports: Vec<Vec<PortId>>,
+    /// The gateway MAC of each domain as a word (0: none), indexed by domain id:
+    /// frames to it are handed to the gateway stages instead of switched.
+    domain_gateway: Vec<u64>,
+    counters: StageCounters,
     learned: u64,
     moved: u64,
     table_full: u64,
@@ -90,6 +96,8 @@ impl L2Switch {
             table: MacTable::new(config.max_entries, config.aging_ns),
             port_domain: Vec::new(),
             domain_ports: Vec::new(),
+            domain_gateway: Vec::new(),
+            counters: StageCounters::default(),
             learned: 0,
             moved: 0,
             table_full: 0,
@@ -188,6 +196,27 @@ impl L2Switch {
         self.table.remove_domain(domain);
     }
 
+    /// Makes `mac` the gateway MAC of `domain` (or clears it): unicast frames to
+    /// it get `Verdict::ToGateway` (after their source is learned) instead of
+    /// being switched. Control path.
+    pub fn set_domain_gateway(&mut self, domain: DomainId, mac: Option<MacAddr>) {
+        let d = usize::from(domain);
+        if self.domain_gateway.len() <= d {
+            self.domain_gateway.resize(d + 1, 0);
+        }
+        if let Some(slot) = self.domain_gateway.get_mut(d) {
+            *slot = mac.map_or(0, |m| m.to_u64());
+        }
+    }
+
+    /// The gateway MAC of `domain`, if it has one.
+    pub fn domain_gateway(&self, domain: DomainId) -> Option<MacAddr> {
+        match self.domain_gateway.get(usize::from(domain)) {
+            Some(&w) if w != 0 => Some(MacAddr::from_u64(w)),
+            _ => None,
+        }
+    }
+
     /// The domain `port` belongs to, if any.
     #[inline]
     pub fn port_domain(&self, port: PortId) -> Option<DomainId> {
@@ -241,8 +270,9 @@ impl L2Switch {
         self.table.sweep_step(now, budget)
     }
 
-    /// Runs the whole L2 pipeline on a batch: [`parse_stage`] then
-    /// [`forward_stage`](Self::forward_stage).
+    /// Runs parsing and L2 on a batch: [`parse_stage`] then
+    /// [`forward_stage`](Self::forward_stage) (tests and fuzzing; the worker
+    /// runs a [`crate::chain::Chain`]).
     pub fn process<F: FrameStore + ?Sized>(
         &mut self,
         frames: &mut F,
@@ -260,7 +290,8 @@ impl L2Switch {
     /// or zero -> `Drop(InvalidSourceMac)`; the source is learned (even if the
     /// table is full the frame still goes on); group destination -> `Flood`; a
     /// destination known on another port of the same domain -> `Forward(port)`;
-    /// known on the ingress port -> `Drop(SameSegment)`; unknown -> `Flood`. Sets
+    /// known on the ingress port -> `Drop(SameSegment)`; the domain's gateway MAC
+    /// -> `ToGateway`; unknown -> `Flood`. Counts every decision. Sets
     /// `meta.domain`. Two table hashes per unicast frame (source and destination),
     /// one per group-addressed frame; no allocation.
     pub fn forward_stage<F: FrameStore + ?Sized>(
@@ -286,10 +317,12 @@ impl L2Switch {
                 if hit.in_port == meta.in_port && hit.macs == *macs {
                     meta.domain = hit.domain;
                     meta.verdict = Verdict::Forward(hit.out);
+                    self.counters.record(&meta.verdict);
                     continue;
                 }
             }
             meta.verdict = self.decide(frame, meta, now);
+            self.counters.record(&meta.verdict);
             last = match (meta.verdict, frame.first_chunk::<12>()) {
                 (Verdict::Forward(out), Some(macs)) => Some(LastForward {
                     in_port: meta.in_port,
@@ -351,6 +384,11 @@ impl L2Switch {
         if word_is_multicast(dst) {
             return Verdict::Flood;
         }
+        if let Some(&gateway) = self.domain_gateway.get(usize::from(domain)) {
+            if gateway == dst {
+                return Verdict::ToGateway;
+            }
+        }
         match self.table.lookup_packed(domain, dst, now) {
             Some(port) if port == in_port => Verdict::Drop(DropReason::SameSegment),
             // Checked against the port's current domain too, so a stale entry can
@@ -358,6 +396,22 @@ impl L2Switch {
             Some(port) if self.port_domain(port) == Some(domain) => Verdict::Forward(port),
             _ => Verdict::Flood,
         }
+    }
+}
+
+/// The L2 stage: learn the source, then forward, flood, hand to the gateway or
+/// drop (see [`L2Switch::forward_stage`]).
+impl Stage for L2Switch {
+    const NAME: &'static str = "l2";
+
+    fn process<F: FrameStore + ?Sized>(&mut self, batch: &mut Batch<'_, F>) {
+        let now = batch.now();
+        let (frames, metas) = batch.split();
+        self.forward_stage(&*frames, metas, now);
+    }
+
+    fn counters(&self) -> &StageCounters {
+        &self.counters
     }
 }
 

@@ -3,15 +3,21 @@
 //!
 //! Frames flow through stages as whole batches (VPP-style vectors): the driver
 //! fills a [`frame::FrameStore`] plus one [`frame::PacketMeta`] per frame, each
-//! stage walks the batch and refines the metas' [`frame::Verdict`], and the
-//! worker turns the verdicts into per-port transmit batches.
+//! [`stage::Stage`] of the worker's [`chain::Chain`] walks the [`batch::Batch`]
+//! and refines the metas' [`frame::Verdict`] (rewriting, resizing or
+//! originating frames where it must), and the worker turns the verdicts into
+//! per-port transmit batches.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod batch;
+pub mod chain;
 pub mod checksum;
 pub mod counters;
 pub mod drop_reason;
+pub mod flow;
 pub mod frame;
+pub mod gateway;
 mod keyed_hash;
 pub mod l2;
 pub mod mac;
@@ -19,13 +25,21 @@ pub mod mac_table;
 pub mod neighbour;
 pub mod parse;
 pub mod route;
+pub mod stage;
 pub mod wire;
 
+pub use batch::Batch;
+pub use chain::Chain;
 pub use counters::PortCounters;
 pub use drop_reason::{DropCounters, DropReason};
-pub use frame::{DomainId, FrameStore, PacketMeta, PortId, Timestamp, Verdict, MAX_BURST};
+pub use frame::{
+    DomainId, FrameError, FrameStore, PacketMeta, PortId, Timestamp, Verdict, MAX_BATCH, MAX_BURST,
+    MIN_HEADROOM,
+};
+pub use gateway::{Gateway, GatewayStage, GatewayStats};
 pub use l2::{L2Config, L2Stats, L2Switch, LearnEvent};
 pub use mac::{MacAddr, MacParseError};
 pub use mac_table::{FdbEntry, LearnOutcome, MacTable};
-pub use parse::parse_stage;
+pub use parse::{parse_stage, ParseStage};
+pub use stage::{Stage, StageCounters, StageReport};
 pub use wire::{parse_frame, ParsedFrame};

@@ -28,6 +28,10 @@ pub mod ethertype {
 pub mod ip_proto {
     /// IPv6 hop-by-hop options extension header.
     pub const HOPOPT: u8 = 0;
+    /// ICMP (for IPv4).
+    pub const ICMP: u8 = 1;
+    /// ICMPv6.
+    pub const ICMPV6: u8 = 58;
     /// TCP.
     pub const TCP: u8 = 6;
     /// UDP.
@@ -487,6 +491,8 @@ pub struct ParsedFrame {
     pub src: MacAddr,
     /// Number of VLAN tags looked through (0..=2).
     pub vlan_count: u8,
+    /// VLAN id of the outer tag (0 when untagged).
+    pub vlan_id: u16,
     /// The EtherType after the VLAN tags.
     pub ethertype: u16,
     /// Offset of the L3 header (after Ethernet and VLAN tags); at most 22.
@@ -519,10 +525,14 @@ pub fn parse_frame(frame: &[u8]) -> Result<ParsedFrame, DropReason> {
     let mut rest = eth.payload();
     let mut l3_offset = ETH_HEADER_LEN;
     let mut vlan_count = 0u8;
+    let mut vlan_id = 0u16;
     while vlan_count < MAX_VLAN_TAGS
         && (ethertype == ethertype::VLAN || ethertype == ethertype::QINQ)
     {
         let tag = VlanTag::new_checked(rest)?;
+        if vlan_count == 0 {
+            vlan_id = tag.vid();
+        }
         ethertype = tag.inner_ethertype();
         rest = tag.payload();
         l3_offset += VLAN_TAG_LEN;
@@ -562,6 +572,7 @@ pub fn parse_frame(frame: &[u8]) -> Result<ParsedFrame, DropReason> {
         dst: eth.dst(),
         src: eth.src(),
         vlan_count,
+        vlan_id,
         ethertype,
         // At most 14 + 2 * 4 = 22: the cast cannot truncate.
         l3_offset: l3_offset as u16,

@@ -48,7 +48,11 @@ fn outputs(sw: &L2Switch, meta: &PacketMeta) -> Vec<PortId> {
     match meta.verdict {
         Verdict::Forward(p) => vec![p],
         Verdict::Flood => sw.flood_targets(meta).collect(),
-        Verdict::Drop(_) | Verdict::Pending => vec![],
+        Verdict::Drop(_)
+        | Verdict::Pending
+        | Verdict::ToGateway
+        | Verdict::Local
+        | Verdict::Routed { .. } => vec![],
     }
 }
 

@@ -30,6 +30,8 @@
 use crate::stats::{BurstHistogram, TurnHistogram, WorkerCounters};
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use switchyard_drivers::KernelDrops;
+use switchyard_pipeline::chain::STAGES;
+use switchyard_pipeline::stage::{StageCounters, StageReport};
 use switchyard_pipeline::{DropCounters, DropReason, L2Stats, PortCounters};
 
 /// Adds `n` to a cell only its owner writes: a load and a store, no lock prefix.
@@ -147,6 +149,9 @@ pub struct BoardRead {
     pub counters: WorkerCounters,
     /// Table and pool gauges.
     pub gauges: TableGauges,
+    /// The pipeline stages' counters, in chain order (named by
+    /// `switchyard_pipeline::chain::Chain::NAMES`).
+    pub stages: [StageCounters; STAGES],
     /// False when every retry overlapped a publish (the worker was preempted
     /// mid-write): the values are individually valid but may mix two turns.
     pub consistent: bool,
@@ -167,6 +172,7 @@ pub struct WorkerBoard {
     seq: AtomicU64,
     scalars: [AtomicU64; SCALARS],
     buckets: [AtomicU64; BUCKETS],
+    stages: [[AtomicU64; StageCounters::WORDS]; STAGES],
 }
 
 impl Default for WorkerBoard {
@@ -175,6 +181,7 @@ impl Default for WorkerBoard {
             seq: AtomicU64::new(0),
             scalars: std::array::from_fn(|_| AtomicU64::new(0)),
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            stages: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
         }
     }
 }
@@ -205,11 +212,17 @@ fn scalars_of(c: &WorkerCounters, g: &TableGauges) -> [u64; SCALARS] {
 
 impl WorkerBoard {
     /// Publishes the worker's counters and gauges as one group; with
-    /// `histograms` false the bucket cells are left as they are (they did not
-    /// change since the last publish), which keeps an idle turn's cost to the
-    /// scalars. Only the owning worker calls it.
+    /// `stages` absent (no frame went through the pipeline since the last
+    /// publish) the histogram and stage cells are left as they are, which keeps
+    /// an idle turn's cost to the scalars. Only the owning worker calls it.
     #[inline]
-    pub fn publish(&self, counters: &WorkerCounters, gauges: &TableGauges, histograms: bool) {
+    pub fn publish(
+        &self,
+        counters: &WorkerCounters,
+        gauges: &TableGauges,
+        stages: Option<&[StageReport; STAGES]>,
+    ) {
+        let histograms = stages.is_some();
         let seq = self.seq.load(Ordering::Relaxed);
         self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
         fence(Ordering::Release);
@@ -226,6 +239,11 @@ impl WorkerBoard {
                 cell.store(*value, Ordering::Relaxed);
             }
         }
+        for (cells, stage) in self.stages.iter().zip(stages.into_iter().flatten()) {
+            for (cell, value) in cells.iter().zip(stage.counters.to_words()) {
+                cell.store(value, Ordering::Relaxed);
+            }
+        }
         self.seq.store(seq.wrapping_add(2), Ordering::Release);
     }
 
@@ -233,6 +251,7 @@ impl WorkerBoard {
     pub fn read(&self) -> BoardRead {
         let mut scalars = [0u64; SCALARS];
         let mut buckets = [0u64; BUCKETS];
+        let mut stage_words = [[0u64; StageCounters::WORDS]; STAGES];
         let mut consistent = false;
         for attempt in 0..READ_ATTEMPTS {
             let before = self.seq.load(Ordering::Acquire);
@@ -241,6 +260,11 @@ impl WorkerBoard {
             }
             for (value, cell) in buckets.iter_mut().zip(&self.buckets) {
                 *value = cell.load(Ordering::Relaxed);
+            }
+            for (words, cells) in stage_words.iter_mut().zip(&self.stages) {
+                for (value, cell) in words.iter_mut().zip(cells) {
+                    *value = cell.load(Ordering::Relaxed);
+                }
             }
             fence(Ordering::Acquire);
             let after = self.seq.load(Ordering::Relaxed);
@@ -285,6 +309,7 @@ impl WorkerBoard {
                 mac_entries,
                 frames_accounted,
             },
+            stages: std::array::from_fn(|k| StageCounters::from_words(&stage_words[k])),
             consistent,
         }
     }
@@ -337,7 +362,14 @@ mod tests {
                         mac_entries: turn,
                         ..TableGauges::default()
                     };
-                    board.publish(&c, &g, true);
+                    let stages = std::array::from_fn(|k| StageReport {
+                        name: switchyard_pipeline::chain::Chain::NAMES[k],
+                        counters: StageCounters {
+                            frames_in: turn,
+                            ..StageCounters::default()
+                        },
+                    });
+                    board.publish(&c, &g, Some(&stages));
                 }
                 done.store(true, Ordering::Release);
             })
@@ -350,6 +382,10 @@ mod tests {
                 assert_eq!(r.counters.busy_loops, r.counters.loops);
                 assert_eq!(r.gauges.mac_entries, r.counters.loops);
                 assert_eq!(total, r.counters.loops, "histogram from the same turn");
+                assert_eq!(
+                    r.stages[1].frames_in, r.counters.loops,
+                    "stages from the same turn"
+                );
             }
             reads += 1;
         }

@@ -5,7 +5,7 @@
 //! printed on exit, and served by the control socket.
 
 use serde::Serialize;
-use switchyard_pipeline::{L2Stats, PortCounters};
+use switchyard_pipeline::{L2Stats, PortCounters, StageReport};
 
 /// Loop accounting of one worker.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -197,6 +197,8 @@ pub struct WorkerReport {
     pub sockets: Vec<(usize, u32)>,
     /// Drops the kernel counted, per global port.
     pub kernel_drops: Vec<switchyard_drivers::KernelDrops>,
+    /// Per-stage pipeline counters, in chain order.
+    pub stages: Vec<StageReport>,
 }
 
 /// One port in the stats output.
@@ -237,6 +239,8 @@ pub struct WorkerStats {
     /// Loop counters.
     #[serde(flatten)]
     pub counters: WorkerCounters,
+    /// This worker's per-stage pipeline counters, in chain order.
+    pub stages: Vec<StageReport>,
 }
 
 /// MAC table summary in the stats output.
@@ -283,11 +287,50 @@ pub struct Snapshot {
     pub mac_table: MacTableStats,
     /// MAC table entries.
     pub fdb: Vec<FdbStats>,
+    /// Per-stage pipeline counters summed over the workers, in chain order
+    /// (VPP's per-node counters: frames in, out by verdict, drops by reason).
+    pub stages: Vec<StageReport>,
+}
+
+/// Sums the workers' per-stage counters by stage name, in chain order.
+pub fn sum_stages<'a>(workers: impl IntoIterator<Item = &'a [StageReport]>) -> Vec<StageReport> {
+    let mut total: Vec<StageReport> = Vec::new();
+    for stages in workers {
+        for stage in stages {
+            match total.iter_mut().find(|t| t.name == stage.name) {
+                Some(t) => t.counters.add(&stage.counters),
+                None => total.push(*stage),
+            }
+        }
+    }
+    total
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{BurstHistogram, TurnHistogram};
+    use super::{sum_stages, BurstHistogram, TurnHistogram};
+    use switchyard_pipeline::{StageCounters, StageReport};
+
+    #[test]
+    fn stage_counters_sum_over_workers_by_name_in_chain_order() {
+        let stage = |name, frames_in| StageReport {
+            name,
+            counters: StageCounters {
+                frames_in,
+                ..StageCounters::default()
+            },
+        };
+        let w0 = [stage("parse", 3), stage("l2", 2)];
+        let w1 = [stage("parse", 10), stage("l2", 7)];
+        let total = sum_stages([&w0[..], &w1[..]]);
+        assert_eq!(total.len(), 2);
+        assert_eq!((total[0].name, total[0].counters.frames_in), ("parse", 13));
+        assert_eq!((total[1].name, total[1].counters.frames_in), ("l2", 9));
+        let json = serde_json::to_value(total[1]).unwrap();
+        assert_eq!(json["name"], "l2");
+        assert_eq!(json["frames_in"], 9);
+        assert_eq!(json["drops"]["no_gateway"], 0);
+    }
 
     #[test]
     fn turn_durations_land_in_power_of_two_microsecond_buckets() {

@@ -23,7 +23,8 @@ use crate::stats::WorkerCounters;
 use std::sync::Arc;
 use switchyard_drivers::{BatchFrames, FramePool, Port};
 use switchyard_pipeline::{
-    DomainId, DropReason, L2Switch, PacketMeta, PortCounters, PortId, Timestamp, Verdict, MAX_BURST,
+    Batch, Chain, DomainId, DropReason, L2Switch, PacketMeta, PortCounters, PortId, StageReport,
+    Timestamp, Verdict, MAX_BURST,
 };
 
 type Handle<P> = <<P as Port>::Pool as FramePool>::Handle;
@@ -31,7 +32,7 @@ type Handle<P> = <<P as Port>::Pool as FramePool>::Handle;
 /// Which forwarding decision the worker makes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum PipelineKind {
-    /// The L2 switch: parse, learn, look up, forward or flood.
+    /// The stage chain: parse, then L2 (learn, look up, forward or flood).
     #[default]
     L2,
     /// No lookups: port i's frames leave through port i+1 (mod the port count).
@@ -60,9 +61,13 @@ pub struct Worker<P: Port> {
     /// Frames accounted for at the last audit (published as a gauge).
     frames_accounted: u64,
     last_audit: Timestamp,
-    l2: L2Switch,
+    /// The pipeline's stages (the L2 switch among them).
+    chain: Chain,
     burst: usize,
+    /// The batch in hand: received frames, then frames stages originate
+    /// (capacity `2 * burst`, reserved once).
     rx: Vec<Handle<P>>,
+    /// One meta per frame of `rx`, sized `2 * burst` once and overwritten per burst.
     metas: Vec<PacketMeta>,
     /// Frames staged for each global port this turn, at most `burst` each: a
     /// full queue is handed to its socket at once (no kick: that waits for the
@@ -182,10 +187,10 @@ impl<P: Port> Worker<P> {
             histograms_dirty: false,
             frames_accounted: 0,
             last_audit: Timestamp(0),
-            l2,
+            chain: Chain::new(l2),
             burst,
-            rx: Vec::with_capacity(burst),
-            metas: Vec::with_capacity(burst),
+            rx: Vec::with_capacity(2 * burst),
+            metas: vec![PacketMeta::new(0); 2 * burst],
             tx: (0..n).map(|_| Vec::with_capacity(burst)).collect(),
             tx_dirty: Vec::with_capacity(n),
             tx_marked: vec![false; n],
@@ -257,8 +262,13 @@ impl<P: Port> Worker<P> {
         self.transmit();
         self.service_ports();
         if now.saturating_since(self.last_sweep) >= SWEEP_INTERVAL_NS {
-            let budget = self.l2.mac_table().slot_count().div_ceil(SWEEP_SLICES);
-            self.l2.sweep_step(now, budget.max(64));
+            let budget = self
+                .chain
+                .l2
+                .mac_table()
+                .slot_count()
+                .div_ceil(SWEEP_SLICES);
+            self.chain.l2.sweep_step(now, budget.max(64));
             self.refresh_kernel_drops();
             self.last_sweep = now;
             if now.saturating_since(self.last_audit) >= AUDIT_INTERVAL_NS {
@@ -281,15 +291,12 @@ impl<P: Port> Worker<P> {
     #[inline]
     fn publish(&mut self) {
         let gauges = TableGauges {
-            l2: self.l2.stats(),
-            mac_entries: self.l2.mac_table().len() as u64,
+            l2: self.chain.l2.stats(),
+            mac_entries: self.chain.l2.mac_table().len() as u64,
             frames_accounted: self.frames_accounted,
         };
-        self.board.publish(
-            &self.stats,
-            &gauges,
-            std::mem::take(&mut self.histograms_dirty),
-        );
+        let stages = std::mem::take(&mut self.histograms_dirty).then(|| self.chain.reports());
+        self.board.publish(&self.stats, &gauges, stages.as_ref());
     }
 
     /// Moves `socket` out of the polled set to wait for its next frame in the
@@ -394,18 +401,18 @@ impl<P: Port> Worker<P> {
             let Some(event) = fabric.next_event(self.index) else {
                 break;
             };
-            self.l2.apply_learn_event(&event);
+            self.chain.l2.apply_learn_event(&event);
         }
     }
 
     /// Sends what this worker learned in the last batch to the other workers.
     fn publish_learn_events(&mut self) {
         if let Some(fabric) = &self.fabric {
-            for event in self.l2.learn_events() {
+            for event in self.chain.l2.learn_events() {
                 fabric.publish(self.index, *event);
             }
         }
-        self.l2.clear_learn_events();
+        self.chain.l2.clear_learn_events();
     }
 
     /// Moves frames other workers handed over into this worker's pool and onto
@@ -449,11 +456,10 @@ impl<P: Port> Worker<P> {
         self.stats.rx_bursts += 1;
         self.stats.burst_sizes.record(n);
         self.histograms_dirty = true;
-        self.metas.clear();
         let mut bytes = 0;
-        for handle in &self.rx {
+        for (handle, meta) in self.rx.iter().zip(self.metas.iter_mut()) {
             bytes += self.pool.data(handle).len() as u64;
-            self.metas.push(PacketMeta::new(in_port));
+            *meta = PacketMeta::new(in_port);
         }
         self.counters[in_port as usize].count_rx(self.rx.len() as u64, bytes);
         match self.pipeline {
@@ -462,36 +468,52 @@ impl<P: Port> Worker<P> {
                     pool: &mut self.pool,
                     handles: &mut self.rx,
                 };
-                self.l2.process(&mut frames, &mut self.metas, now);
+                let mut batch = Batch::new(&mut frames, &mut self.metas, now);
+                self.chain.run(&mut batch);
                 self.publish_learn_events();
             }
             PipelineKind::Empty => {
                 let next = ((in_port as usize + 1) % self.routes.len()) as PortId;
-                for meta in &mut self.metas {
+                for meta in &mut self.metas[..n] {
                     meta.verdict = Verdict::Forward(next);
                 }
             }
         }
+        // Received frames, then any that stages originated.
         for k in 0..self.rx.len() {
             let handle = self.rx[k];
             let meta = self.metas[k];
+            let from = meta.in_port as usize;
             match meta.verdict {
                 Verdict::Forward(out) => self.stage(out as usize, handle),
-                Verdict::Flood => self.flood(in_port, meta.domain, handle),
-                Verdict::Drop(reason) => {
-                    self.counters[in_port as usize].count_drop(reason);
-                    self.pool.free(handle);
+                Verdict::Flood => self.flood(meta.in_port, meta.domain, handle),
+                Verdict::Drop(reason) => self.drop_frame(from, reason, handle),
+                // Until the gateway and neighbour stages exist nothing takes
+                // these further: counted drops, never silent.
+                Verdict::ToGateway => self.drop_frame(from, DropReason::NoGateway, handle),
+                Verdict::Routed { .. } => {
+                    self.drop_frame(from, DropReason::UnresolvedNextHop, handle)
                 }
+                // Consumed by a stage: nothing to send, not a drop.
+                Verdict::Local => self.pool.free(handle),
                 Verdict::Pending => {
                     // Every stage sets a verdict; reaching here is a pipeline bug.
                     // Never leak the frame: count it where an operator will look.
                     debug_assert!(false, "pipeline left a frame pending");
-                    self.counters[in_port as usize].count_drop(DropReason::NoNetwork);
-                    self.pool.free(handle);
+                    self.drop_frame(from, DropReason::NoNetwork, handle);
                 }
             }
         }
         n
+    }
+
+    /// Counts a drop on global port `port` (the ingress) and frees the frame.
+    #[inline]
+    fn drop_frame(&mut self, port: usize, reason: DropReason, handle: Handle<P>) {
+        if let Some(counters) = self.counters.get_mut(port) {
+            counters.count_drop(reason);
+        }
+        self.pool.free(handle);
     }
 
     /// Queues one frame for global port `out`; a queue that reaches a burst is
@@ -517,7 +539,8 @@ impl<P: Port> Worker<P> {
     fn flood(&mut self, in_port: PortId, domain: DomainId, handle: Handle<P>) {
         self.flood_targets.clear();
         self.flood_targets.extend(
-            self.l2
+            self.chain
+                .l2
                 .flood_ports(domain)
                 .iter()
                 .copied()
@@ -714,7 +737,7 @@ impl<P: Port> Worker<P> {
             .reserve(self.ports.len().saturating_sub(self.tx_only.capacity()));
         self.routes[index] = route;
         self.counters[index] = cells;
-        self.l2.set_port_domain(port, domain);
+        self.chain.l2.set_port_domain(port, domain);
         self.audit_and_publish();
     }
 
@@ -727,7 +750,7 @@ impl<P: Port> Worker<P> {
             return 0;
         }
         self.routes[index] = TxRoute::Absent;
-        self.l2.set_port_domain(port, None);
+        self.chain.l2.set_port_domain(port, None);
         for handle in self.tx[index].drain(..) {
             self.pool.free(handle);
         }
@@ -880,7 +903,12 @@ impl<P: Port> Worker<P> {
 
     /// The L2 switch (tables and their stats).
     pub fn l2(&self) -> &L2Switch {
-        &self.l2
+        &self.chain.l2
+    }
+
+    /// Per-stage counters of the pipeline, in chain order.
+    pub fn stage_reports(&self) -> Vec<StageReport> {
+        self.chain.reports().to_vec()
     }
 
     /// The ports, by PortId (tests inject and inspect frames through them).

@@ -307,3 +307,45 @@ fn ports_added_and_removed_at_run_time() {
         Some(udp_frame(2, mac(1), b"still").len())
     );
 }
+
+#[test]
+fn frames_for_the_gateway_are_counted_drops_until_a_gateway_stage_exists() {
+    use switchyard_pipeline::{DropReason, MacAddr};
+    let gateway = [0x02, 0xaa, 0, 0, 0, 1];
+    let mut l2 = L2Switch::new(L2Config::default());
+    for port in 0..2 {
+        l2.set_port_domain(port, Some(0));
+    }
+    l2.set_domain_gateway(0, Some(MacAddr(gateway)));
+    let ports = (0..2).map(|_| MemPort::new()).collect();
+    let mut w = Worker::new(MemPool::new(256, 2048), ports, l2, 32);
+    w.ports_mut()[0].inbound.extend([
+        udp_frame(1, gateway, b"out"),
+        udp_frame(1, mac(2), b"in"),
+        vec![0; 4],
+    ]);
+    run(&mut w, 2);
+    let c = &w.port_counters()[0];
+    assert_eq!(c.drops.get(DropReason::NoGateway), 1);
+    assert_eq!(c.drops.get(DropReason::Runt), 1);
+    assert_eq!(c.drops.total(), 2);
+    assert_eq!(
+        w.ports()[1].outbound.len(),
+        1,
+        "only the unknown unicast left"
+    );
+    // Per-stage counters, in chain order.
+    let stages = w.stage_reports();
+    let names: Vec<_> = stages.iter().map(|s| s.name).collect();
+    assert_eq!(names, ["parse", "l2"]);
+    assert_eq!(
+        (stages[0].counters.frames_in, stages[0].counters.passed),
+        (3, 2)
+    );
+    assert_eq!(stages[0].counters.drops.get(DropReason::Runt), 1);
+    assert_eq!(
+        (stages[1].counters.to_gateway, stages[1].counters.flooded),
+        (1, 1)
+    );
+    assert_eq!(w.frames_accounted(), w.frames_total());
+}

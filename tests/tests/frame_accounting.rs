@@ -100,4 +100,29 @@ fn all_umem_frames_accounted_after_traffic() {
         udp.received,
         stats.raw
     );
+    // Per-stage counters: every received frame went through the parse stage
+    // once, and the L2 stage took every frame parsing passed on.
+    let stages = stats.raw["stages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("final stats have no per-stage counters\n{}", stats.raw));
+    let stage = |name: &str| {
+        stages
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} stage in the stats\n{}", stats.raw))
+    };
+    let received: u64 = stats.ports.iter().map(|p| p.rx_packets).sum();
+    let (parse, l2) = (stage("parse"), stage("l2"));
+    assert_eq!(
+        parse["frames_in"].as_u64(),
+        Some(received),
+        "parse stage saw other than every received frame\n{}",
+        stats.raw
+    );
+    assert_eq!(
+        l2["frames_in"], parse["passed"],
+        "L2 stage took other than what parsing passed on\n{}",
+        stats.raw
+    );
+    assert!(l2["forwarded"].as_u64() > Some(0), "{}", stats.raw);
 }

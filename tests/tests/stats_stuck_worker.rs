@@ -50,6 +50,15 @@ fn stats_ports_and_fdb_answer_while_the_worker_is_stopped() {
         stats["workers"][0]["loops"].as_u64().unwrap() > 0,
         "{stats}"
     );
+    // The pipeline stages' counters are published too: parse saw the pings.
+    let parse = stats["stages"]
+        .as_array()
+        .and_then(|stages| stages.iter().find(|s| s["name"] == "parse"))
+        .unwrap_or_else(|| panic!("a parse stage in stats: {stats}"));
+    assert!(
+        parse["frames_in"].as_u64().unwrap_or(0) >= 6,
+        "parse counted the pings both ways: {parse}"
+    );
     let ports = lab.ctl_json(&["ports"]);
     assert_eq!(ports.as_array().map(Vec::len), Some(2), "{ports}");
     let fdb = lab.ctl_json(&["fdb", "--network", NET]);

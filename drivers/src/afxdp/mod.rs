@@ -12,7 +12,7 @@ mod port;
 pub mod redirect;
 pub mod xdp_program;
 
-pub use pool::UmemPool;
+pub use pool::{UmemPool, FRAME_SIZE, MAX_FRAME_WITH_HEADROOM, XDP_HEADROOM};
 pub use port::{AttachMode, XdpPort, XdpPortConfig};
 pub use redirect::{AttachError, Redirect};
 

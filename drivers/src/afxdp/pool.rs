@@ -3,11 +3,28 @@
 use crate::{FramePool, PortError};
 use std::io::Write;
 use std::num::NonZeroU32;
+use switchyard_pipeline::{FrameError, MIN_HEADROOM};
 use xsk_rs::config::{QueueSize, UmemConfig};
 use xsk_rs::{FrameDesc, Umem};
 
 /// Marks a frame that no socket holds (free, or in the worker's hands).
 const NO_SOCKET: u16 = u16::MAX;
+
+/// Size of every UMEM frame (chunk): xsk-rs's default, 4 KiB.
+pub const FRAME_SIZE: usize = 4096;
+/// The kernel's `XDP_PACKET_HEADROOM`: the first 256 bytes of every chunk come
+/// before the packet (the UMEM is created without extra user headroom), so a
+/// frame's data area is `FRAME_SIZE - XDP_HEADROOM` = 3,840 bytes.
+pub const XDP_HEADROOM: usize = 256;
+/// Largest frame that still gets the pipeline's [`MIN_HEADROOM`] for pushes.
+///
+/// xsk-rs 0.11 gives every descriptor a fixed address (its `FrameDesc` has no
+/// way to move it into the XDP headroom), so a head push here moves the frame's
+/// bytes toward its tail within the 3,840-byte data area instead of moving the
+/// descriptor: one copy of the frame per push (a few tens of ns for 1,500
+/// bytes), no allocation. A frame up to this size (every frame of a 1,500-MTU
+/// port) always has [`MIN_HEADROOM`] to grow into.
+pub const MAX_FRAME_WITH_HEADROOM: usize = FRAME_SIZE - XDP_HEADROOM - MIN_HEADROOM;
 
 /// One UMEM plus the descriptors of the frames nobody else holds.
 ///
@@ -70,6 +87,8 @@ impl UmemPool {
         })?;
         let total = descs.len();
         let frame_size = config.frame_size().get() as usize;
+        debug_assert_eq!(frame_size, FRAME_SIZE);
+        debug_assert_eq!(config.xdp_headroom() as usize, XDP_HEADROOM);
         Ok(UmemPool {
             anchor: None,
             umem,
@@ -248,6 +267,57 @@ impl FramePool for UmemPool {
             let bytes = data.contents_mut();
             std::slice::from_raw_parts_mut(bytes.as_mut_ptr(), bytes.len())
         }
+    }
+
+    fn headroom(&self, handle: &FrameDesc) -> usize {
+        // Pushes move the bytes (see MAX_FRAME_WITH_HEADROOM): whatever is free
+        // after the frame in its data area can be pushed at its head.
+        self.tailroom(handle)
+    }
+
+    fn tailroom(&self, handle: &FrameDesc) -> usize {
+        let capacity = self.frame_size - handle.addr() % self.frame_size;
+        capacity.saturating_sub(handle.lengths().data())
+    }
+
+    fn push_head(&mut self, handle: &mut FrameDesc, n: usize) -> Result<(), FrameError> {
+        if n > self.tailroom(handle) {
+            return Err(FrameError::NoHeadroom);
+        }
+        let len = handle.lengths().data();
+        // SAFETY: the worker holds `handle` (not a ring), so the kernel does not
+        // touch the frame, and `&mut self` + `&mut handle` make this the only
+        // access; the length stays within the frame's data area (checked above,
+        // and the cursor clamps it).
+        #[allow(unsafe_code)]
+        let mut data = unsafe { self.umem.data_mut(handle) };
+        data.cursor().set_pos(len + n);
+        data.contents_mut().copy_within(0..len, n);
+        Ok(())
+    }
+
+    fn pull_head(&mut self, handle: &mut FrameDesc, n: usize) -> Result<(), FrameError> {
+        let len = handle.lengths().data();
+        if n > len {
+            return Err(FrameError::TooShort);
+        }
+        // SAFETY: as in `push_head`.
+        #[allow(unsafe_code)]
+        let mut data = unsafe { self.umem.data_mut(handle) };
+        data.contents_mut().copy_within(n..len, 0);
+        data.cursor().set_pos(len - n);
+        Ok(())
+    }
+
+    fn set_len(&mut self, handle: &mut FrameDesc, len: usize) -> Result<(), FrameError> {
+        let capacity = self.frame_size - handle.addr() % self.frame_size;
+        if len > capacity {
+            return Err(FrameError::NoTailroom);
+        }
+        // SAFETY: as in `push_head`.
+        #[allow(unsafe_code)]
+        unsafe { self.umem.data_mut(handle) }.cursor().set_pos(len);
+        Ok(())
     }
 
     fn alloc_from(&mut self, bytes: &[u8]) -> Option<FrameDesc> {

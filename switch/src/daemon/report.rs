@@ -89,6 +89,7 @@ pub fn snapshot(
                     })
                     .collect(),
                 counters: r.counters,
+                stages: r.stages.clone(),
             })
             .collect(),
         mac_table: MacTableStats {
@@ -112,6 +113,7 @@ pub fn snapshot(
                 })
             })
             .collect(),
+        stages: crate::stats::sum_stages(reports.iter().map(|r| r.stages.as_slice())),
     }
 }
 

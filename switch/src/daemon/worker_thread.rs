@@ -148,6 +148,15 @@ impl WorkerHandle {
             kernel_drops: cells
                 .map(|c| c.as_ref().map(|c| c.read_kernel()).unwrap_or_default())
                 .collect(),
+            stages: board
+                .stages
+                .iter()
+                .zip(switchyard_pipeline::chain::Chain::NAMES)
+                .map(|(counters, name)| switchyard_pipeline::stage::StageReport {
+                    name,
+                    counters: *counters,
+                })
+                .collect(),
         }
     }
 }
@@ -434,5 +443,6 @@ fn final_report(spec: &WorkerSpec, worker: &mut Worker<XdpPort>) -> WorkerReport
             .map(|s| (s.port, s.queue))
             .collect(),
         kernel_drops: worker.kernel_drops(),
+        stages: worker.stage_reports(),
     }
 }

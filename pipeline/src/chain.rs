@@ -1,0 +1,54 @@
+//! The worker's pipeline: a fixed chain of concrete stages run one after the
+//! other over each batch (VPP-style: a stage finishes the whole batch before the
+//! next one starts, so its code and tables stay warm).
+//!
+//! Today: parse -> L2. The gateway/route, conntrack/NAT, ACL and VXLAN stages
+//! slot in as further fields, each run by one line in [`Chain::run`]; every
+//! call is to a concrete type (no `dyn`, nothing allocated per packet or batch).
+
+use crate::batch::Batch;
+use crate::frame::FrameStore;
+use crate::l2::L2Switch;
+use crate::parse::ParseStage;
+use crate::stage::{Stage, StageReport};
+
+/// Number of stages in the chain (the length of [`Chain::reports`]).
+pub const STAGES: usize = 2;
+
+/// The stages a worker runs, in order.
+#[derive(Clone, Debug)]
+pub struct Chain {
+    /// Validates frames and fills their metadata.
+    pub parse: ParseStage,
+    /// Bridge domains: MAC learning, forwarding, flooding.
+    pub l2: L2Switch,
+}
+
+impl Chain {
+    /// The chain around an already configured L2 switch.
+    pub fn new(l2: L2Switch) -> Self {
+        Chain {
+            parse: ParseStage::new(),
+            l2,
+        }
+    }
+
+    /// Runs every stage over `batch`; a stage is skipped once no frame is left
+    /// for it (stages after L2 will take `ToGateway`/`Routed` frames, not only
+    /// pending ones).
+    pub fn run<F: FrameStore + ?Sized>(&mut self, batch: &mut Batch<'_, F>) {
+        Stage::process(&mut self.parse, batch);
+        if batch.any_pending() {
+            Stage::process(&mut self.l2, batch);
+        }
+    }
+
+    /// Every stage's name, in chain order (what [`reports`](Self::reports)
+    /// names them).
+    pub const NAMES: [&'static str; STAGES] = [ParseStage::NAME, L2Switch::NAME];
+
+    /// Every stage's counters, in chain order.
+    pub fn reports(&self) -> [StageReport; STAGES] {
+        [StageReport::of(&self.parse), StageReport::of(&self.l2)]
+    }
+}
