@@ -2,18 +2,21 @@
 //! other over each batch (VPP-style: a stage finishes the whole batch before the
 //! next one starts, so its code and tables stay warm).
 //!
-//! Today: parse -> L2. The gateway/route, conntrack/NAT, ACL and VXLAN stages
+//! Today: parse -> L2 -> gateway (answers ARP and ping for each network's
+//! gateway address). The route, conntrack/NAT, ACL and VXLAN stages
 //! slot in as further fields, each run by one line in [`Chain::run`]; every
 //! call is to a concrete type (no `dyn`, nothing allocated per packet or batch).
 
 use crate::batch::Batch;
-use crate::frame::FrameStore;
+use crate::frame::{DomainId, FrameStore, Verdict};
+use crate::gateway::{Gateway, GatewayStage};
 use crate::l2::L2Switch;
 use crate::parse::ParseStage;
 use crate::stage::{Stage, StageReport};
+use crate::wire::ethertype;
 
 /// Number of stages in the chain (the length of [`Chain::reports`]).
-pub const STAGES: usize = 2;
+pub const STAGES: usize = 3;
 
 /// The stages a worker runs, in order.
 #[derive(Clone, Debug)]
@@ -22,6 +25,8 @@ pub struct Chain {
     pub parse: ParseStage,
     /// Bridge domains: MAC learning, forwarding, flooding.
     pub l2: L2Switch,
+    /// The networks' gateway addresses: ARP and ICMP echo.
+    pub gateway: GatewayStage,
 }
 
 impl Chain {
@@ -30,7 +35,15 @@ impl Chain {
         Chain {
             parse: ParseStage::new(),
             l2,
+            gateway: GatewayStage::new(),
         }
+    }
+
+    /// Gives `domain` a gateway (or none): the L2 stage hands frames to its MAC
+    /// to the gateway stage, which answers for its address. Control path.
+    pub fn set_gateway(&mut self, domain: DomainId, gateway: Option<Gateway>) {
+        self.l2.set_domain_gateway(domain, gateway.map(|g| g.mac));
+        self.gateway.set_gateway(domain, gateway);
     }
 
     /// Runs every stage over `batch`; a stage is skipped once no frame is left
@@ -41,14 +54,27 @@ impl Chain {
         if batch.any_pending() {
             Stage::process(&mut self.l2, batch);
         }
+        if self.gateway.has_gateways()
+            && batch.metas().iter().any(|m| {
+                m.verdict == Verdict::ToGateway
+                    || (m.verdict == Verdict::Flood && m.ethertype == ethertype::ARP)
+            })
+        {
+            Stage::process(&mut self.gateway, batch);
+        }
     }
 
     /// Every stage's name, in chain order (what [`reports`](Self::reports)
     /// names them).
-    pub const NAMES: [&'static str; STAGES] = [ParseStage::NAME, L2Switch::NAME];
+    pub const NAMES: [&'static str; STAGES] =
+        [ParseStage::NAME, L2Switch::NAME, GatewayStage::NAME];
 
     /// Every stage's counters, in chain order.
     pub fn reports(&self) -> [StageReport; STAGES] {
-        [StageReport::of(&self.parse), StageReport::of(&self.l2)]
+        [
+            StageReport::of(&self.parse),
+            StageReport::of(&self.l2),
+            StageReport::of(&self.gateway),
+        ]
     }
 }

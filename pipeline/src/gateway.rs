@@ -51,6 +51,8 @@ pub const REPLY_TTL: u8 = 64;
 pub struct GatewayStage {
     /// Gateway of each domain, by domain id.
     gateways: Vec<Option<Gateway>>,
+    /// Some entry of `gateways` is set (kept at control time, read per batch).
+    any: bool,
     counters: StageCounters,
     stats: GatewayStats,
 }
@@ -70,6 +72,13 @@ impl GatewayStage {
         if let Some(slot) = self.gateways.get_mut(d) {
             *slot = gateway;
         }
+        self.any = self.gateways.iter().any(Option::is_some);
+    }
+
+    /// True when some network has a gateway (else the stage has nothing to do).
+    #[inline]
+    pub fn has_gateways(&self) -> bool {
+        self.any
     }
 
     /// The gateway of `domain`.

@@ -250,8 +250,12 @@ fn the_chain_runs_parse_then_l2_and_reports_both() {
             Verdict::Forward(2)
         ]
     );
-    let [parse, l2] = chain.reports();
-    assert_eq!((parse.name, l2.name), ("parse", "l2"));
+    let [parse, l2, gateway] = chain.reports();
+    assert_eq!(
+        (parse.name, l2.name, gateway.name),
+        ("parse", "l2", "gateway")
+    );
+    assert_eq!(gateway.counters.frames_in, 0, "no network has a gateway");
     assert_eq!((parse.counters.frames_in, parse.counters.passed), (3, 2));
     assert_eq!(l2.counters.frames_in, parse.counters.passed);
     assert_eq!((l2.counters.flooded, l2.counters.forwarded), (1, 1));

@@ -22,6 +22,7 @@ use crate::published::{PortCells, TableGauges, WorkerBoard};
 use crate::stats::WorkerCounters;
 use std::sync::Arc;
 use switchyard_drivers::{BatchFrames, FramePool, Port};
+use switchyard_pipeline::gateway::Gateway;
 use switchyard_pipeline::{
     Batch, Chain, DomainId, DropReason, L2Switch, PacketMeta, PortCounters, PortId, StageReport,
     Timestamp, Verdict, MAX_BURST,
@@ -223,6 +224,12 @@ impl<P: Port> Worker<P> {
     fn audit_and_publish(&mut self) {
         self.frames_accounted = self.frames_accounted() as u64;
         self.publish();
+    }
+
+    /// Gives bridge domain `domain` a gateway (or none): the switch answers ARP
+    /// and ping for its address. Control path (between bursts).
+    pub fn set_gateway(&mut self, domain: DomainId, gateway: Option<Gateway>) {
+        self.chain.set_gateway(domain, gateway);
     }
 
     /// Chooses the forwarding pipeline (the L2 switch unless told otherwise).

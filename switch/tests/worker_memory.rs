@@ -309,7 +309,7 @@ fn ports_added_and_removed_at_run_time() {
 }
 
 #[test]
-fn frames_for_the_gateway_are_counted_drops_until_a_gateway_stage_exists() {
+fn frames_through_the_gateway_are_counted_drops_until_routing_exists() {
     use switchyard_pipeline::{DropReason, MacAddr};
     let gateway = [0x02, 0xaa, 0, 0, 0, 1];
     let mut l2 = L2Switch::new(L2Config::default());
@@ -337,7 +337,7 @@ fn frames_for_the_gateway_are_counted_drops_until_a_gateway_stage_exists() {
     // Per-stage counters, in chain order.
     let stages = w.stage_reports();
     let names: Vec<_> = stages.iter().map(|s| s.name).collect();
-    assert_eq!(names, ["parse", "l2"]);
+    assert_eq!(names, ["parse", "l2", "gateway"]);
     assert_eq!(
         (stages[0].counters.frames_in, stages[0].counters.passed),
         (3, 2)

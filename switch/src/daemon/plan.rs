@@ -6,7 +6,8 @@ use crate::worker::PipelineKind;
 use switchyard_config::{IdleMode, NodeConfig, PipelineMode, XdpMode};
 use switchyard_drivers::afxdp::{AttachMode, XdpModeChoice};
 use switchyard_drivers::sys;
-use switchyard_pipeline::{DomainId, L2Config};
+use switchyard_pipeline::gateway::Gateway;
+use switchyard_pipeline::{DomainId, L2Config, MacAddr};
 
 /// One configured port as the switch runs it.
 #[derive(Clone, Debug)]
@@ -44,6 +45,32 @@ pub struct SwitchPlan {
     pub pipeline: PipelineKind,
     /// What idle workers do.
     pub idle: IdleMode,
+    /// Each network's gateway (address and the switch's MAC for it), by
+    /// bridge domain.
+    pub gateways: Vec<Option<Gateway>>,
+}
+
+/// The MAC the switch answers with for network `name`'s gateway address:
+/// locally administered unicast (`02:…`), derived from the name alone so it is
+/// the same after a restart (containers keep it in their ARP caches) and on
+/// every node that has the network.
+pub fn gateway_mac(name: &str) -> MacAddr {
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in b"switchyard-gateway:".iter().chain(name.as_bytes()) {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    let b = hash.to_be_bytes();
+    MacAddr([0x02, b[0], b[1], b[2], b[3], b[4]])
+}
+
+/// The gateway of a network with a `gateway` address.
+pub fn network_gateway(name: &str, address: Option<std::net::Ipv4Addr>) -> Option<Gateway> {
+    address.map(|ip| Gateway {
+        ip,
+        mac: gateway_mac(name),
+    })
 }
 
 fn mode_choice(mode: XdpMode) -> XdpModeChoice {
@@ -91,6 +118,11 @@ impl SwitchPlan {
                 PipelineMode::Empty => PipelineKind::Empty,
             },
             idle: config.switch.idle,
+            gateways: config
+                .networks
+                .iter()
+                .map(|n| network_gateway(&n.name, n.gateway))
+                .collect(),
         }
     }
 

@@ -20,6 +20,7 @@ use switchyard_drivers::afxdp::{
     AttachMode, Redirect, UmemHandle, UmemPool, XdpPort, XdpPortConfig,
 };
 use switchyard_drivers::{sys, PortError};
+use switchyard_pipeline::gateway::Gateway;
 use switchyard_pipeline::{DomainId, L2Switch, PortId, Timestamp};
 use tracing::warn;
 
@@ -69,6 +70,8 @@ pub enum WorkerCommand {
         route: TxRoute,
         /// Where the worker counts the port (the control thread reads it).
         cells: Arc<PortCells>,
+        /// The gateway of the port's network (set for its domain).
+        gateway: Option<Gateway>,
         /// Answered when done.
         done: Sender<()>,
     },
@@ -306,8 +309,10 @@ fn run(
                 sockets,
                 route,
                 cells,
+                gateway,
                 done,
             }) => {
+                worker.set_gateway(domain, gateway);
                 worker.add_port_published(port, Some(domain), sockets, route, cells);
                 let _ = done.send(());
             }
@@ -409,6 +414,9 @@ fn open(spec: &WorkerSpec) -> Result<Worker<XdpPort>, OpenError> {
         plan.burst,
     );
     worker.set_pipeline(plan.pipeline);
+    for (domain, gateway) in plan.gateways.iter().enumerate() {
+        worker.set_gateway(domain as DomainId, *gateway);
+    }
     Ok(worker)
 }
 

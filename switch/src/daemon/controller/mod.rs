@@ -494,6 +494,9 @@ impl Controller {
             .iter()
             .map(|p| p.sockets.iter().map(|s| s.queue).collect())
             .collect();
+        let gateway = self.networks[domain as usize]
+            .as_ref()
+            .and_then(|n| super::plan::network_gateway(&n.name, n.gateway));
         // Each worker counts the port in cells this thread keeps and reads.
         let cells: Vec<Arc<PortCells>> = self
             .workers
@@ -518,6 +521,7 @@ impl Controller {
                     sockets,
                     route: placement.tx[0],
                     cells: Arc::clone(cells),
+                    gateway,
                     done,
                 };
                 let left = deadline.saturating_duration_since(std::time::Instant::now());
