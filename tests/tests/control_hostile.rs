@@ -494,22 +494,41 @@ fn a_crowd_beyond_the_client_limit_is_turned_away_and_service_resumes() {
     let mut held: Vec<UnixStream> = (0..40)
         .map(|_| UnixStream::connect(lab.socket()).expect("connect"))
         .collect();
-    // Give the accept loop (it polls every 50 ms) time to take them all.
-    thread::sleep(Duration::from_millis(500));
-    let mut turned_away = 0;
-    for s in &mut held {
-        s.set_read_timeout(Some(Duration::from_millis(200)))
-            .expect("timeout");
-        let mut buf = [0u8; 512];
-        if let Ok(n) = s.read(&mut buf) {
-            if n > 0 {
-                let v: Value = serde_json::from_slice(buf[..n].trim_ascii_end())
-                    .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&buf[..n])));
-                assert_eq!(v["ok"], false, "{v}");
-                turned_away += 1;
+    // Each client over the limit waits up to 1 s for a slot before it is
+    // turned away (so clients that just left never make a newcomer fail):
+    // eight of them take about 8 s. Look at every connection until eight have
+    // their refusal, for at most 20 s.
+    let mut replied = vec![false; held.len()];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while replied.iter().filter(|r| **r).count() < 8 && Instant::now() < deadline {
+        for (s, done) in held.iter_mut().zip(replied.iter_mut()) {
+            if *done {
+                continue;
+            }
+            s.set_nonblocking(true).expect("nonblocking");
+            let mut buf = [0u8; 512];
+            if let Ok(n) = s.read(&mut buf) {
+                if n > 0 {
+                    let v: Value = serde_json::from_slice(buf[..n].trim_ascii_end())
+                        .unwrap_or_else(|e| {
+                            panic!("{e}: {:?}", String::from_utf8_lossy(&buf[..n]))
+                        });
+                    assert_eq!(v["ok"], false, "{v}");
+                    *done = true;
+                }
             }
         }
+        thread::sleep(Duration::from_millis(50));
     }
+    // The 32 served ones stay open and silent.
+    thread::sleep(Duration::from_millis(300));
+    for (s, done) in held.iter_mut().zip(replied.iter_mut()) {
+        let mut buf = [0u8; 512];
+        if !*done && matches!(s.read(&mut buf), Ok(n) if n > 0) {
+            *done = true;
+        }
+    }
+    let turned_away = replied.iter().filter(|r| **r).count();
     assert_eq!(
         turned_away, 8,
         "40 idle clients, a limit of 32: {turned_away} turned away"
