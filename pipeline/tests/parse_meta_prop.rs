@@ -172,7 +172,13 @@ fn reference(frame: &[u8]) -> Option<Reference> {
             r.ethertype = v.ether_type().0;
         }
         Some(VlanSlice::DoubleVlan(v)) => {
-            if outer == 0x9100 || v.inner().header_slice()[2..4] == [0x91, 0x00] {
+            // 0x9100 (pre-standard QinQ) is a tag to etherparse, not to the
+            // switch (which knows 0x8100 and 0x88a8, as OVS does), wherever it
+            // stands: the outer TPID, the inner one, or the final EtherType.
+            if outer == 0x9100
+                || v.outer().ether_type().0 == 0x9100
+                || v.inner().header_slice()[2..4] == [0x91, 0x00]
+            {
                 return None;
             }
             r.vlan_count = 2;
