@@ -1,4 +1,5 @@
-//! Random frames through the chain (parse, L2) and the gateway responder, burst
+//! Random frames through the chain (parse, the source guard with port 1 bound,
+//! L2) and the gateway responder, burst
 //! after burst: must never panic; every reply goes back out of the port its
 //! request came in on; an ARP reply is exactly one 60-byte frame per answered
 //! request, and an echo reply keeps its request's length.
@@ -11,7 +12,7 @@ use std::net::Ipv4Addr;
 use switchyard_pipeline::gateway::ARP_FRAME_LEN;
 use switchyard_pipeline::{
     Batch, Chain, FrameStore, Gateway, GatewayStage, L2Config, L2Switch, MacAddr, PacketMeta,
-    Stage, Timestamp, Verdict, MAX_BURST,
+    PortBinding, Stage, Timestamp, Verdict, MAX_BURST,
 };
 
 const GATEWAY: Gateway = Gateway {
@@ -29,6 +30,13 @@ fuzz_target!(|data: &[u8]| {
     }
     l2.set_domain_gateway(0, Some(GATEWAY.mac));
     let mut chain = Chain::new(l2);
+    chain.bind_port(
+        1,
+        Some(PortBinding {
+            mac: MacAddr([0x02, 0, 0, 0, 0, 5]),
+            ip: Some(Ipv4Addr::new(10, 0, 0, 5)),
+        }),
+    );
     let mut gw = GatewayStage::new();
     gw.set_gateway(0, Some(GATEWAY));
     let mut rest = data;

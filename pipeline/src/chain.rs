@@ -2,27 +2,30 @@
 //! other over each batch (VPP-style: a stage finishes the whole batch before the
 //! next one starts, so its code and tables stay warm).
 //!
-//! Today: parse -> L2 -> gateway (answers ARP and ping for each network's
+//! Today: parse -> guard (anti-spoofing on attached ports) -> L2 -> gateway (answers ARP and ping for each network's
 //! gateway address). The route, conntrack/NAT, ACL and VXLAN stages
 //! slot in as further fields, each run by one line in [`Chain::run`]; every
 //! call is to a concrete type (no `dyn`, nothing allocated per packet or batch).
 
 use crate::batch::Batch;
-use crate::frame::{DomainId, FrameStore, Verdict};
+use crate::frame::{DomainId, FrameStore, PortId, Verdict};
 use crate::gateway::{Gateway, GatewayStage};
+use crate::guard::{PortBinding, SourceGuard};
 use crate::l2::L2Switch;
 use crate::parse::ParseStage;
 use crate::stage::{Stage, StageReport};
 use crate::wire::ethertype;
 
 /// Number of stages in the chain (the length of [`Chain::reports`]).
-pub const STAGES: usize = 3;
+pub const STAGES: usize = 4;
 
 /// The stages a worker runs, in order.
 #[derive(Clone, Debug)]
 pub struct Chain {
     /// Validates frames and fills their metadata.
     pub parse: ParseStage,
+    /// Anti-spoofing on ports bound to a station.
+    pub guard: SourceGuard,
     /// Bridge domains: MAC learning, forwarding, flooding.
     pub l2: L2Switch,
     /// The networks' gateway addresses: ARP and ICMP echo.
@@ -34,9 +37,16 @@ impl Chain {
     pub fn new(l2: L2Switch) -> Self {
         Chain {
             parse: ParseStage::new(),
+            guard: SourceGuard::new(),
             l2,
             gateway: GatewayStage::new(),
         }
+    }
+
+    /// Binds `port` to the station the switch assigned it (or unbinds it):
+    /// frames from it with another source are dropped. Control path.
+    pub fn bind_port(&mut self, port: PortId, binding: Option<PortBinding>) {
+        self.guard.bind(port, binding);
     }
 
     /// Gives `domain` a gateway (or none): the L2 stage hands frames to its MAC
@@ -51,6 +61,9 @@ impl Chain {
     /// pending ones).
     pub fn run<F: FrameStore + ?Sized>(&mut self, batch: &mut Batch<'_, F>) {
         Stage::process(&mut self.parse, batch);
+        if self.guard.guards_any() {
+            Stage::process(&mut self.guard, batch);
+        }
         if batch.any_pending() {
             Stage::process(&mut self.l2, batch);
         }
@@ -66,13 +79,18 @@ impl Chain {
 
     /// Every stage's name, in chain order (what [`reports`](Self::reports)
     /// names them).
-    pub const NAMES: [&'static str; STAGES] =
-        [ParseStage::NAME, L2Switch::NAME, GatewayStage::NAME];
+    pub const NAMES: [&'static str; STAGES] = [
+        ParseStage::NAME,
+        SourceGuard::NAME,
+        L2Switch::NAME,
+        GatewayStage::NAME,
+    ];
 
     /// Every stage's counters, in chain order.
     pub fn reports(&self) -> [StageReport; STAGES] {
         [
             StageReport::of(&self.parse),
+            StageReport::of(&self.guard),
             StageReport::of(&self.l2),
             StageReport::of(&self.gateway),
         ]

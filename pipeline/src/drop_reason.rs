@@ -47,6 +47,9 @@ drop_reasons! {
     NoFrameRoom => "no_frame_room", "A stage had to grow the frame (push a header, build a reply) beyond its buffer's headroom or tailroom.";
     NoGateway => "no_gateway", "Addressed to the network's gateway, which no stage answers yet in this build.";
     UnresolvedNextHop => "unresolved_next_hop", "Routed, but no stage gave it the next hop's L2 header.";
+    SpoofedSourceMac => "spoofed_source_mac", "From a port bound to a station (an attached container) with another Ethernet source or ARP sender MAC.";
+    SpoofedSourceIp => "spoofed_source_ip", "From a port bound to a station with another IPv4 source or ARP sender address.";
+    TruncatedArp => "truncated_arp", "An ARP frame from a guarded port too short to check its sender.";
 }
 
 /// One counter per [`DropReason`]; a plain array so counting is one add.

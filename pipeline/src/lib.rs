@@ -18,6 +18,7 @@ pub mod drop_reason;
 pub mod flow;
 pub mod frame;
 pub mod gateway;
+pub mod guard;
 mod keyed_hash;
 pub mod l2;
 pub mod mac;
@@ -37,6 +38,7 @@ pub use frame::{
     MIN_HEADROOM,
 };
 pub use gateway::{Gateway, GatewayStage, GatewayStats};
+pub use guard::{PortBinding, SourceGuard};
 pub use l2::{L2Config, L2Stats, L2Switch, LearnEvent};
 pub use mac::{MacAddr, MacParseError};
 pub use mac_table::{FdbEntry, LearnOutcome, MacTable};

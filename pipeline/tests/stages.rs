@@ -250,11 +250,12 @@ fn the_chain_runs_parse_then_l2_and_reports_both() {
             Verdict::Forward(2)
         ]
     );
-    let [parse, l2, gateway] = chain.reports();
+    let [parse, guard, l2, gateway] = chain.reports();
     assert_eq!(
-        (parse.name, l2.name, gateway.name),
-        ("parse", "l2", "gateway")
+        (parse.name, guard.name, l2.name, gateway.name),
+        ("parse", "guard", "l2", "gateway")
     );
+    assert_eq!(guard.counters.frames_in, 0, "no port is bound");
     assert_eq!(gateway.counters.frames_in, 0, "no network has a gateway");
     assert_eq!((parse.counters.frames_in, parse.counters.passed), (3, 2));
     assert_eq!(l2.counters.frames_in, parse.counters.passed);
@@ -272,7 +273,7 @@ fn a_batch_with_nothing_pending_skips_the_l2_stage() {
     let mut frames = vec![vec![0u8; 4]];
     let mut metas = vec![PacketMeta::new(1)];
     chain.run(&mut Batch::new(&mut frames, &mut metas, t(1)));
-    assert_eq!(chain.reports()[1].counters.frames_in, 0);
+    assert_eq!(chain.reports()[2].counters.frames_in, 0);
 }
 
 /// A stage that answers every pending UDP frame by originating a copy of it

@@ -23,6 +23,7 @@ use crate::stats::WorkerCounters;
 use std::sync::Arc;
 use switchyard_drivers::{BatchFrames, FramePool, Port};
 use switchyard_pipeline::gateway::Gateway;
+use switchyard_pipeline::guard::PortBinding;
 use switchyard_pipeline::{
     Batch, Chain, DomainId, DropReason, L2Switch, PacketMeta, PortCounters, PortId, StageReport,
     Timestamp, Verdict, MAX_BURST,
@@ -224,6 +225,13 @@ impl<P: Port> Worker<P> {
     fn audit_and_publish(&mut self) {
         self.frames_accounted = self.frames_accounted() as u64;
         self.publish();
+    }
+
+    /// Binds global port `port` to the station the switch assigned it (or
+    /// unbinds it): its frames with another source MAC or IPv4 address are
+    /// dropped and counted. Control path (between bursts).
+    pub fn bind_port(&mut self, port: PortId, binding: Option<PortBinding>) {
+        self.chain.bind_port(port, binding);
     }
 
     /// Gives bridge domain `domain` a gateway (or none): the switch answers ARP
@@ -758,6 +766,7 @@ impl<P: Port> Worker<P> {
         }
         self.routes[index] = TxRoute::Absent;
         self.chain.l2.set_port_domain(port, None);
+        self.chain.bind_port(port, None);
         for handle in self.tx[index].drain(..) {
             self.pool.free(handle);
         }

@@ -337,14 +337,14 @@ fn frames_through_the_gateway_are_counted_drops_until_routing_exists() {
     // Per-stage counters, in chain order.
     let stages = w.stage_reports();
     let names: Vec<_> = stages.iter().map(|s| s.name).collect();
-    assert_eq!(names, ["parse", "l2", "gateway"]);
+    assert_eq!(names, ["parse", "guard", "l2", "gateway"]);
     assert_eq!(
         (stages[0].counters.frames_in, stages[0].counters.passed),
         (3, 2)
     );
     assert_eq!(stages[0].counters.drops.get(DropReason::Runt), 1);
     assert_eq!(
-        (stages[1].counters.to_gateway, stages[1].counters.flooded),
+        (stages[2].counters.to_gateway, stages[2].counters.flooded),
         (1, 1)
     );
     assert_eq!(w.frames_accounted(), w.frames_total());

@@ -135,3 +135,100 @@ fn containers_resolve_and_ping_their_gateway() {
     assert_eq!(mac(&a), web_mac, "gateway MAC changed across the restart");
     lab.stop_daemon().assert_clean();
 }
+
+/// Runs `ip ARGS` inside container `c`'s namespace; panics on failure.
+fn ip_in(c: &Attached, args: &[&str]) {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &c.netns, "ip"])
+        .args(args)
+        .output()
+        .expect("ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?} in {}: {}",
+        c.name,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A port's drop counter `reason`, from `ctl stats`.
+fn port_drops(lab: &ControlLab, port: &str, reason: &str) -> u64 {
+    let stats = lab.ctl_json(&["stats"]);
+    stats["ports"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == port))
+        .and_then(|p| p["drops"][reason].as_u64())
+        .unwrap_or_else(|| panic!("port {port} drops.{reason} in stats: {stats}"))
+}
+
+#[test]
+fn a_container_cannot_send_from_an_address_or_mac_it_was_not_given() {
+    require_root!();
+    let lab = lab();
+    let id = lab.id().to_string();
+    let a = lab.attach(&lab.netns("a"), WEB, &format!("{id}-a"));
+    let b = lab.attach(&lab.netns("b"), WEB, &format!("{id}-b"));
+    let c = lab.attach(&lab.netns("c"), WEB, &format!("{id}-c"));
+    let r = ping_from(&a.netns, c.ip, 2);
+    assert!(r.all_replied(), "a -> c before: {}", r.output);
+
+    // a takes b's address: its ARP and pings carry a source it was not given.
+    let own = format!("{}/{}", a.ip, a.prefix_len);
+    let stolen = format!("{}/{}", b.ip, b.prefix_len);
+    ip_in(&a, &["addr", "del", &own, "dev", &a.ifname]);
+    ip_in(&a, &["addr", "add", &stolen, "dev", &a.ifname]);
+    ip_in(&a, &["neigh", "flush", "dev", &a.ifname]);
+    let before = port_drops(&lab, &a.name, "spoofed_source_ip");
+    let r = ping_from(&a.netns, c.ip, 2);
+    assert_eq!(r.received, 0, "a reached c from b's address: {}", r.output);
+    assert!(
+        port_drops(&lab, &a.name, "spoofed_source_ip") > before,
+        "the spoofed frames were not counted"
+    );
+    // c never learned b's address at a's MAC, and b still works.
+    assert_ne!(
+        neighbour_mac(&c, b.ip).map(|m| m.to_lowercase()),
+        Some(a.mac.to_lowercase()),
+        "c's ARP cache was poisoned"
+    );
+    let r = ping_from(&b.netns, c.ip, 2);
+    assert!(
+        r.all_replied(),
+        "b -> c while a claims b's address: {}",
+        r.output
+    );
+
+    // a claims the gateway's address: nobody believes it.
+    let gw = a.gateway.unwrap();
+    ip_in(&a, &["addr", "add", &format!("{gw}/32"), "dev", &a.ifname]);
+    let _ = ping_from(&a.netns, c.ip, 1);
+    assert_ne!(
+        neighbour_mac(&c, gw).map(|m| m.to_lowercase()),
+        Some(a.mac.to_lowercase()),
+        "c believes a is the gateway"
+    );
+    let r = ping_from(&c.netns, gw, 2);
+    assert!(r.all_replied(), "c -> gateway: {}", r.output);
+
+    // Back to its own address but a new MAC: dropped by MAC.
+    ip_in(&a, &["addr", "flush", "dev", &a.ifname]);
+    ip_in(&a, &["addr", "add", &own, "dev", &a.ifname]);
+    ip_in(
+        &a,
+        &["link", "set", &a.ifname, "address", "02:00:00:00:be:ef"],
+    );
+    let before = port_drops(&lab, &a.name, "spoofed_source_mac");
+    let r = ping_from(&a.netns, c.ip, 2);
+    assert_eq!(
+        r.received, 0,
+        "a reached c from a MAC it was not given: {}",
+        r.output
+    );
+    assert!(port_drops(&lab, &a.name, "spoofed_source_mac") > before);
+
+    // Its own MAC and address again: it works again.
+    ip_in(&a, &["link", "set", &a.ifname, "address", &a.mac]);
+    ip_in(&a, &["route", "replace", "default", "via", &gw.to_string()]);
+    let r = ping_from(&a.netns, c.ip, 3);
+    assert!(r.all_replied(), "a -> c after it behaves: {}", r.output);
+}

@@ -21,6 +21,7 @@ use switchyard_drivers::afxdp::{
 };
 use switchyard_drivers::{sys, PortError};
 use switchyard_pipeline::gateway::Gateway;
+use switchyard_pipeline::guard::PortBinding;
 use switchyard_pipeline::{DomainId, L2Switch, PortId, Timestamp};
 use tracing::warn;
 
@@ -72,6 +73,9 @@ pub enum WorkerCommand {
         cells: Arc<PortCells>,
         /// The gateway of the port's network (set for its domain).
         gateway: Option<Gateway>,
+        /// The station the port is bound to (attached containers): frames with
+        /// another source are dropped.
+        binding: Option<PortBinding>,
         /// Answered when done.
         done: Sender<()>,
     },
@@ -310,9 +314,11 @@ fn run(
                 route,
                 cells,
                 gateway,
+                binding,
                 done,
             }) => {
                 worker.set_gateway(domain, gateway);
+                worker.bind_port(port, binding);
                 worker.add_port_published(port, Some(domain), sockets, route, cells);
                 let _ = done.send(());
             }

@@ -91,6 +91,19 @@ pub struct PortEntry {
 }
 
 impl PortEntry {
+    /// The station an attached container's port is bound to (its MAC and
+    /// address as the daemon assigned them); `None` for other ports.
+    fn binding(&self) -> Option<switchyard_pipeline::guard::PortBinding> {
+        if self.origin != Origin::Attach {
+            return None;
+        }
+        let mac = self.mac.as_deref()?.parse().ok()?;
+        Some(switchyard_pipeline::guard::PortBinding {
+            mac,
+            ip: self.address().map(|(ip, _)| ip),
+        })
+    }
+
     fn address(&self) -> Option<(Ipv4Addr, u8)> {
         let text = self.address.as_deref()?;
         let (ip, prefix) = text.split_once('/')?;
@@ -494,6 +507,7 @@ impl Controller {
             .iter()
             .map(|p| p.sockets.iter().map(|s| s.queue).collect())
             .collect();
+        let binding = entry.binding();
         let gateway = self.networks[domain as usize]
             .as_ref()
             .and_then(|n| super::plan::network_gateway(&n.name, n.gateway));
@@ -522,6 +536,7 @@ impl Controller {
                     route: placement.tx[0],
                     cells: Arc::clone(cells),
                     gateway,
+                    binding,
                     done,
                 };
                 let left = deadline.saturating_duration_since(std::time::Instant::now());
