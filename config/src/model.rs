@@ -329,7 +329,8 @@ pub struct NetworkConfig {
     /// SNAT traffic leaving through the uplink to the uplink address.
     /// Requires `subnet`, `gateway` and an `[uplink]`.
     pub masquerade: bool,
-    /// Drop traffic to other networks unless an ACL allows it.
+    /// Drop traffic to other networks (the default, as Docker's networks are);
+    /// `isolated = false` on both networks opens the route between them.
     pub isolated: bool,
     /// VXLAN network identifier to stretch the network across nodes,
     /// 1..=16_777_215, unique per node.

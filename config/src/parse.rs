@@ -137,7 +137,7 @@ fn build_network(i: usize, loc: Location, entries: &[Entry], r: &mut Report) -> 
     let subnet = cidr(&mut f, "subnet", r);
     let gateway = ipv4(&mut f, "gateway", r);
     let masquerade = boolean(&mut f, "masquerade", r).unwrap_or(false);
-    let isolated = boolean(&mut f, "isolated", r).unwrap_or(false);
+    let isolated = boolean(&mut f, "isolated", r).unwrap_or(true);
     let vni = uint(&mut f, "vni", u32::MAX.into(), r).map(|v| v as u32);
     f.finish(r);
     NetworkConfig {

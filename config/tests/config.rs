@@ -45,7 +45,7 @@ fn example_parses_with_expected_values() {
     let web = cfg.network("web").unwrap();
     assert_eq!(web.subnet, Some(cidr("172.30.0.0/24")));
     assert_eq!(web.gateway, Some(Ipv4Addr::new(172, 30, 0, 1)));
-    assert!(!web.masquerade && !web.isolated && web.vni.is_none());
+    assert!(!web.masquerade && web.isolated && web.vni.is_none());
     let storage = cfg.network("storage").unwrap();
     assert_eq!(
         (
@@ -55,7 +55,7 @@ fn example_parses_with_expected_values() {
             storage.isolated,
             storage.vni
         ),
-        (None, None, false, false, None),
+        (None, None, false, true, None),
         "a network with only a name is plain L2 with defaults"
     );
 

@@ -13,11 +13,12 @@ use crate::gateway::{Gateway, GatewayStage};
 use crate::guard::{PortBinding, SourceGuard};
 use crate::l2::L2Switch;
 use crate::parse::ParseStage;
+use crate::router::Router;
 use crate::stage::{Stage, StageReport};
 use crate::wire::ethertype;
 
 /// Number of stages in the chain (the length of [`Chain::reports`]).
-pub const STAGES: usize = 4;
+pub const STAGES: usize = 5;
 
 /// The stages a worker runs, in order.
 #[derive(Clone, Debug)]
@@ -30,6 +31,8 @@ pub struct Chain {
     pub l2: L2Switch,
     /// The networks' gateway addresses: ARP and ICMP echo.
     pub gateway: GatewayStage,
+    /// IPv4 between networks: isolation, TTL, neighbours, new L2 header.
+    pub router: Router,
 }
 
 impl Chain {
@@ -40,6 +43,7 @@ impl Chain {
             guard: SourceGuard::new(),
             l2,
             gateway: GatewayStage::new(),
+            router: Router::default(),
         }
     }
 
@@ -73,7 +77,14 @@ impl Chain {
                     || (m.verdict == Verdict::Flood && m.ethertype == ethertype::ARP)
             })
         {
+            let routing = self.router.routes_any();
+            if routing {
+                self.router.learn_arp(batch);
+            }
             Stage::process(&mut self.gateway, batch);
+            if routing {
+                self.router.route(&self.l2, batch);
+            }
         }
     }
 
@@ -84,6 +95,7 @@ impl Chain {
         SourceGuard::NAME,
         L2Switch::NAME,
         GatewayStage::NAME,
+        Router::NAME,
     ];
 
     /// Every stage's counters, in chain order.
@@ -93,6 +105,10 @@ impl Chain {
             StageReport::of(&self.guard),
             StageReport::of(&self.l2),
             StageReport::of(&self.gateway),
+            StageReport {
+                name: Router::NAME,
+                counters: *self.router.counters(),
+            },
         ]
     }
 }

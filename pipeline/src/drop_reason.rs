@@ -50,6 +50,9 @@ drop_reasons! {
     SpoofedSourceMac => "spoofed_source_mac", "From a port bound to a station (an attached container) with another Ethernet source or ARP sender MAC.";
     SpoofedSourceIp => "spoofed_source_ip", "From a port bound to a station with another IPv4 source or ARP sender address.";
     TruncatedArp => "truncated_arp", "An ARP frame from a guarded port too short to check its sender.";
+    NoRoute => "no_route", "Sent to the gateway for an address no network (or route) covers.";
+    Isolated => "isolated", "Routed between two networks of which at least one is isolated (the default).";
+    TtlExpired => "ttl_expired", "Its TTL ran out at the gateway (answered with ICMP time exceeded).";
 }
 
 /// One counter per [`DropReason`]; a plain array so counting is one add.

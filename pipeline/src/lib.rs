@@ -26,6 +26,7 @@ pub mod mac_table;
 pub mod neighbour;
 pub mod parse;
 pub mod route;
+pub mod router;
 pub mod stage;
 pub mod wire;
 

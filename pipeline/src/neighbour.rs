@@ -155,7 +155,7 @@ pub struct NeighbourEntry {
     pub state: NeighbourState,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Slot<H> {
     used: bool,
     ip: u32,
@@ -198,7 +198,7 @@ impl<H> Slot<H> {
 }
 
 /// The bounded IPv4 neighbour table; see the module docs.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct NeighbourTable<H> {
     config: NeighbourConfig,
     slots: Vec<Slot<H>>,

@@ -250,7 +250,7 @@ fn the_chain_runs_parse_then_l2_and_reports_both() {
             Verdict::Forward(2)
         ]
     );
-    let [parse, guard, l2, gateway] = chain.reports();
+    let [parse, guard, l2, gateway, _router] = chain.reports();
     assert_eq!(
         (parse.name, guard.name, l2.name, gateway.name),
         ("parse", "guard", "l2", "gateway")

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use switchyard_drivers::{BatchFrames, FramePool, Port};
 use switchyard_pipeline::gateway::Gateway;
 use switchyard_pipeline::guard::PortBinding;
+use switchyard_pipeline::router::RoutedNetwork;
 use switchyard_pipeline::{
     Batch, Chain, DomainId, DropReason, L2Switch, PacketMeta, PortCounters, PortId, StageReport,
     Timestamp, Verdict, MAX_BURST,
@@ -231,7 +232,23 @@ impl<P: Port> Worker<P> {
     /// unbinds it): its frames with another source MAC or IPv4 address are
     /// dropped and counted. Control path (between bursts).
     pub fn bind_port(&mut self, port: PortId, binding: Option<PortBinding>) {
+        // The container's address is a static neighbour of the router: routed
+        // frames reach it without ARP. Unbinding forgets it.
+        let old = self.chain.guard.binding(port);
+        if let Some(ip) = old.and_then(|b| b.ip) {
+            self.chain.router.set_static_neighbour(ip, None);
+        }
+        if let Some(b) = binding {
+            if let Some(ip) = b.ip {
+                self.chain.router.set_static_neighbour(ip, Some(b.mac));
+            }
+        }
         self.chain.bind_port(port, binding);
+    }
+
+    /// Gives the router a network to route (control path).
+    pub fn set_routed_network(&mut self, network: RoutedNetwork) {
+        self.chain.router.set_network(network);
     }
 
     /// Gives bridge domain `domain` a gateway (or none): the switch answers ARP
@@ -766,7 +783,7 @@ impl<P: Port> Worker<P> {
         }
         self.routes[index] = TxRoute::Absent;
         self.chain.l2.set_port_domain(port, None);
-        self.chain.bind_port(port, None);
+        self.bind_port(port, None);
         for handle in self.tx[index].drain(..) {
             self.pool.free(handle);
         }

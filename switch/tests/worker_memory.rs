@@ -337,7 +337,7 @@ fn frames_through_the_gateway_are_counted_drops_until_routing_exists() {
     // Per-stage counters, in chain order.
     let stages = w.stage_reports();
     let names: Vec<_> = stages.iter().map(|s| s.name).collect();
-    assert_eq!(names, ["parse", "guard", "l2", "gateway"]);
+    assert_eq!(names, ["parse", "guard", "l2", "gateway", "router"]);
     assert_eq!(
         (stages[0].counters.frames_in, stages[0].counters.passed),
         (3, 2)

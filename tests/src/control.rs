@@ -58,6 +58,8 @@ pub struct Network {
     pub subnet: Option<String>,
     /// `gateway = "a.b.c.d"`, if any.
     pub gateway: Option<String>,
+    /// `isolated = false` when true (networks are isolated by default).
+    pub open: bool,
 }
 
 impl Network {
@@ -67,6 +69,7 @@ impl Network {
             name: name.to_string(),
             subnet: None,
             gateway: None,
+            open: false,
         }
     }
 
@@ -76,7 +79,14 @@ impl Network {
             name: name.to_string(),
             subnet: Some(subnet.to_string()),
             gateway: Some(gateway.to_string()),
+            open: false,
         }
+    }
+
+    /// The same network with `isolated = false`: routed to other open networks.
+    pub fn open(mut self) -> Network {
+        self.open = true;
+        self
     }
 }
 
@@ -107,6 +117,9 @@ pub fn render_config(
         }
         if let Some(g) = &n.gateway {
             let _ = writeln!(t, "gateway = {}", toml_str(g));
+        }
+        if n.open {
+            let _ = writeln!(t, "isolated = false");
         }
     }
     for p in ports {

@@ -7,6 +7,7 @@ use switchyard_config::{IdleMode, NodeConfig, PipelineMode, XdpMode};
 use switchyard_drivers::afxdp::{AttachMode, XdpModeChoice};
 use switchyard_drivers::sys;
 use switchyard_pipeline::gateway::Gateway;
+use switchyard_pipeline::router::RoutedNetwork;
 use switchyard_pipeline::{DomainId, L2Config, MacAddr};
 
 /// One configured port as the switch runs it.
@@ -48,6 +49,27 @@ pub struct SwitchPlan {
     /// Each network's gateway (address and the switch's MAC for it), by
     /// bridge domain.
     pub gateways: Vec<Option<Gateway>>,
+    /// The networks the router routes (those with a subnet and a gateway).
+    pub routed: Vec<RoutedNetwork>,
+}
+
+/// Network `name` as the router sees it (domain `domain`), if it has a subnet
+/// and a gateway.
+pub fn routed_network(
+    domain: DomainId,
+    name: &str,
+    subnet: Option<switchyard_config::Ipv4Cidr>,
+    gateway: Option<std::net::Ipv4Addr>,
+    isolated: bool,
+) -> Option<RoutedNetwork> {
+    let subnet = subnet?;
+    Some(RoutedNetwork {
+        domain,
+        subnet: subnet.network(),
+        prefix_len: subnet.prefix_len,
+        gateway: network_gateway(name, gateway)?,
+        isolated,
+    })
 }
 
 /// The MAC the switch answers with for network `name`'s gateway address:
@@ -122,6 +144,14 @@ impl SwitchPlan {
                 .networks
                 .iter()
                 .map(|n| network_gateway(&n.name, n.gateway))
+                .collect(),
+            routed: config
+                .networks
+                .iter()
+                .enumerate()
+                .filter_map(|(d, n)| {
+                    routed_network(d as DomainId, &n.name, n.subnet, n.gateway, n.isolated)
+                })
                 .collect(),
         }
     }

@@ -30,12 +30,6 @@ pub fn unsupported_issues(config: &NodeConfig) -> Vec<ConfigIssue> {
                 "masquerade is not supported yet (no NAT in this build); remove it or set it to false",
             );
         }
-        if network.isolated {
-            refuse(
-                "isolated",
-                "isolated is not supported yet (no routing or ACLs between networks in this build); remove it",
-            );
-        }
         if network.vni.is_some() {
             refuse(
                 "vni",
@@ -90,7 +84,6 @@ mod tests {
             [
                 ("uplink", (1, 1)),
                 ("network[0].masquerade", (8, 14)),
-                ("network[0].isolated", (9, 12)),
                 ("network[0].vni", (10, 7)),
                 ("port[0].driver", (14, 10)),
             ]
@@ -117,7 +110,7 @@ mod tests {
 
     #[test]
     fn defaults_and_explicit_off_are_accepted() {
-        let text = "[[network]]\nname = \"a\"\nmasquerade = false\nisolated = false\n";
+        let text = "[[network]]\nname = \"a\"\nmasquerade = false\nisolated = false\n\n[[network]]\nname = \"b\"\nisolated = true\n";
         assert_eq!(issues(text), []);
         let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/examples/node.toml");
         let config = switchyard_config::load(std::path::Path::new(example)).unwrap();

@@ -22,6 +22,7 @@ use switchyard_drivers::afxdp::{
 use switchyard_drivers::{sys, PortError};
 use switchyard_pipeline::gateway::Gateway;
 use switchyard_pipeline::guard::PortBinding;
+use switchyard_pipeline::router::RoutedNetwork;
 use switchyard_pipeline::{DomainId, L2Switch, PortId, Timestamp};
 use tracing::warn;
 
@@ -73,6 +74,8 @@ pub enum WorkerCommand {
         cells: Arc<PortCells>,
         /// The gateway of the port's network (set for its domain).
         gateway: Option<Gateway>,
+        /// The port's network as the router sees it (if routed).
+        routed: Option<RoutedNetwork>,
         /// The station the port is bound to (attached containers): frames with
         /// another source are dropped.
         binding: Option<PortBinding>,
@@ -314,10 +317,14 @@ fn run(
                 route,
                 cells,
                 gateway,
+                routed,
                 binding,
                 done,
             }) => {
                 worker.set_gateway(domain, gateway);
+                if let Some(network) = routed {
+                    worker.set_routed_network(network);
+                }
                 worker.bind_port(port, binding);
                 worker.add_port_published(port, Some(domain), sockets, route, cells);
                 let _ = done.send(());
@@ -422,6 +429,9 @@ fn open(spec: &WorkerSpec) -> Result<Worker<XdpPort>, OpenError> {
     worker.set_pipeline(plan.pipeline);
     for (domain, gateway) in plan.gateways.iter().enumerate() {
         worker.set_gateway(domain as DomainId, *gateway);
+    }
+    for network in &plan.routed {
+        worker.set_routed_network(*network);
     }
     Ok(worker)
 }

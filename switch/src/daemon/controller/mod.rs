@@ -117,6 +117,7 @@ struct NetworkEntry {
     name: String,
     subnet: Option<Ipv4Cidr>,
     gateway: Option<Ipv4Addr>,
+    isolated: bool,
 }
 
 /// An error reply in the making.
@@ -188,6 +189,7 @@ impl Controller {
                     name: n.name.clone(),
                     subnet: n.subnet,
                     gateway: n.gateway,
+                    isolated: n.isolated,
                 })
             })
             .collect();
@@ -511,6 +513,9 @@ impl Controller {
         let gateway = self.networks[domain as usize]
             .as_ref()
             .and_then(|n| super::plan::network_gateway(&n.name, n.gateway));
+        let routed = self.networks[domain as usize].as_ref().and_then(|n| {
+            super::plan::routed_network(domain, &n.name, n.subnet, n.gateway, n.isolated)
+        });
         // Each worker counts the port in cells this thread keeps and reads.
         let cells: Vec<Arc<PortCells>> = self
             .workers
@@ -536,6 +541,7 @@ impl Controller {
                     route: placement.tx[0],
                     cells: Arc::clone(cells),
                     gateway,
+                    routed,
                     binding,
                     done,
                 };

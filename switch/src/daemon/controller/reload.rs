@@ -27,6 +27,32 @@ impl Controller {
         // with attached containers keeps its addressing (their addresses and
         // routes were configured inside the containers from it).
         let new_networks: HashSet<&str> = new.networks.iter().map(|n| n.name.as_str()).collect();
+        // Isolation is set in every worker's router when a network's first port
+        // arrives; changing it under ports would leave them with the old rule.
+        for (index, fresh) in new.networks.iter().enumerate() {
+            let Some(old) = self.network(&fresh.name) else {
+                continue;
+            };
+            if old.isolated == fresh.isolated {
+                continue;
+            }
+            if let Some(port) = self
+                .ports
+                .iter()
+                .flatten()
+                .find(|p| p.network == fresh.name)
+            {
+                return Err(CtlError::new(
+                    ErrorCode::InvalidConfig,
+                    format!(
+                        "network[{index}].isolated: network {:?} has ports (port {:?}); its \
+                         isolation changes with a restart, or once it has none (nothing was \
+                         changed)",
+                        fresh.name, port.name
+                    ),
+                ));
+            }
+        }
         for port in self
             .ports
             .iter()
@@ -118,6 +144,7 @@ impl Controller {
                     Some(fresh) => {
                         network.subnet = fresh.subnet;
                         network.gateway = fresh.gateway;
+                        network.isolated = fresh.isolated;
                     }
                     None => {
                         *slot = None;
@@ -132,6 +159,7 @@ impl Controller {
                     name: network.name.clone(),
                     subnet: network.subnet,
                     gateway: network.gateway,
+                    isolated: network.isolated,
                 });
                 match self.networks.iter().position(Option::is_none) {
                     Some(free) => self.networks[free] = entry,
