@@ -1,0 +1,93 @@
+//! Random frames through the whole chain with gateways, the source guard and
+//! the router on two open networks, burst after burst: must never panic;
+//! every frame ends decided; a frame the chain forwarded or flooded keeps its
+//! length (routing rewrites headers in place); an originated frame is an
+//! answer back out of its port (ARP reply, echo, time exceeded) or a flooded
+//! ARP request of at most a minimum frame.
+//!
+//! Input format, repeated: `[n_frames]` then per frame `[port, len, bytes..]`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use std::net::Ipv4Addr;
+use switchyard_pipeline::router::RoutedNetwork;
+use switchyard_pipeline::{
+    Batch, Chain, FrameStore, Gateway, L2Config, L2Switch, MacAddr, PacketMeta, PortBinding,
+    Timestamp, Verdict, MAX_BURST,
+};
+
+fn gateway(n: u8) -> Gateway {
+    Gateway {
+        ip: Ipv4Addr::new(10, 0, n, 1),
+        mac: MacAddr([0x02, 0, 0, 0, n, 1]),
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut l2 = L2Switch::new(L2Config {
+        max_entries: 16,
+        aging_ns: 1_000,
+    });
+    for port in 0..4u16 {
+        l2.set_port_domain(port, Some(port / 2));
+    }
+    let mut chain = Chain::new(l2);
+    for d in 0..2u16 {
+        chain.set_gateway(d, Some(gateway(d as u8)));
+        chain.router.set_network(RoutedNetwork {
+            domain: d,
+            subnet: Ipv4Addr::new(10, 0, d as u8, 0),
+            prefix_len: 24,
+            gateway: gateway(d as u8),
+            isolated: false,
+        });
+    }
+    chain.bind_port(
+        1,
+        Some(PortBinding {
+            mac: MacAddr([0x02, 0, 0, 0, 0, 5]),
+            ip: Some(Ipv4Addr::new(10, 0, 0, 5)),
+        }),
+    );
+    chain
+        .router
+        .set_static_neighbour(Ipv4Addr::new(10, 0, 1, 7), Some(MacAddr([2, 0, 0, 1, 0, 7])));
+    let mut rest = data;
+    let mut frames: Vec<Vec<u8>> = Vec::with_capacity(2 * MAX_BURST);
+    let mut metas = vec![PacketMeta::new(0); 64];
+    let mut now = 0;
+    while let [n, tail @ ..] = rest {
+        rest = tail;
+        now += 1_000_000_000;
+        frames.clear();
+        let n = usize::from(*n % 32);
+        for k in 0..n {
+            let [port, len, tail @ ..] = rest else { break };
+            let len = usize::from(*len).min(tail.len());
+            frames.push(tail[..len].to_vec());
+            metas[k] = PacketMeta::new(u16::from(*port % 4));
+            rest = &tail[len..];
+        }
+        let received = frames.len();
+        let lens: Vec<usize> = frames.iter().map(Vec::len).collect();
+        let mut batch = Batch::new(&mut frames, &mut metas, Timestamp(now));
+        chain.run(&mut batch);
+        let decided: Vec<PacketMeta> = batch.metas().to_vec();
+        for (k, meta) in decided.iter().enumerate() {
+            assert!(!meta.verdict.is_pending(), "undecided frame");
+            let len = frames.frame(k).len();
+            if k < received {
+                if matches!(meta.verdict, Verdict::Forward(_) | Verdict::Flood) {
+                    assert_eq!(len, lens[k], "a forwarded frame changed length");
+                }
+            } else {
+                match meta.verdict {
+                    Verdict::Forward(p) => assert_eq!(p, meta.in_port),
+                    Verdict::Flood => assert!(len <= 60),
+                    Verdict::Local => {}
+                    v => panic!("originated frame with verdict {v:?}"),
+                }
+            }
+        }
+    }
+});
