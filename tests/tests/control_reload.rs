@@ -550,6 +550,23 @@ fn reload_never_moves_a_container_to_another_network() {
         check_domains(&lab, &format!("after the refused {field} change"));
     }
 
+    // Opening red to other networks under its ports: refused (the workers'
+    // routers took its isolation when its ports arrived), named, nothing changed.
+    let text = render_config(
+        &small_rings(),
+        lab.socket(),
+        &[red.clone().open(), blue.clone()],
+        &ports,
+    );
+    lab.write_config_text(&text);
+    let out = lab.ctl_err(&["reload"], "invalid_config");
+    assert!(
+        out.stderr.contains("network[0].isolated") && out.stderr.contains("\"red\""),
+        "the refusal must name the network and field:\n{out}"
+    );
+    assert_eq!(port_set(&lab), before, "a refused reload changed ports");
+    check_domains(&lab, "after the refused isolation change");
+
     // Removing red while c1 is attached: refused too.
     let text = render_config(
         &small_rings(),
