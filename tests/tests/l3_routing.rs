@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use switchyard_tests::control::{ping_from, Attached, ControlLab, Network};
-use switchyard_tests::{require_root, tcp_transfer};
+use switchyard_tests::{require_root, tcp_transfer, udp_burst, DaemonConfig, UdpBurst};
 
 /// `ping` output with its arguments, run in `c`'s namespace.
 fn ping_raw(c: &Attached, args: &[&str]) -> String {
@@ -84,4 +84,66 @@ fn open_networks_route_to_each_other_and_isolated_ones_do_not() {
     // Its own gateway still answers.
     let r = ping_from(&d.netns, d.gateway.unwrap(), 2);
     assert!(r.all_replied(), "db -> its gateway: {}", r.output);
+}
+
+/// Two workers: a container's veth has a queue per worker, so its flows arrive
+/// on either; each worker's router has the attached containers as static
+/// neighbours, and routed flows arrive complete in both directions.
+#[test]
+fn routing_works_on_every_worker() {
+    require_root!();
+    let lab = ControlLab::builder()
+        .network(Network::with_subnet("web", "198.18.73.0/24", "198.18.73.1").open())
+        .network(Network::with_subnet("api", "198.18.74.0/24", "198.18.74.1").open())
+        .daemon_config(DaemonConfig {
+            workers: vec![0, 1],
+            ..DaemonConfig::default()
+        })
+        .start();
+    let id = lab.id().to_string();
+    let w = lab.attach(&lab.netns("w"), "web", &format!("{id}-w"));
+    let a = lab.attach(&lab.netns("a"), "api", &format!("{id}-a"));
+    for (from, to) in [(&w, &a), (&a, &w)] {
+        let r = ping_from(&from.netns, to.ip, 3);
+        assert!(
+            r.all_replied(),
+            "{} -> {}: {}",
+            from.name,
+            to.name,
+            r.output
+        );
+    }
+    // Sixteen flows (a socket each, so a random transmit hash each: spread over
+    // both queues, hence both workers, but for a 1 in 32,768 chance).
+    for flow in 0..16u16 {
+        let report = udp_burst(
+            &w.host(),
+            &a.host(),
+            UdpBurst {
+                port: 6300 + flow,
+                count: 200,
+                batch: 8,
+                ..UdpBurst::default()
+            },
+        );
+        assert!(
+            report.delivery_ratio() >= 0.99 && report.corrupt == 0,
+            "routed flow {flow}: {report:?}"
+        );
+    }
+    let stats = lab.ctl_json(&["stats"]);
+    let routed_on = stats["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| {
+            w["stages"]
+                .as_array()
+                .and_then(|s| s.iter().find(|s| s["name"] == "router"))
+                .and_then(|r| r["frames_in"].as_u64())
+                .unwrap_or(0)
+                > 0
+        })
+        .count();
+    assert_eq!(routed_on, 2, "both workers routed: {stats}");
 }
