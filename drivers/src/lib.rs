@@ -14,6 +14,7 @@
 pub mod afxdp;
 pub mod batch;
 pub mod memory;
+pub mod netns;
 pub mod sys;
 
 pub use batch::BatchFrames;

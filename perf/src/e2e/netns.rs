@@ -1,52 +1,24 @@
-//! Running Rust code inside a named network namespace.
-//!
-//! `setns` changes the namespace of the calling *thread* only, so each piece of
-//! in-namespace work gets a fresh thread that enters the namespace first and
-//! never leaves it; the main thread stays in the root namespace.
+//! Running Rust code inside a named network namespace (a wrapper over
+//! `switchyard_drivers::netns`, shared with the tests), and
+//! reading an interface's counters from inside one.
 
-use crate::sys;
 use anyhow::{anyhow, Context, Result};
-use std::fs::File;
-use std::path::PathBuf;
-use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::Duration;
+use switchyard_drivers::netns::{spawn_in_netns, NetnsThread};
 
-/// Where `ip netns add NAME` bind-mounts the namespace.
-pub fn netns_path(name: &str) -> PathBuf {
-    PathBuf::from("/var/run/netns").join(name)
-}
+pub use switchyard_drivers::netns::netns_path;
 
 /// A thread running inside a namespace; join it with a deadline.
-pub struct NsThread<T> {
-    label: String,
-    rx: mpsc::Receiver<Result<T>>,
-    handle: JoinHandle<()>,
-}
+pub struct NsThread<T>(NetnsThread<Result<T>>);
 
-/// Spawns `f` on a new thread named `label` inside namespace `netns`.
+/// Spawns `f` on a new thread named `label` inside namespace `netns` (the one
+/// implementation in `switchyard_drivers::netns`, errors as `anyhow`).
 pub fn spawn_in<T, F>(netns: &str, label: &str, f: F) -> Result<NsThread<T>>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T> + Send + 'static,
 {
-    let (tx, rx) = mpsc::channel();
-    let path = netns_path(netns);
-    let handle = std::thread::Builder::new()
-        .name(label.to_string())
-        .spawn(move || {
-            let result = File::open(&path)
-                .and_then(|ns| sys::setns_net(&ns))
-                .with_context(|| format!("entering network namespace {}", path.display()))
-                .and_then(|()| f());
-            let _ = tx.send(result);
-        })
-        .context("spawning a namespace thread")?;
-    Ok(NsThread {
-        label: label.to_string(),
-        rx,
-        handle,
-    })
+    Ok(NsThread(spawn_in_netns(&netns_path(netns), label, f)?))
 }
 
 impl<T> NsThread<T> {
@@ -55,20 +27,7 @@ impl<T> NsThread<T> {
     /// On timeout the thread is left behind: every loop it runs is bounded in
     /// time, so it ends by itself soon after.
     pub fn join(self, timeout: Duration) -> Result<T> {
-        match self.rx.recv_timeout(timeout) {
-            Ok(result) => {
-                let _ = self.handle.join();
-                result.with_context(|| format!("in thread {:?}", self.label))
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(anyhow!(
-                "thread {:?} did not finish within {timeout:?}",
-                self.label
-            )),
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                let _ = self.handle.join();
-                Err(anyhow!("thread {:?} panicked", self.label))
-            }
-        }
+        self.0.join(timeout)?
     }
 }
 
