@@ -35,6 +35,18 @@ fn learned_unicast_not_flooded(dp: Dataplane) {
         ..UdpBurst::default()
     };
     let report = udp_burst(lab.host("h1"), lab.host("h2"), burst);
+    if report.delivery_ratio() < 0.99 && dp == Dataplane::Switchyard {
+        // Say where the frames went (the kernel's drops on h1's socket, the
+        // switch's own), so a failure here can be told apart from a slow wake.
+        let stats = lab.daemon().fresh_stats(std::time::Duration::from_secs(5));
+        for host in ["h1", "h2"] {
+            let p = stats.port(host);
+            eprintln!(
+                "{host}: rx {} tx {} drops {:?} kernel {:?}",
+                p.rx_packets, p.tx_packets, p.drops, p.kernel_drops
+            );
+        }
+    }
     assert!(
         report.delivery_ratio() >= 0.99,
         "unicast h1 -> h2 itself failed on {dp:?}: {report:?}"
