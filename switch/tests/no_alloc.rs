@@ -3,39 +3,11 @@
 //! under a counting global allocator without one allocation.
 
 use etherparse::PacketBuilder;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
 use switchyard_drivers::memory::{MemPool, MemPort};
 use switchyard_pipeline::{L2Config, L2Switch, Timestamp};
 use switchyard_switch::worker::Worker;
 
-struct CountingAllocator;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: defers every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for CountingAllocator {
-    // SAFETY: the trait's own signature; callers keep GlobalAlloc's contract.
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    // SAFETY: the trait's own signature; callers keep GlobalAlloc's contract.
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    // SAFETY: the trait's own signature; callers keep GlobalAlloc's contract.
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
+mod common;
 
 fn frame(src: u8, dst: [u8; 6]) -> Vec<u8> {
     let builder = PacketBuilder::ethernet2([2, 0, 0, 0, 0, src], dst)
@@ -73,12 +45,12 @@ fn worker_loop_allocates_nothing_per_packet() {
     for turn in 0..100 {
         worker.poll_once(Timestamp(turn));
     }
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = common::allocations();
     let mut received = 0;
     for turn in 100..5_100 {
         received += worker.poll_once(Timestamp(turn));
     }
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocations = common::allocations() - before;
     assert!(
         received >= 5_000 * 64,
         "the loop did real work: {received} frames"

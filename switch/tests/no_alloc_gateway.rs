@@ -3,9 +3,7 @@
 //! requests in place, run thousands of batches under a counting global
 //! allocator without one allocation (own test binary: the counter is global).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use switchyard_drivers::memory::MemPool;
 use switchyard_drivers::{BatchFrames, FramePool};
 use switchyard_pipeline::{
@@ -13,33 +11,7 @@ use switchyard_pipeline::{
     Verdict,
 };
 
-struct CountingAllocator;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: defers every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for CountingAllocator {
-    // SAFETY: the trait's own signature; callers keep GlobalAlloc's contract.
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    // SAFETY: the trait's own signature; callers keep GlobalAlloc's contract.
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    // SAFETY: the trait's own signature; callers keep GlobalAlloc's contract.
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
+mod common;
 
 const GW: Gateway = Gateway {
     ip: Ipv4Addr::new(10, 0, 0, 1),
@@ -111,11 +83,11 @@ fn originating_replies_allocates_nothing() {
     for t in 0..10 {
         turn(t);
     }
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = common::allocations();
     for t in 10..5_010 {
         turn(t);
     }
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocations = common::allocations() - before;
     assert_eq!(allocations, 0, "{allocations} allocations in 5,000 batches");
     assert_eq!(gw.stats().arp_replies, 5_010 * burst as u64 / 2);
     assert_eq!(pool.free_count(), pool.total());
