@@ -13,7 +13,7 @@ use crate::gateway::{Gateway, GatewayStage};
 use crate::guard::{PortBinding, SourceGuard};
 use crate::l2::L2Switch;
 use crate::parse::ParseStage;
-use crate::router::Router;
+use crate::router::{RoutedNetwork, Router};
 use crate::stage::{Stage, StageReport};
 use crate::wire::ethertype;
 
@@ -50,7 +50,25 @@ impl Chain {
     /// Binds `port` to the station the switch assigned it (or unbinds it):
     /// frames from it with another source are dropped. Control path.
     pub fn bind_port(&mut self, port: PortId, binding: Option<PortBinding>) {
+        // The station's address is a static neighbour of the router: routed
+        // frames reach it without ARP. Unbinding forgets it.
+        if let Some(ip) = self.guard.binding(port).and_then(|b| b.ip) {
+            self.router.set_static_neighbour(ip, None);
+        }
+        if let Some(PortBinding { mac, ip: Some(ip) }) = binding {
+            self.router.set_static_neighbour(ip, Some(mac));
+        }
         self.guard.bind(port, binding);
+    }
+
+    /// Gives `domain` its routed network (or none): its gateway answers and
+    /// the router routes to and from it. Control path.
+    pub fn set_network(&mut self, domain: DomainId, network: Option<RoutedNetwork>) {
+        self.set_gateway(domain, network.map(|n| n.gateway));
+        match network {
+            Some(network) => self.router.set_network(network),
+            None => self.router.remove_network(domain),
+        }
     }
 
     /// Gives `domain` a gateway (or none): the L2 stage hands frames to its MAC

@@ -250,7 +250,7 @@ impl<H> NeighbourTable<H> {
             let slot = &mut self.slots[at as usize];
             let retry_due = now.saturating_since(slot.last_probe) >= config.retry_ns;
             return match slot.state {
-                NeighbourState::Static | NeighbourState::Reachable => {
+                NeighbourState::Static | NeighbourState::Reachable | NeighbourState::Stale => {
                     if slot.state == NeighbourState::Reachable
                         && now.saturating_since(slot.confirmed) >= config.reachable_ns
                     {
@@ -265,17 +265,6 @@ impl<H> NeighbourTable<H> {
                         mac: slot.mac,
                         frame,
                         probe,
-                    }
-                }
-                NeighbourState::Stale => {
-                    if retry_due {
-                        slot.last_probe = now;
-                        slot.probes = slot.probes.saturating_add(1);
-                    }
-                    Resolve::Ready {
-                        mac: slot.mac,
-                        frame,
-                        probe: retry_due,
                     }
                 }
                 NeighbourState::Incomplete => {
@@ -311,17 +300,10 @@ impl<H> NeighbourTable<H> {
                 reason: NeighbourDrop::TableFull,
             };
         };
-        let slot = &mut self.slots[at as usize];
-        slot.used = true;
-        slot.ip = key;
-        slot.mac = MacAddr([0; 6]);
-        slot.state = NeighbourState::Incomplete;
-        slot.confirmed = now;
-        slot.last_probe = now;
+        let slot = self.occupy(at, key, MacAddr([0; 6]), NeighbourState::Incomplete, now);
         slot.probes = 1;
         slot.queue[0] = Some(frame);
         slot.queued = 1;
-        self.index.insert(key, at);
         self.unresolved += 1;
         Resolve::Queued { probe: true }
     }
@@ -363,16 +345,31 @@ impl<H> NeighbourTable<H> {
         let Some(at) = self.free.pop() else {
             return false;
         };
+        self.occupy(at, key, mac, NeighbourState::Reachable, now);
+        true
+    }
+
+    /// Puts a new entry for `key` into free slot `at` (indexed, no probes,
+    /// nothing queued) and returns it for the caller's finishing touches.
+    fn occupy(
+        &mut self,
+        at: u32,
+        key: u32,
+        mac: MacAddr,
+        state: NeighbourState,
+        now: Timestamp,
+    ) -> &mut Slot<H> {
+        self.index.insert(key, at);
         let slot = &mut self.slots[at as usize];
         slot.used = true;
         slot.ip = key;
         slot.mac = mac;
-        slot.state = NeighbourState::Reachable;
+        slot.state = state;
         slot.confirmed = now;
         slot.last_probe = now;
         slot.probes = 0;
-        self.index.insert(key, at);
-        true
+        slot.queued = 0;
+        slot
     }
 
     /// Adds or replaces a static entry (from the config). A waiting entry
@@ -391,11 +388,7 @@ impl<H> NeighbourTable<H> {
                     .free
                     .pop()
                     .ok_or(NeighbourError::TableFull(self.config.max_entries))?;
-                self.index.insert(key, at);
-                let slot = &mut self.slots[at as usize];
-                slot.used = true;
-                slot.ip = key;
-                slot.state = NeighbourState::Static;
+                self.occupy(at, key, mac, NeighbourState::Static, Timestamp(0));
                 at
             }
         };

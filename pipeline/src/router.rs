@@ -205,9 +205,6 @@ impl Router {
             }
             let verdict = self.route_one(l2, batch, i, &meta, now);
             batch.metas_mut()[i].verdict = verdict;
-            if let Verdict::Flood = verdict {
-                batch.metas_mut()[i].domain = self.egress_domain(&meta).unwrap_or(meta.domain);
-            }
             self.counters.record(&verdict);
         }
         if self.neighbours.stats().unresolved > 0 {
@@ -222,10 +219,6 @@ impl Router {
 
     fn gateway_of(&self, domain: DomainId) -> Option<Gateway> {
         Some(self.networks.get(usize::from(domain))?.as_ref()?.gateway)
-    }
-
-    fn egress_domain(&self, meta: &PacketMeta) -> Option<DomainId> {
-        self.routes.lookup(meta.dst_ip).map(|(_, d)| *d)
     }
 
     fn route_one<F: FrameStore + ?Sized>(
@@ -297,7 +290,11 @@ impl Router {
         frame[6..12].copy_from_slice(&egress.gateway.mac.0);
         match l2.mac_table().lookup(egress.domain, mac, now) {
             Some(port) if Some(egress.domain) == l2.port_domain(port) => Verdict::Forward(port),
-            _ => Verdict::Flood,
+            _ => {
+                // Flooded in the egress network, not the one it came from.
+                batch.metas_mut()[i].domain = egress.domain;
+                Verdict::Flood
+            }
         }
     }
 

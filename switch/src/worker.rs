@@ -22,7 +22,6 @@ use crate::published::{PortCells, TableGauges, WorkerBoard};
 use crate::stats::WorkerCounters;
 use std::sync::Arc;
 use switchyard_drivers::{BatchFrames, FramePool, Port};
-use switchyard_pipeline::gateway::Gateway;
 use switchyard_pipeline::guard::PortBinding;
 use switchyard_pipeline::router::RoutedNetwork;
 use switchyard_pipeline::{
@@ -232,29 +231,14 @@ impl<P: Port> Worker<P> {
     /// unbinds it): its frames with another source MAC or IPv4 address are
     /// dropped and counted. Control path (between bursts).
     pub fn bind_port(&mut self, port: PortId, binding: Option<PortBinding>) {
-        // The container's address is a static neighbour of the router: routed
-        // frames reach it without ARP. Unbinding forgets it.
-        let old = self.chain.guard.binding(port);
-        if let Some(ip) = old.and_then(|b| b.ip) {
-            self.chain.router.set_static_neighbour(ip, None);
-        }
-        if let Some(b) = binding {
-            if let Some(ip) = b.ip {
-                self.chain.router.set_static_neighbour(ip, Some(b.mac));
-            }
-        }
         self.chain.bind_port(port, binding);
     }
 
-    /// Gives the router a network to route (control path).
-    pub fn set_routed_network(&mut self, network: RoutedNetwork) {
-        self.chain.router.set_network(network);
-    }
-
-    /// Gives bridge domain `domain` a gateway (or none): the switch answers ARP
-    /// and ping for its address. Control path (between bursts).
-    pub fn set_gateway(&mut self, domain: DomainId, gateway: Option<Gateway>) {
-        self.chain.set_gateway(domain, gateway);
+    /// Gives bridge domain `domain` its routed network (or none): the switch
+    /// answers ARP and ping for its gateway and routes to and from it.
+    /// Control path (between bursts).
+    pub fn set_network(&mut self, domain: DomainId, network: Option<RoutedNetwork>) {
+        self.chain.set_network(domain, network);
     }
 
     /// Chooses the forwarding pipeline (the L2 switch unless told otherwise).

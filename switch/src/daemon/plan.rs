@@ -46,11 +46,10 @@ pub struct SwitchPlan {
     pub pipeline: PipelineKind,
     /// What idle workers do.
     pub idle: IdleMode,
-    /// Each network's gateway (address and the switch's MAC for it), by
-    /// bridge domain.
-    pub gateways: Vec<Option<Gateway>>,
-    /// The networks the router routes (those with a subnet and a gateway).
-    pub routed: Vec<RoutedNetwork>,
+    /// Each network as the gateway and router see it (those with a subnet and
+    /// a gateway: the config allows no gateway without a subnet), by bridge
+    /// domain.
+    pub networks: Vec<Option<RoutedNetwork>>,
 }
 
 /// Network `name` as the router sees it (domain `domain`), if it has a subnet
@@ -140,16 +139,11 @@ impl SwitchPlan {
                 PipelineMode::Empty => PipelineKind::Empty,
             },
             idle: config.switch.idle,
-            gateways: config
-                .networks
-                .iter()
-                .map(|n| network_gateway(&n.name, n.gateway))
-                .collect(),
-            routed: config
+            networks: config
                 .networks
                 .iter()
                 .enumerate()
-                .filter_map(|(d, n)| {
+                .map(|(d, n)| {
                     routed_network(d as DomainId, &n.name, n.subnet, n.gateway, n.isolated)
                 })
                 .collect(),

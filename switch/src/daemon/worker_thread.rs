@@ -20,7 +20,6 @@ use switchyard_drivers::afxdp::{
     AttachMode, Redirect, UmemHandle, UmemPool, XdpPort, XdpPortConfig,
 };
 use switchyard_drivers::{sys, PortError};
-use switchyard_pipeline::gateway::Gateway;
 use switchyard_pipeline::guard::PortBinding;
 use switchyard_pipeline::router::RoutedNetwork;
 use switchyard_pipeline::{DomainId, L2Switch, PortId, Timestamp};
@@ -72,10 +71,9 @@ pub enum WorkerCommand {
         route: TxRoute,
         /// Where the worker counts the port (the control thread reads it).
         cells: Arc<PortCells>,
-        /// The gateway of the port's network (set for its domain).
-        gateway: Option<Gateway>,
-        /// The port's network as the router sees it (if routed).
-        routed: Option<RoutedNetwork>,
+        /// The port's network as the gateway and router see it (if it has
+        /// a subnet and a gateway), set for its domain.
+        network: Option<RoutedNetwork>,
         /// The station the port is bound to (attached containers): frames with
         /// another source are dropped.
         binding: Option<PortBinding>,
@@ -316,15 +314,11 @@ fn run(
                 sockets,
                 route,
                 cells,
-                gateway,
-                routed,
+                network,
                 binding,
                 done,
             }) => {
-                worker.set_gateway(domain, gateway);
-                if let Some(network) = routed {
-                    worker.set_routed_network(network);
-                }
+                worker.set_network(domain, network);
                 worker.bind_port(port, binding);
                 worker.add_port_published(port, Some(domain), sockets, route, cells);
                 let _ = done.send(());
@@ -427,11 +421,8 @@ fn open(spec: &WorkerSpec) -> Result<Worker<XdpPort>, OpenError> {
         plan.burst,
     );
     worker.set_pipeline(plan.pipeline);
-    for (domain, gateway) in plan.gateways.iter().enumerate() {
-        worker.set_gateway(domain as DomainId, *gateway);
-    }
-    for network in &plan.routed {
-        worker.set_routed_network(*network);
+    for (domain, network) in plan.networks.iter().enumerate() {
+        worker.set_network(domain as DomainId, *network);
     }
     Ok(worker)
 }

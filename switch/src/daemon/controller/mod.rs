@@ -510,10 +510,7 @@ impl Controller {
             .map(|p| p.sockets.iter().map(|s| s.queue).collect())
             .collect();
         let binding = entry.binding();
-        let gateway = self.networks[domain as usize]
-            .as_ref()
-            .and_then(|n| super::plan::network_gateway(&n.name, n.gateway));
-        let routed = self.networks[domain as usize].as_ref().and_then(|n| {
+        let network = self.networks[domain as usize].as_ref().and_then(|n| {
             super::plan::routed_network(domain, &n.name, n.subnet, n.gateway, n.isolated)
         });
         // Each worker counts the port in cells this thread keeps and reads.
@@ -540,8 +537,7 @@ impl Controller {
                     sockets,
                     route: placement.tx[0],
                     cells: Arc::clone(cells),
-                    gateway,
-                    routed,
+                    network,
                     binding,
                     done,
                 };
