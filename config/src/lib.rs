@@ -16,6 +16,7 @@
 
 mod cidr;
 mod error;
+mod mac;
 mod model;
 mod parse;
 mod report;
@@ -26,9 +27,10 @@ use std::path::Path;
 
 pub use cidr::{CidrError, Ipv4Cidr};
 pub use error::{ConfigError, ConfigIssue, Location};
+pub use mac::MacAddress;
 pub use model::{
-    IdleMode, NetworkConfig, NodeConfig, PipelineMode, PortConfig, PortDriver, SwitchConfig,
-    UplinkConfig, XdpMode,
+    IdleMode, NetworkConfig, NodeConfig, PipelineMode, PortConfig, PortDriver, StaticNeighbour,
+    SwitchConfig, UplinkConfig, XdpMode,
 };
 
 /// Reads and parses the node file at `path`.

@@ -302,17 +302,35 @@ impl FromStr for XdpMode {
     }
 }
 
-/// `[uplink]`: the interface traffic leaves the node through (NAT, VXLAN).
-/// Accepted and checked now; used by later issues.
+/// `[uplink]`: the node's way out. An AF_XDP port on the node's outward
+/// interface, owned by the switch (as a DPDK or VPP NIC is: the host's own
+/// stack no longer receives on it), with the node's address: routed traffic
+/// from every network leaves here, toward `gateway` when no network covers
+/// its destination.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UplinkConfig {
     /// Linux interface name, e.g. `eth1`.
     pub interface: String,
     /// The node's address on the uplink with its prefix, e.g.
-    /// `192.0.2.10/24` (host bits expected).
-    pub address: Option<Ipv4Cidr>,
-    /// Next hop for traffic leaving the node; inside `address`'s prefix.
+    /// `192.0.2.10/24` (host bits expected; not the network or broadcast
+    /// address).
+    pub address: Ipv4Cidr,
+    /// Next hop for traffic no network covers (the default route); inside
+    /// `address`'s prefix. Without it only the uplink's own prefix is reached.
     pub gateway: Option<Ipv4Addr>,
+    /// `[uplink.neighbours]`: static ARP entries, `"192.0.2.1" =
+    /// "02:00:5e:10:00:01"`, each inside `address`'s prefix and not the
+    /// node's own address; never aged, never asked for.
+    pub neighbours: Vec<StaticNeighbour>,
+}
+
+/// One static neighbour of the uplink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StaticNeighbour {
+    /// Its address.
+    pub ip: Ipv4Addr,
+    /// Its MAC.
+    pub mac: crate::MacAddress,
 }
 
 /// `[[network]]`: one L2 domain, optionally with an L3 gateway, like a Docker
@@ -337,6 +355,12 @@ pub struct NetworkConfig {
     pub vni: Option<u32>,
     /// Where the `[[network]]` table starts, for run-time error reports.
     pub location: Location,
+}
+
+impl NetworkConfig {
+    /// Names of the networks and ports the switch makes itself (the uplink,
+    /// the host port), which no `[[network]]` or port can take.
+    pub const RESERVED_NAMES: [&'static str; 2] = ["uplink", "host"];
 }
 
 /// `[[port]]`: a port attached at start-up.

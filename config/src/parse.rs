@@ -14,8 +14,8 @@ use std::str::FromStr;
 use crate::report::Report;
 use crate::tree::{Entry, Fields, Kind, Node};
 use crate::{
-    IdleMode, Ipv4Cidr, Location, NetworkConfig, NodeConfig, PipelineMode, PortConfig, PortDriver,
-    SwitchConfig, UplinkConfig, XdpMode,
+    IdleMode, Ipv4Cidr, Location, MacAddress, NetworkConfig, NodeConfig, PipelineMode, PortConfig,
+    PortDriver, StaticNeighbour, SwitchConfig, UplinkConfig, XdpMode,
 };
 
 /// Builds the config from the document root, recording issues in `r`.
@@ -119,16 +119,52 @@ fn workers(f: &mut Fields<'_>, r: &mut Report) -> Option<Vec<usize>> {
 fn build_uplink(loc: Location, entries: &[Entry], r: &mut Report) -> UplinkConfig {
     let mut f = Fields::new("uplink", loc, entries);
     let interface = required(&mut f, "interface", r, string);
-    let address = cidr(&mut f, "address", r);
+    let address = required(&mut f, "address", r, cidr);
     let gateway = ipv4(&mut f, "gateway", r);
+    let neighbours = table(&mut f, "neighbours", r)
+        .map(|(_, entries)| static_neighbours(entries, r))
+        .unwrap_or_default();
     f.finish(r);
     // Placeholders for missing required fields are safe: the field is marked
     // failed, so the validator skips it, and the config is rejected anyway.
     UplinkConfig {
         interface: interface.unwrap_or_default(),
-        address,
+        address: address.unwrap_or(Ipv4Cidr {
+            addr: Ipv4Addr::UNSPECIFIED,
+            prefix_len: 0,
+        }),
         gateway,
+        neighbours,
     }
+}
+
+/// `[uplink.neighbours]`: `"ip" = "mac"` entries.
+fn static_neighbours(entries: &[Entry], r: &mut Report) -> Vec<StaticNeighbour> {
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let path = format!("uplink.neighbours.{}", entry.key);
+        r.record(&path, entry.value.loc);
+        let Ok(ip) = entry.key.parse::<Ipv4Addr>() else {
+            r.error_at(
+                &path,
+                Some(entry.key_loc),
+                format!(
+                    "\"{}\" is not an IPv4 address (each key is a neighbour's address)",
+                    entry.key
+                ),
+            );
+            continue;
+        };
+        let Kind::Str(text) = &entry.value.kind else {
+            type_error(&path, &entry.value, "a MAC address string", r);
+            continue;
+        };
+        match text.parse::<MacAddress>() {
+            Ok(mac) => out.push(StaticNeighbour { ip, mac }),
+            Err(e) => r.error_at(&path, Some(entry.value.loc), e),
+        }
+    }
+    out
 }
 
 fn build_network(i: usize, loc: Location, entries: &[Entry], r: &mut Report) -> NetworkConfig {

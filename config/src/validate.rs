@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use crate::report::Report;
-use crate::{Location, NodeConfig, PortDriver, SwitchConfig};
+use crate::{Location, NetworkConfig, NodeConfig, PortDriver, SwitchConfig};
 
 /// Longest network or port name.
 pub(crate) const MAX_NAME_LEN: usize = 32;
@@ -178,41 +178,75 @@ fn uplink(cfg: &NodeConfig, r: &mut Report) {
     let Some(up) = &cfg.uplink else { return };
     let fallback = r.loc("uplink");
     interface_name(r, "uplink.interface", fallback, &up.interface);
-    if let Some(addr) = up.address {
-        let field = "uplink.address";
-        if addr.prefix_len <= MAX_SUBNET_PREFIX {
-            if addr.addr == addr.network() {
-                r.check_failed(
-                    field,
-                    fallback,
-                    format!(
-                        "{addr} is the network address of its prefix; give the node's own \
-                         address, e.g. \"{}/{}\"",
-                        Ipv4Addr::from(u32::from(addr.network()) + 1),
-                        addr.prefix_len
-                    ),
-                );
-            } else if addr.addr == addr.broadcast() {
-                r.check_failed(
-                    field,
-                    fallback,
-                    format!("{addr} is the broadcast address of its prefix"),
-                );
-            }
+    if r.failed("uplink.address") {
+        return;
+    }
+    let addr = up.address;
+    let field = "uplink.address";
+    if addr.prefix_len > MAX_SUBNET_PREFIX {
+        r.check_failed(
+            field,
+            fallback,
+            format!(
+                "/{} leaves no room for a next hop; the uplink's prefix must be /{MAX_SUBNET_PREFIX} or shorter",
+                addr.prefix_len
+            ),
+        );
+        return;
+    }
+    if addr.addr == addr.network() {
+        r.check_failed(
+            field,
+            fallback,
+            format!(
+                "{addr} is the network address of its prefix; give the node's own \
+                 address, e.g. \"{}/{}\"",
+                Ipv4Addr::from(u32::from(addr.network()) + 1),
+                addr.prefix_len
+            ),
+        );
+    } else if addr.addr == addr.broadcast() {
+        r.check_failed(
+            field,
+            fallback,
+            format!("{addr} is the broadcast address of its prefix"),
+        );
+    }
+    let on_link = |r: &mut Report, field: &str, ip: Ipv4Addr, what: &str| {
+        if !addr.contains(ip) {
+            r.check_failed(
+                field,
+                fallback,
+                format!(
+                    "{ip} is not inside the uplink address's prefix {}",
+                    addr.trunc()
+                ),
+            );
+        } else if ip == addr.addr {
+            r.check_failed(field, fallback, format!("{ip} is the uplink's own address"));
+        } else if ip == addr.network() || ip == addr.broadcast() {
+            r.check_failed(
+                field,
+                fallback,
+                format!("{ip} is the network or broadcast address of the uplink's prefix; a {what} has a host address"),
+            );
         }
-        if let Some(gw) = up.gateway {
-            let field = "uplink.gateway";
-            if !addr.contains(gw) {
+    };
+    if let Some(gw) = up.gateway {
+        on_link(r, "uplink.gateway", gw, "next hop");
+    }
+    for n in &up.neighbours {
+        on_link(r, &format!("uplink.neighbours.{}", n.ip), n.ip, "neighbour");
+    }
+    for (i, net) in cfg.networks.iter().enumerate() {
+        if let Some(subnet) = net.subnet {
+            if subnet.overlaps(&addr.trunc()) {
+                let path = format!("{}.subnet", r.network_path(i));
                 r.check_failed(
-                    field,
-                    fallback,
-                    format!(
-                        "{gw} is not inside the uplink address's prefix {}",
-                        addr.trunc()
-                    ),
+                    &path,
+                    Some(net.location),
+                    format!("{} overlaps the uplink's prefix {}", subnet, addr.trunc()),
                 );
-            } else if gw == addr.addr {
-                r.check_failed(field, fallback, format!("{gw} is the uplink's own address"));
             }
         }
     }
@@ -227,7 +261,17 @@ fn networks(cfg: &NodeConfig, r: &mut Report) {
         let fallback = Some(net.location);
 
         if name(r, &f("name"), fallback, &net.name, "network") {
-            if let Some(&first) = names.get(net.name.as_str()) {
+            if NetworkConfig::RESERVED_NAMES.contains(&net.name.as_str()) {
+                r.check_failed(
+                    &f("name"),
+                    fallback,
+                    format!(
+                        "\"{}\" is reserved (the switch's own uplink and host port networks are called {:?}); choose another name",
+                        net.name,
+                        NetworkConfig::RESERVED_NAMES
+                    ),
+                );
+            } else if let Some(&first) = names.get(net.name.as_str()) {
                 let first_path = r.network_path(first);
                 r.check_failed(
                     &f("name"),
@@ -369,7 +413,17 @@ fn ports(cfg: &NodeConfig, r: &mut Report) {
         let fallback = Some(port.location);
 
         if name(r, &f("name"), fallback, &port.name, "port") {
-            if let Some(&first) = names.get(port.name.as_str()) {
+            if NetworkConfig::RESERVED_NAMES.contains(&port.name.as_str()) {
+                r.check_failed(
+                    &f("name"),
+                    fallback,
+                    format!(
+                        "\"{}\" is reserved (the switch's uplink and host ports are called {:?}); choose another name",
+                        port.name,
+                        NetworkConfig::RESERVED_NAMES
+                    ),
+                );
+            } else if let Some(&first) = names.get(port.name.as_str()) {
                 let first_path = r.port_path(first);
                 r.check_failed(
                     &f("name"),

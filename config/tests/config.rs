@@ -36,10 +36,11 @@ fn example_parses_with_expected_values() {
             ..SwitchConfig::default()
         }
     );
-    assert!(
-        cfg.uplink.is_none(),
-        "[uplink] is not supported yet: commented out"
-    );
+    let up = cfg.uplink.as_ref().expect("the example has an [uplink]");
+    assert_eq!(up.interface, "eth1");
+    assert_eq!(up.address, cidr("192.0.2.10/24"));
+    assert_eq!(up.gateway, Some(Ipv4Addr::new(192, 0, 2, 1)));
+    assert!(up.neighbours.is_empty());
 
     assert_eq!(cfg.networks.len(), 2);
     let web = cfg.network("web").unwrap();
@@ -110,7 +111,7 @@ vni = 4242
     let cfg = parse_str(text, "later.toml").unwrap_or_else(|e| panic!("{e}"));
     let up = cfg.uplink.as_ref().unwrap();
     assert_eq!(up.interface, "eth1");
-    assert_eq!(up.address, Some(cidr("192.0.2.10/24")));
+    assert_eq!(up.address, cidr("192.0.2.10/24"));
     assert_eq!(up.gateway, Some(Ipv4Addr::new(192, 0, 2, 1)));
     let web = cfg.network("web").unwrap();
     assert!(web.masquerade && web.isolated);
@@ -261,14 +262,14 @@ const CASES: &[Case] = &[
     case("network name empty", "[[network]]\nname = \"\"\n", "network[0].name", (2, 8), "must not be empty"),
     case("network name bad char", "[[network]]\nname = \"my net\"\n", "network[0].name", (2, 8), "contains ' '"),
     case("network name too long", "[[network]]\nname = \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\n", "network[0].name", (2, 8), "at most 32"),
-    case("masquerade without subnet", "[uplink]\ninterface = \"eth0\"\n[[network]]\nname = \"a\"\nmasquerade = true\n", "network[0].masquerade", (5, 14), "needs a subnet and a gateway"),
+    case("masquerade without subnet", "[uplink]\ninterface = \"eth0\"\naddress = \"192.0.2.10/24\"\n[[network]]\nname = \"a\"\nmasquerade = true\n", "network[0].masquerade", (6, 14), "needs a subnet and a gateway"),
     case("masquerade without uplink", "[[network]]\nname = \"a\"\nsubnet = \"10.0.0.0/24\"\ngateway = \"10.0.0.1\"\nmasquerade = true\n", "network[0].masquerade", (5, 14), "needs an [uplink]"),
     case("control_group empty", "[switch]\ncontrol_group = \"\"\n", "switch.control_group", (2, 17), "must not be empty"),
     case("control_group bad char", "[switch]\ncontrol_group = \"a b\"\n", "switch.control_group", (2, 17), "contains ' '"),
     case("control_group dash", "[switch]\ncontrol_group = \"-x\"\n", "switch.control_group", (2, 17), "starts with '-'"),
     case("control_group number", "[switch]\ncontrol_group = 7\n", "switch.control_group", (2, 17), "expected a string"),
     // --- uplink ---
-    case("uplink bad interface", "[uplink]\ninterface = \"eth 0\"\n", "uplink.interface", (2, 13), "contains ' '"),
+    case("uplink bad interface", "[uplink]\ninterface = \"eth 0\"\naddress = \"192.0.2.10/24\"\n", "uplink.interface", (2, 13), "contains ' '"),
     case("uplink gateway outside", "[uplink]\ninterface = \"eth0\"\naddress = \"192.0.2.10/24\"\ngateway = \"198.51.100.1\"\n", "uplink.gateway", (4, 11), "not inside the uplink address's prefix 192.0.2.0/24"),
     case("uplink address is network", "[uplink]\ninterface = \"eth0\"\naddress = \"192.0.2.0/24\"\n", "uplink.address", (3, 11), "network address"),
     // --- ports ---
@@ -286,7 +287,15 @@ const CASES: &[Case] = &[
     case("interface with colon", "[[network]]\nname = \"web\"\n[[port]]\nname = \"p\"\ndriver = \"af_xdp\"\ninterface = \"eth0:1\"\nnetwork = \"web\"\n", "port[0].interface", (6, 13), "contains ':'"),
     case("interface with tab", "[[network]]\nname = \"web\"\n[[port]]\nname = \"p\"\ndriver = \"af_xdp\"\ninterface = \"eth\\t0\"\nnetwork = \"web\"\n", "port[0].interface", (6, 13), "contains '\\t'"),
     case("interface dot-dot", "[[network]]\nname = \"web\"\n[[port]]\nname = \"p\"\ndriver = \"af_xdp\"\ninterface = \"..\"\nnetwork = \"web\"\n", "port[0].interface", (6, 13), "not a valid interface name"),
-    case("interface is uplink", "[uplink]\ninterface = \"eth1\"\n[[network]]\nname = \"web\"\n[[port]]\nname = \"p\"\ndriver = \"af_xdp\"\ninterface = \"eth1\"\nnetwork = \"web\"\n", "port[0].interface", (8, 13), "is the uplink"),
+    case("interface is uplink", "[uplink]\ninterface = \"eth1\"\naddress = \"192.0.2.10/24\"\n[[network]]\nname = \"web\"\n[[port]]\nname = \"p\"\ndriver = \"af_xdp\"\ninterface = \"eth1\"\nnetwork = \"web\"\n", "port[0].interface", (9, 13), "is the uplink"),
+    case("uplink without address", "[uplink]\ninterface = \"eth1\"\n", "uplink.address", (1, 1), "missing required field `address`"),
+    case("uplink /31", "[uplink]\ninterface = \"eth1\"\naddress = \"192.0.2.10/31\"\n", "uplink.address", (3, 11), "/30 or shorter"),
+    case("uplink neighbour key", "[uplink]\ninterface = \"eth1\"\naddress = \"192.0.2.10/24\"\n[uplink.neighbours]\n\"192.0.2\" = \"02:00:00:00:00:01\"\n", "uplink.neighbours.192.0.2", (5, 1), "not an IPv4 address"),
+    case("uplink neighbour mac", "[uplink]\ninterface = \"eth1\"\naddress = \"192.0.2.10/24\"\n[uplink.neighbours]\n\"192.0.2.1\" = \"ff:ff:ff:ff:ff:ff\"\n", "uplink.neighbours.192.0.2.1", (5, 15), "multicast or broadcast"),
+    case("uplink neighbour off link", "[uplink]\ninterface = \"eth1\"\naddress = \"192.0.2.10/24\"\n[uplink.neighbours]\n\"198.51.100.1\" = \"02:00:00:00:00:01\"\n", "uplink.neighbours.198.51.100.1", (5, 18), "not inside the uplink address's prefix"),
+    case("uplink neighbour is self", "[uplink]\ninterface = \"eth1\"\naddress = \"192.0.2.10/24\"\n[uplink.neighbours]\n\"192.0.2.10\" = \"02:00:00:00:00:01\"\n", "uplink.neighbours.192.0.2.10", (5, 16), "the uplink's own address"),
+    case("network overlaps uplink", "[uplink]\ninterface = \"eth1\"\naddress = \"10.0.0.10/16\"\n[[network]]\nname = \"a\"\nsubnet = \"10.0.5.0/24\"\n", "network[0].subnet", (6, 10), "overlaps the uplink's prefix 10.0.0.0/16"),
+    case("reserved network name", "[[network]]\nname = \"uplink\"\n", "network[0].name", (2, 8), "is reserved"),
     case("two ports one interface", "[[network]]\nname = \"web\"\n[[port]]\nname = \"a\"\ndriver = \"af_xdp\"\ninterface = \"e\"\nnetwork = \"web\"\n[[port]]\nname = \"b\"\ndriver = \"af_xdp\"\ninterface = \"e\"\nnetwork = \"web\"\n", "port[1].interface", (11, 13), "interface \"e\" is already used by port \"a\" (port[0])"),
     case("duplicate port", "[[network]]\nname = \"web\"\n[[port]]\nname = \"a\"\ndriver = \"af_xdp\"\ninterface = \"e1\"\nnetwork = \"web\"\n[[port]]\nname = \"a\"\ndriver = \"af_xdp\"\ninterface = \"e2\"\nnetwork = \"web\"\n", "port[1].name", (9, 8), "duplicate port name \"a\" (already used by port[0] at 3:1)"),
     case("port name bad char", "[[network]]\nname = \"web\"\n[[port]]\nname = \"a/b\"\ndriver = \"af_xdp\"\ninterface = \"e\"\nnetwork = \"web\"\n", "port[0].name", (4, 8), "contains '/'"),

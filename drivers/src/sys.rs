@@ -42,6 +42,32 @@ pub fn missing_capabilities() -> Vec<&'static str> {
     missing
 }
 
+/// The MAC address of interface `name` (from sysfs), if it exists and has one.
+pub fn interface_mac(name: &str) -> Option<[u8; 6]> {
+    if name.contains('/') || name.starts_with('.') {
+        return None;
+    }
+    let text = std::fs::read_to_string(format!("/sys/class/net/{name}/address")).ok()?;
+    let mut mac = [0u8; 6];
+    let mut parts = text.trim().split(':');
+    for byte in &mut mac {
+        *byte = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+/// The MTU of interface `name` (from sysfs), if it exists.
+pub fn interface_mtu(name: &str) -> Option<u32> {
+    if name.contains('/') || name.starts_with('.') {
+        return None;
+    }
+    std::fs::read_to_string(format!("/sys/class/net/{name}/mtu"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Number of receive queues an interface has (from sysfs), at least 1.
 pub fn rx_queue_count(name: &str) -> u32 {
     std::fs::read_dir(format!("/sys/class/net/{name}/queues"))

@@ -40,6 +40,8 @@ fuzz_target!(|data: &[u8]| {
             prefix_len: 24,
             gateway: gateway(d as u8),
             isolated: false,
+            open: false,
+            mtu: switchyard_pipeline::router::DEFAULT_MTU,
         });
     }
     chain.bind_port(

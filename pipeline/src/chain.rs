@@ -97,7 +97,7 @@ impl Chain {
         {
             let routing = self.router.routes_any();
             if routing {
-                self.router.learn_arp(batch);
+                self.router.learn_arp(&self.l2, batch);
             }
             Stage::process(&mut self.gateway, batch);
             if routing {

@@ -53,6 +53,7 @@ drop_reasons! {
     NoRoute => "no_route", "Sent to the gateway for an address no network (or route) covers.";
     Isolated => "isolated", "Routed between two networks of which at least one is isolated (the default).";
     TtlExpired => "ttl_expired", "Its TTL ran out at the gateway (answered with ICMP time exceeded).";
+    MtuExceeded => "mtu_exceeded", "Routed, but longer than the egress network's MTU: answered with ICMP fragmentation-needed when DF is set; the switch does not fragment.";
 }
 
 /// One counter per [`DropReason`]; a plain array so counting is one add.

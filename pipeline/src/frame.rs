@@ -8,6 +8,11 @@ use std::net::Ipv4Addr;
 /// Index of a port inside one switch instance (dense, small, cheap to copy).
 pub type PortId = u16;
 
+/// The `in_port` of a frame the switch sends of its own accord, answering no
+/// port (an ARP request): floods leave out no port of the domain, and drops
+/// are counted nowhere but in the stage.
+pub const NO_PORT: PortId = PortId::MAX;
+
 /// Index of a bridge domain (one per configured network).
 pub type DomainId = u16;
 

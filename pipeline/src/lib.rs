@@ -19,11 +19,13 @@ pub mod flow;
 pub mod frame;
 pub mod gateway;
 pub mod guard;
+pub mod icmp_error;
 mod keyed_hash;
 pub mod l2;
 pub mod mac;
 pub mod mac_table;
 pub mod neighbour;
+pub mod parking;
 pub mod parse;
 pub mod route;
 pub mod router;
@@ -36,7 +38,7 @@ pub use counters::PortCounters;
 pub use drop_reason::{DropCounters, DropReason};
 pub use frame::{
     DomainId, FrameError, FrameStore, PacketMeta, PortId, Timestamp, Verdict, MAX_BATCH, MAX_BURST,
-    MIN_HEADROOM,
+    MIN_HEADROOM, NO_PORT,
 };
 pub use gateway::{Gateway, GatewayStage, GatewayStats};
 pub use guard::{PortBinding, SourceGuard};

@@ -205,6 +205,10 @@ pub struct NeighbourTable<H> {
     index: HashMap<u32, u32, KeyedState>,
     free: Vec<u32>,
     unresolved: usize,
+    /// Slots of the incomplete entries (at most `max_unresolved`, allocated
+    /// once), so their retries can be timed without walking the slab.
+    incomplete: Vec<u32>,
+    incomplete_cursor: usize,
     cursor: usize,
     stats: NeighbourStats,
 }
@@ -225,6 +229,8 @@ impl<H> NeighbourTable<H> {
             index: HashMap::with_capacity_and_hasher(max, KeyedState::random()),
             free: (0..max as u32).rev().collect(),
             unresolved: 0,
+            incomplete: Vec::with_capacity(config.max_unresolved.clamp(1, max)),
+            incomplete_cursor: 0,
             cursor: 0,
             stats: NeighbourStats::default(),
         }
@@ -305,6 +311,7 @@ impl<H> NeighbourTable<H> {
         slot.queue[0] = Some(frame);
         slot.queued = 1;
         self.unresolved += 1;
+        self.incomplete.push(at);
         Resolve::Queued { probe: true }
     }
 
@@ -328,11 +335,12 @@ impl<H> NeighbourTable<H> {
             match slot.state {
                 NeighbourState::Static => return slot.mac == mac,
                 NeighbourState::Incomplete => {
-                    self.unresolved -= 1;
                     slot.release(released);
+                    self.leave_incomplete(at);
                 }
                 NeighbourState::Reachable | NeighbourState::Stale => {}
             }
+            let slot = &mut self.slots[at as usize];
             slot.state = NeighbourState::Reachable;
             slot.mac = mac;
             slot.confirmed = now;
@@ -394,9 +402,10 @@ impl<H> NeighbourTable<H> {
         };
         let slot = &mut self.slots[at as usize];
         if slot.state == NeighbourState::Incomplete {
-            self.unresolved -= 1;
             slot.release(released);
+            self.leave_incomplete(at);
         }
+        let slot = &mut self.slots[at as usize];
         slot.state = NeighbourState::Static;
         slot.mac = mac;
         slot.probes = 0;
@@ -414,12 +423,53 @@ impl<H> NeighbourTable<H> {
 
     fn free_slot(&mut self, at: usize, released: &mut Vec<H>) {
         let slot = &mut self.slots[at];
-        if slot.state == NeighbourState::Incomplete {
-            self.unresolved -= 1;
-        }
+        let was_incomplete = slot.state == NeighbourState::Incomplete;
         slot.release(released);
         slot.used = false;
+        if was_incomplete {
+            self.leave_incomplete(at as u32);
+        }
         self.free.push(at as u32);
+    }
+
+    /// Bookkeeping of slot `at` leaving the incomplete state (answered, made
+    /// static, failed or removed): O(incomplete entries), at most
+    /// `max_unresolved`, and only when an entry resolves.
+    fn leave_incomplete(&mut self, at: u32) {
+        self.unresolved -= 1;
+        if let Some(pos) = self.incomplete.iter().position(|&s| s == at) {
+            self.incomplete.swap_remove(pos);
+        }
+    }
+
+    /// Ages up to `budget` incomplete entries from where the last call
+    /// stopped, as [`sweep_step`](Self::sweep_step) does: retries are asked
+    /// for (into `probes`) on time, and entries that fail release their frames.
+    /// With no more than `budget` entries waiting, every one is looked at on
+    /// every call, so a retry is never later than the next call after it is
+    /// due.
+    pub fn sweep_unresolved(
+        &mut self,
+        now: Timestamp,
+        budget: usize,
+        released: &mut Vec<H>,
+        probes: &mut Vec<Ipv4Addr>,
+    ) {
+        for _ in 0..budget.min(self.incomplete.len()) {
+            let n = self.incomplete.len();
+            if n == 0 {
+                break;
+            }
+            let pos = self.incomplete_cursor % n;
+            let at = self.incomplete[pos];
+            self.age_slot(at as usize, now, released, probes);
+            // A failed entry was swapped out: `pos` now holds another one.
+            if self.incomplete.get(pos) == Some(&at) {
+                self.incomplete_cursor = pos + 1;
+            } else {
+                self.incomplete_cursor = pos;
+            }
+        }
     }
 
     /// Ages up to `budget` slots from where the last call stopped: incomplete

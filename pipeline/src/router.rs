@@ -1,47 +1,64 @@
-//! The router stage: IPv4 between the switch's networks, for frames the L2
-//! stage handed to a network's gateway and the gateway stage did not answer.
+//! The router stage: IPv4 between the switch's networks and out of the
+//! uplink, for frames the L2 stage handed to a gateway and the gateway stage
+//! did not answer.
 //!
-//! For each such frame: the destination is looked up in the routing table (each
-//! network's subnet); networks are isolated from each other unless both say
-//! otherwise (Docker's default: `isolated = false` on both opens the route); the
-//! TTL is decremented with an incremental checksum update (RFC 1624), and a
-//! frame whose TTL runs out is answered with ICMP time exceeded from the
-//! ingress network's gateway; the next hop's MAC comes from the neighbour table
-//! (static entries for the containers the daemon attached, entries learned
-//! from ARP for the rest); the new L2 header carries the egress network's
-//! gateway MAC as source, and the egress port comes from the L2 table (flooded
-//! in the egress network while unknown).
+//! For each such frame:
+//! - the destination is looked up in the routing table (each network's subnet
+//!   as a connected route, the uplink's default route through its next hop);
+//! - networks are isolated from each other unless both say otherwise (Docker's
+//!   default: `isolated = false` on both opens the route); *open* networks (the
+//!   uplink, the host port) reach and are reached by every network, as Docker's
+//!   bridges reach the outside and the host whatever their isolation;
+//! - the TTL is decremented with an incremental checksum update (RFC 1624); a
+//!   frame whose TTL runs out is answered with ICMP time exceeded from the
+//!   ingress network's gateway;
+//! - a datagram longer than the egress network's MTU is answered with ICMP
+//!   fragmentation-needed carrying that MTU when DF is set (path MTU discovery),
+//!   and dropped either way (`mtu_exceeded`): the switch does not fragment;
+//! - the next hop (the destination on a connected network, else the route's
+//!   gateway) gets its MAC from the neighbour table: static entries for the
+//!   containers the daemon attached and for configured neighbours, entries
+//!   learned from ARP for the rest; the new L2 header carries the egress
+//!   network's gateway MAC as source, and the egress port comes from the L2
+//!   table (flooded in the egress network while unknown).
 //!
-//! An unknown next hop: the frame is dropped and counted
-//! (`unresolved_next_hop`) and an ARP request for it is flooded in the egress
-//! network, at most once per retry interval (the neighbour table's incomplete
-//! state paces it); senders retransmit, as they do after any loss. Frames are
-//! not held while resolving: holding them would pin pool frames across
-//! bursts, and containers attached by the daemon never need it.
+//! An unknown next hop: an ARP request for it is flooded in the egress network
+//! (at most once per retry interval: the neighbour table's incomplete state
+//! paces it) and the frame waits, copied into one of the router's parking
+//! buffers (`crate::parking`), up to [`QUEUE_PER_NEIGHBOUR`] per neighbour.
+//! When the answer comes, the waiting frames are sent from the batch that
+//! carried it. Frames beyond the queue, with every buffer taken, or whose
+//! neighbour never answers are dropped and counted (`unresolved_next_hop`;
+//! those that waited in vain in the router's counters, as no port is
+//! receiving them then).
 //!
-//! All networks share one MTU today (1500, the veths the daemon makes), so no
-//! routed frame is ever too big for its egress; fragmentation-needed comes
-//! with the uplink, whose MTU may differ.
+//! ICMP errors are sent only where RFC 1812 allows and at most
+//! [`ErrorPacer::PER_SEC`] per second (see `crate::icmp_error`).
+//!
+//! [`QUEUE_PER_NEIGHBOUR`]: crate::neighbour::QUEUE_PER_NEIGHBOUR
 
 use crate::batch::Batch;
-use crate::checksum::{fold, incremental_update, sum_be_words};
+use crate::checksum::incremental_update;
 use crate::drop_reason::DropReason;
-use crate::frame::{DomainId, FrameStore, PacketMeta, Timestamp, Verdict};
+use crate::frame::{DomainId, FrameStore, PacketMeta, Timestamp, Verdict, NO_PORT};
 use crate::gateway::Gateway;
+use crate::icmp_error::{self, ErrorPacer, IcmpError};
 use crate::l2::L2Switch;
 use crate::mac::MacAddr;
 use crate::neighbour::{NeighbourConfig, NeighbourTable, Resolve};
+use crate::parking::{Parking, Slot, NO_SLOT};
 use crate::route::RouteTable;
 use crate::stage::StageCounters;
-use crate::wire::{ethertype, ip_proto, L3Kind, ETH_HEADER_LEN};
+use crate::wire::{ethertype, L3Kind, ETH_HEADER_LEN};
 use std::net::Ipv4Addr;
 
-/// TTL of the ICMP errors the router sends.
-pub const ERROR_TTL: u8 = 64;
-/// Bytes of the offending datagram's payload an ICMP error quotes (RFC 792).
-const QUOTED_PAYLOAD: usize = 8;
+pub use crate::icmp_error::ERROR_TTL;
+
 /// ARP request frame length (padded to Ethernet's minimum).
 const ARP_REQUEST_LEN: usize = 60;
+
+/// The MTU of a network whose links are the veths the daemon makes.
+pub const DEFAULT_MTU: u16 = 1500;
 
 /// A network as the router sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,18 +71,62 @@ pub struct RoutedNetwork {
     pub prefix_len: u8,
     /// The switch's address and MAC in it.
     pub gateway: Gateway,
-    /// Refuses traffic to and from other networks.
+    /// Refuses traffic to and from other networks (unless they are open).
     pub isolated: bool,
+    /// Reaches and is reached by every network, isolated or not: the uplink
+    /// and the host port.
+    pub open: bool,
+    /// Largest IPv4 datagram its links carry (header included).
+    pub mtu: u16,
+}
+
+impl RoutedNetwork {
+    /// A network with the daemon's veths' MTU, not open.
+    pub fn bridge(
+        domain: DomainId,
+        subnet: Ipv4Addr,
+        prefix_len: u8,
+        gateway: Gateway,
+        isolated: bool,
+    ) -> Self {
+        RoutedNetwork {
+            domain,
+            subnet,
+            prefix_len,
+            gateway,
+            isolated,
+            open: false,
+            mtu: DEFAULT_MTU,
+        }
+    }
+
+    /// True if frames may be routed between `self` and `other`.
+    pub fn reaches(&self, other: &RoutedNetwork) -> bool {
+        self.domain == other.domain || self.open || other.open || !(self.isolated || other.isolated)
+    }
+}
+
+/// Where a route sends a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteTarget {
+    /// The egress network's domain.
+    pub domain: DomainId,
+    /// The gateway to send it to; `None` for a connected network (the
+    /// destination itself is the next hop).
+    pub via: Option<Ipv4Addr>,
 }
 
 /// The router (see the module docs).
 #[derive(Clone, Debug)]
 pub struct Router {
-    routes: RouteTable<DomainId>,
+    routes: RouteTable<RouteTarget>,
     networks: Vec<Option<RoutedNetwork>>,
-    neighbours: NeighbourTable<()>,
-    /// Scratch for the neighbour table's released frames (always `()` here).
-    released: Vec<()>,
+    default_route: Option<RouteTarget>,
+    neighbours: NeighbourTable<Slot>,
+    parking: Parking,
+    pacer: ErrorPacer,
+    /// Scratch for the neighbour table's released frames (parking slots).
+    released: Vec<Slot>,
     /// Scratch for the addresses aging asks to probe again (traffic drives
     /// the requests here, so they are only cleared).
     probes: Vec<Ipv4Addr>,
@@ -87,7 +148,10 @@ impl Router {
         Router {
             routes: RouteTable::new(),
             networks: Vec::new(),
+            default_route: None,
             neighbours: NeighbourTable::new(neighbours),
+            parking: Parking::new(),
+            pacer: ErrorPacer::new(),
             released: Vec::with_capacity(64),
             probes: Vec::with_capacity(64),
             counters: StageCounters::default(),
@@ -104,13 +168,18 @@ impl Router {
         if let Some(old) = self.networks[d].take() {
             let _ = self.routes.remove(old.subnet, old.prefix_len);
         }
+        let connected = RouteTarget {
+            domain: network.domain,
+            via: None,
+        };
         if self
             .routes
-            .insert(network.subnet, network.prefix_len, network.domain)
+            .insert(network.subnet, network.prefix_len, connected)
             .is_ok()
         {
             self.networks[d] = Some(network);
         }
+        self.restore_default_route();
     }
 
     /// Removes `domain`'s network (control path).
@@ -122,6 +191,31 @@ impl Router {
         {
             let _ = self.routes.remove(old.subnet, old.prefix_len);
         }
+        self.restore_default_route();
+    }
+
+    /// Sends everything no network covers to `via` in `domain`'s network (the
+    /// uplink's next hop), or nothing (`None`). Control path.
+    pub fn set_default_route(&mut self, route: Option<(DomainId, Ipv4Addr)>) {
+        self.default_route = route.map(|(domain, via)| RouteTarget {
+            domain,
+            via: Some(via),
+        });
+        let _ = self.routes.remove(Ipv4Addr::UNSPECIFIED, 0);
+        self.restore_default_route();
+    }
+
+    /// Keeps 0.0.0.0/0 in the table unless a network claims it.
+    fn restore_default_route(&mut self) {
+        let claimed = self.networks.iter().flatten().any(|n| n.prefix_len == 0);
+        if let (Some(target), false) = (self.default_route, claimed) {
+            let _ = self.routes.insert(Ipv4Addr::UNSPECIFIED, 0, target);
+        }
+    }
+
+    /// Every route: prefix, length and target (dumps, tests).
+    pub fn routes(&self) -> impl Iterator<Item = (Ipv4Addr, u8, RouteTarget)> + '_ {
+        self.routes.routes().map(|(p, l, t)| (p, l, *t))
     }
 
     /// True when some network is routed (else the stage has nothing to do).
@@ -129,8 +223,9 @@ impl Router {
         !self.routes.is_empty()
     }
 
-    /// Records `ip` at `mac` for good (a container the daemon attached), or
-    /// forgets it with `None`. Control path.
+    /// Records `ip` at `mac` for good (a container the daemon attached, a
+    /// configured neighbour), or forgets it with `None`. Control path; frames
+    /// that were waiting for it are dropped (counted in the router's counters).
     pub fn set_static_neighbour(&mut self, ip: Ipv4Addr, mac: Option<MacAddr>) {
         match mac {
             Some(mac) => {
@@ -140,12 +235,17 @@ impl Router {
                 self.neighbours.remove(ip, &mut self.released);
             }
         }
-        self.released.clear();
+        self.drop_released();
     }
 
     /// The neighbour table (dumps, tests).
-    pub fn neighbours(&self) -> &NeighbourTable<()> {
+    pub fn neighbours(&self) -> &NeighbourTable<Slot> {
         &self.neighbours
+    }
+
+    /// Parking buffers free now (tests: none stays taken).
+    pub fn free_parking(&self) -> usize {
+        self.parking.free_slots()
     }
 
     /// The stage's counters.
@@ -155,9 +255,9 @@ impl Router {
 
     /// Learns neighbours from the ARP frames of the batch addressed to a
     /// gateway (requests for a gateway address, replies to the router's own
-    /// requests); the replies are consumed. Runs before the gateway stage
-    /// answers the requests.
-    pub fn learn_arp<F: FrameStore + ?Sized>(&mut self, batch: &mut Batch<'_, F>) {
+    /// requests) and sends the frames that waited for them; the replies are
+    /// consumed. Runs before the gateway stage answers the requests.
+    pub fn learn_arp<F: FrameStore + ?Sized>(&mut self, l2: &L2Switch, batch: &mut Batch<'_, F>) {
         let now = batch.now();
         for i in 0..batch.len() {
             let meta = batch.metas()[i];
@@ -186,7 +286,7 @@ impl Router {
                 !reply,
                 &mut self.released,
             );
-            self.released.clear();
+            self.send_released(l2, batch, arp.sender_mac);
             if reply {
                 batch.metas_mut()[i].verdict = Verdict::Local;
                 self.counters.record(&Verdict::Local);
@@ -207,18 +307,108 @@ impl Router {
             batch.metas_mut()[i].verdict = verdict;
             self.counters.record(&verdict);
         }
-        if self.neighbours.stats().unresolved > 0 {
-            // Incomplete entries age here, a few slots per batch (requests are
-            // sent when traffic asks, so the probes list is only cleared).
+        let stats = self.neighbours.stats();
+        if stats.entries > 0 {
+            // Aging, a few slots per batch: waiting entries on time (their
+            // retries are sent from here), the rest over passes of the slab.
+            if stats.unresolved > 0 {
+                self.neighbours
+                    .sweep_unresolved(now, 16, &mut self.released, &mut self.probes);
+            }
             self.neighbours
                 .sweep_step(now, 16, &mut self.released, &mut self.probes);
-            self.released.clear();
+            self.drop_released();
+            for k in 0..self.probes.len() {
+                let target = self.probes[k];
+                let egress = self
+                    .routes
+                    .lookup(target)
+                    .and_then(|(_, t)| self.network(t.domain));
+                if let Some(egress) = egress {
+                    self.arp_request(batch, egress, target);
+                }
+            }
             self.probes.clear();
         }
     }
 
     fn gateway_of(&self, domain: DomainId) -> Option<Gateway> {
-        Some(self.networks.get(usize::from(domain))?.as_ref()?.gateway)
+        Some(self.network(domain)?.gateway)
+    }
+
+    fn network(&self, domain: DomainId) -> Option<RoutedNetwork> {
+        self.networks.get(usize::from(domain)).copied().flatten()
+    }
+
+    /// Frees the parking buffers of released frames that cannot be sent,
+    /// counting them as dropped.
+    fn drop_released(&mut self) {
+        for slot in self.released.drain(..) {
+            if slot != NO_SLOT {
+                self.parking.give_back(slot);
+                self.counters
+                    .record_out(&Verdict::Drop(DropReason::UnresolvedNextHop));
+            }
+        }
+    }
+
+    /// Sends the released frames (now resolved to `mac`) from the batch.
+    fn send_released<F: FrameStore + ?Sized>(
+        &mut self,
+        l2: &L2Switch,
+        batch: &mut Batch<'_, F>,
+        mac: MacAddr,
+    ) {
+        for k in 0..self.released.len() {
+            let slot = self.released[k];
+            if slot == NO_SLOT {
+                continue;
+            }
+            if !self.send_parked(l2, batch, slot, mac) {
+                self.counters
+                    .record_out(&Verdict::Drop(DropReason::NoFreeFrame));
+            }
+            self.parking.give_back(slot);
+        }
+        self.released.clear();
+    }
+
+    /// Originates a copy of the frame parked in `slot` with its new L2 header.
+    fn send_parked<F: FrameStore + ?Sized>(
+        &mut self,
+        l2: &L2Switch,
+        batch: &mut Batch<'_, F>,
+        slot: Slot,
+        mac: MacAddr,
+    ) -> bool {
+        let Some((held, _)) = self.parking.get(slot) else {
+            return false;
+        };
+        let Some(egress) = self.network(held.domain) else {
+            return false;
+        };
+        let Ok(out) = batch.originate(held.in_port) else {
+            return false;
+        };
+        let len = usize::from(held.len);
+        if batch.frames_mut().set_len(out, len).is_err() {
+            batch.metas_mut()[out].verdict = Verdict::Local;
+            return false;
+        }
+        let frame = batch.frames_mut().frame_mut(out);
+        if let Some((_, bytes)) = self.parking.get(slot) {
+            frame.copy_from_slice(bytes);
+        }
+        frame[0..6].copy_from_slice(&mac.0);
+        frame[6..12].copy_from_slice(&egress.gateway.mac.0);
+        let verdict = egress_verdict(l2, egress.domain, mac, batch.now());
+        let meta = &mut batch.metas_mut()[out];
+        meta.domain = egress.domain;
+        meta.ethertype = ethertype::IPV4;
+        meta.verdict = verdict;
+        self.counters.originated += 1;
+        self.counters.record_out(&verdict);
+        true
     }
 
     fn route_one<F: FrameStore + ?Sized>(
@@ -232,137 +422,121 @@ impl Router {
         if meta.l3 != L3Kind::Ipv4 || meta.vlan_count != 0 {
             return Verdict::Drop(DropReason::NoGateway);
         }
-        let Some(ingress) = self
-            .networks
-            .get(usize::from(meta.domain))
-            .copied()
-            .flatten()
-        else {
+        let Some(ingress) = self.network(meta.domain) else {
             return Verdict::Drop(DropReason::NoGateway);
         };
         if meta.dst_ip == ingress.gateway.ip {
             // For the gateway itself and not answered by it (not a ping).
             return Verdict::Drop(DropReason::NoGateway);
         }
-        let Some((_, &egress_domain)) = self.routes.lookup(meta.dst_ip) else {
+        let Some((_, &target)) = self.routes.lookup(meta.dst_ip) else {
             return Verdict::Drop(DropReason::NoRoute);
         };
-        let Some(egress) = self
-            .networks
-            .get(usize::from(egress_domain))
-            .copied()
-            .flatten()
-        else {
+        let Some(egress) = self.network(target.domain) else {
             return Verdict::Drop(DropReason::NoRoute);
         };
-        if egress.domain != ingress.domain && (ingress.isolated || egress.isolated) {
+        if !ingress.reaches(&egress) {
             return Verdict::Drop(DropReason::Isolated);
         }
         let l3 = usize::from(meta.l3_offset);
-        let Some(&ttl) = batch.frames().frame(i).get(l3 + 8) else {
-            return Verdict::Drop(DropReason::TruncatedIpv4);
+        let (ttl, total_len, dont_fragment) = {
+            let Some(h) = batch.frames().frame(i).get(l3..l3 + 20) else {
+                return Verdict::Drop(DropReason::TruncatedIpv4);
+            };
+            (h[8], u16::from_be_bytes([h[2], h[3]]), h[6] & 0x40 != 0)
         };
         if ttl <= 1 {
-            self.time_exceeded(batch, i, meta, ingress.gateway);
+            self.answer(batch, i, meta, ingress.gateway, IcmpError::TimeExceeded);
             return Verdict::Drop(DropReason::TtlExpired);
         }
-        let mac = match self.neighbours.resolve(meta.dst_ip, (), now) {
-            Resolve::Ready { mac, .. } => mac,
+        if total_len > egress.mtu {
+            if dont_fragment {
+                let error = IcmpError::FragmentationNeeded { mtu: egress.mtu };
+                self.answer(batch, i, meta, ingress.gateway, error);
+            }
+            return Verdict::Drop(DropReason::MtuExceeded);
+        }
+        let next_hop = target.via.unwrap_or(meta.dst_ip);
+        if next_hop == egress.gateway.ip {
+            // A route through the switch's own address would loop.
+            return Verdict::Drop(DropReason::NoRoute);
+        }
+        {
+            let frame = batch.frames_mut().frame_mut(i);
+            let header = &mut frame[l3..l3 + 20];
+            // TTL and protocol share a 16-bit word of the header checksum.
+            let old = u16::from_be_bytes([header[8], header[9]]);
+            header[8] = ttl - 1;
+            let new = u16::from_be_bytes([header[8], header[9]]);
+            let checksum = u16::from_be_bytes([header[10], header[11]]);
+            header[10..12].copy_from_slice(&incremental_update(checksum, old, new).to_be_bytes());
+        }
+        let slot = self.parking.take();
+        let mac = match self.neighbours.resolve(next_hop, slot, now) {
+            Resolve::Ready { mac, frame, probe } => {
+                self.parking.give_back(frame);
+                if probe {
+                    self.arp_request(batch, egress, next_hop);
+                }
+                mac
+            }
             Resolve::Queued { probe } => {
                 if probe {
-                    self.arp_request(batch, meta, egress);
+                    self.arp_request(batch, egress, next_hop);
                 }
+                let frame = batch.frames().frame(i);
+                if self.parking.fill(slot, frame, meta.in_port, egress.domain) {
+                    // Held (a copy): this buffer is done with.
+                    return Verdict::Local;
+                }
+                // Queued as "nothing": its release frees nothing.
                 return Verdict::Drop(DropReason::UnresolvedNextHop);
             }
-            Resolve::Dropped { .. } => return Verdict::Drop(DropReason::UnresolvedNextHop),
+            Resolve::Dropped { frame, .. } => {
+                self.parking.give_back(frame);
+                return Verdict::Drop(DropReason::UnresolvedNextHop);
+            }
         };
         let frame = batch.frames_mut().frame_mut(i);
-        let Some(header) = frame.get_mut(l3..l3 + 20) else {
-            return Verdict::Drop(DropReason::TruncatedIpv4);
-        };
-        // TTL and protocol share a 16-bit word of the header checksum.
-        let old = u16::from_be_bytes([header[8], header[9]]);
-        header[8] = ttl - 1;
-        let new = u16::from_be_bytes([header[8], header[9]]);
-        let checksum = u16::from_be_bytes([header[10], header[11]]);
-        header[10..12].copy_from_slice(&incremental_update(checksum, old, new).to_be_bytes());
         frame[0..6].copy_from_slice(&mac.0);
         frame[6..12].copy_from_slice(&egress.gateway.mac.0);
-        match l2.mac_table().lookup(egress.domain, mac, now) {
-            Some(port) if Some(egress.domain) == l2.port_domain(port) => Verdict::Forward(port),
-            _ => {
-                // Flooded in the egress network, not the one it came from.
-                batch.metas_mut()[i].domain = egress.domain;
-                Verdict::Flood
-            }
+        let verdict = egress_verdict(l2, egress.domain, mac, now);
+        if verdict == Verdict::Flood {
+            // Flooded in the egress network, not the one it came from.
+            batch.metas_mut()[i].domain = egress.domain;
         }
+        verdict
     }
 
-    /// Answers frame `i` (TTL exhausted) with ICMP time exceeded from
-    /// `gateway`, back out of its ingress port.
-    fn time_exceeded<F: FrameStore + ?Sized>(
+    /// Sends `error` about frame `i` from `gateway` if RFC 1812 and the pacer
+    /// allow.
+    fn answer<F: FrameStore + ?Sized>(
         &mut self,
         batch: &mut Batch<'_, F>,
         i: usize,
         meta: &PacketMeta,
         gateway: Gateway,
+        error: IcmpError,
     ) {
-        let l3 = usize::from(meta.l3_offset);
-        let (src_mac, quoted) = {
-            let frame = batch.frames().frame(i);
-            let ihl = usize::from(frame.get(l3).map_or(5, |b| b & 0x0f)) * 4;
-            let end = (l3 + ihl + QUOTED_PAYLOAD).min(frame.len());
-            let mut src = [0u8; 6];
-            src.copy_from_slice(frame.get(6..12).unwrap_or(&[0; 6]));
-            (src, l3..end)
-        };
-        let quoted_len = quoted.len();
-        let len = ETH_HEADER_LEN + 20 + 8 + quoted_len;
-        let Ok(reply) = batch.originate(meta.in_port) else {
-            return;
-        };
-        if batch.frames_mut().set_len(reply, len).is_err() {
-            batch.metas_mut()[reply].verdict = Verdict::Local;
+        if !icmp_error::may_answer(meta, batch.frames().frame(i)) || !self.pacer.allow(batch.now())
+        {
             return;
         }
-        let mut quote = [0u8; 60 + QUOTED_PAYLOAD];
-        quote[..quoted_len].copy_from_slice(&batch.frames().frame(i)[quoted]);
-        let out = batch.frames_mut().frame_mut(reply);
-        out.fill(0);
-        out[0..6].copy_from_slice(&src_mac);
-        out[6..12].copy_from_slice(&gateway.mac.0);
-        out[12..14].copy_from_slice(&ethertype::IPV4.to_be_bytes());
-        let ip = &mut out[ETH_HEADER_LEN..ETH_HEADER_LEN + 20];
-        ip[0] = 0x45;
-        ip[2..4].copy_from_slice(&((20 + 8 + quoted_len) as u16).to_be_bytes());
-        ip[8] = ERROR_TTL;
-        ip[9] = ip_proto::ICMP;
-        ip[12..16].copy_from_slice(&gateway.ip.octets());
-        ip[16..20].copy_from_slice(&meta.src_ip.octets());
-        let sum = crate::checksum::ipv4_header_checksum(ip);
-        ip[10..12].copy_from_slice(&sum.to_be_bytes());
-        let icmp = &mut out[ETH_HEADER_LEN + 20..];
-        icmp[0] = 11; // time exceeded
-        icmp[1] = 0; // TTL exceeded in transit
-        icmp[8..8 + quoted_len].copy_from_slice(&quote[..quoted_len]);
-        let sum = !fold(sum_be_words(icmp, 0));
-        icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-        let out_meta = &mut batch.metas_mut()[reply];
-        out_meta.domain = meta.domain;
-        out_meta.ethertype = ethertype::IPV4;
-        out_meta.verdict = Verdict::Forward(meta.in_port);
-        self.counters.originated += 1;
-        self.counters.record_out(&Verdict::Forward(meta.in_port));
+        if icmp_error::originate(batch, i, meta, gateway, error) {
+            self.counters.originated += 1;
+            self.counters.record_out(&Verdict::Forward(meta.in_port));
+        }
     }
 
-    /// Floods an ARP request for `meta.dst_ip` in `egress` from its gateway.
+    /// Floods an ARP request for `target` in `egress` from its gateway.
     fn arp_request<F: FrameStore + ?Sized>(
         &mut self,
         batch: &mut Batch<'_, F>,
-        meta: &PacketMeta,
         egress: RoutedNetwork,
+        target: Ipv4Addr,
     ) {
-        let Ok(request) = batch.originate(meta.in_port) else {
+        // From no port: flooded to every port of the egress network.
+        let Ok(request) = batch.originate(NO_PORT) else {
             return;
         };
         if batch
@@ -381,7 +555,7 @@ impl Router {
         out[14..22].copy_from_slice(&[0, 1, 0x08, 0x00, 6, 4, 0, 1]);
         out[22..28].copy_from_slice(&egress.gateway.mac.0);
         out[28..32].copy_from_slice(&egress.gateway.ip.octets());
-        out[38..42].copy_from_slice(&meta.dst_ip.octets());
+        out[38..42].copy_from_slice(&target.octets());
         let out_meta = &mut batch.metas_mut()[request];
         out_meta.domain = egress.domain;
         out_meta.ethertype = ethertype::ARP;
@@ -417,5 +591,11 @@ impl Arp {
     }
 }
 
-// A compile-time check that an ICMP error always fits a minimum frame buffer.
-const _: () = assert!(ETH_HEADER_LEN + 20 + 8 + 60 + QUOTED_PAYLOAD <= 2048);
+/// Where a frame to `mac` in `domain` goes: the port the L2 table knows it
+/// on, else flooded in that domain.
+fn egress_verdict(l2: &L2Switch, domain: DomainId, mac: MacAddr, now: Timestamp) -> Verdict {
+    match l2.mac_table().lookup(domain, mac, now) {
+        Some(port) if Some(domain) == l2.port_domain(port) => Verdict::Forward(port),
+        _ => Verdict::Flood,
+    }
+}

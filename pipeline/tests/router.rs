@@ -44,6 +44,8 @@ fn chain(isolated: bool) -> Chain {
             prefix_len: 24,
             gateway: gw,
             isolated: isolated && domain == 2,
+            open: false,
+            mtu: switchyard_pipeline::router::DEFAULT_MTU,
         });
     }
     chain
@@ -139,16 +141,26 @@ fn isolated_networks_are_refused() {
     assert_eq!(metas[0].verdict, Verdict::Drop(DropReason::NoRoute));
 }
 
+/// An ARP reply from `from_mac` for `ip`, to GW2.
+fn arp_reply(from_mac: [u8; 6], ip: [u8; 4]) -> Vec<u8> {
+    let mut reply = from_mac.to_vec();
+    reply.splice(0..0, GW2.mac.0);
+    reply.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 2]);
+    reply.extend_from_slice(&from_mac);
+    reply.extend_from_slice(&ip);
+    reply.extend_from_slice(&GW2.mac.0);
+    reply.extend_from_slice(&GW2.ip.octets());
+    reply
+}
+
 #[test]
-fn an_unknown_next_hop_is_asked_for_and_its_answer_is_used() {
+fn an_unknown_next_hop_is_asked_for_and_waiting_frames_follow_its_answer() {
     let mut chain = chain(false);
     let target = [10, 2, 0, 9];
+    let free = chain.router.free_parking();
     let mut frames = vec![udp(target, 64)];
     let metas = run(&mut chain, &mut frames, 1, 1);
-    assert_eq!(
-        metas[0].verdict,
-        Verdict::Drop(DropReason::UnresolvedNextHop)
-    );
+    assert_eq!(metas[0].verdict, Verdict::Local, "held (a copy waits)");
     assert_eq!(metas[1].verdict, Verdict::Flood, "an ARP request");
     assert_eq!(metas[1].domain, 2);
     let req = frames.frame(1).to_vec();
@@ -157,35 +169,204 @@ fn an_unknown_next_hop_is_asked_for_and_its_answer_is_used() {
     assert_eq!(&req[14..22], &[0, 1, 8, 0, 6, 4, 0, 1]);
     assert_eq!(&req[28..32], &GW2.ip.octets());
     assert_eq!(&req[38..42], &target);
-    // A second frame within the retry time asks nothing more.
-    let mut frames = vec![udp(target, 64)];
+    // More frames within the retry time ask nothing more; up to the
+    // neighbour's queue they wait, the rest are dropped.
+    let mut frames: Vec<Vec<u8>> = (0..5).map(|_| udp(target, 64)).collect();
     let metas = run(&mut chain, &mut frames, 1, 1);
-    assert_eq!(
-        metas.iter().filter(|m| m.verdict == Verdict::Flood).count(),
-        0
-    );
+    assert_eq!(metas.len(), 5, "no second request");
+    let verdicts: Vec<_> = metas.iter().map(|m| m.verdict).collect();
+    let held = Verdict::Local;
+    let dropped = Verdict::Drop(DropReason::UnresolvedNextHop);
+    assert_eq!(verdicts, [held, held, held, dropped, dropped]);
+    assert_eq!(chain.router.free_parking(), free - 4);
 
-    // The answer, to the gateway MAC, from mac(3) on port 2: consumed, learned.
-    let mut reply = mac(3).to_vec();
-    reply.splice(0..0, GW2.mac.0);
-    reply.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 2]);
-    reply.extend_from_slice(&mac(3));
-    reply.extend_from_slice(&target);
-    reply.extend_from_slice(&GW2.mac.0);
-    reply.extend_from_slice(&GW2.ip.octets());
-    let mut frames = vec![reply];
+    // The answer, to the gateway MAC, from mac(3) on port 2: consumed, learned,
+    // and the four waiting frames leave with it, rewritten, in order.
+    let mut frames = vec![arp_reply(mac(3), target)];
     let metas = run(&mut chain, &mut frames, 2, 1);
     assert_eq!(metas[0].verdict, Verdict::Local);
+    assert_eq!(metas.len(), 5, "four released frames: {metas:?}");
+    for (k, m) in metas[1..].iter().enumerate() {
+        let f = frames.frame(k + 1);
+        assert_eq!(m.verdict, Verdict::Forward(2), "mac(3) is on port 2");
+        assert_eq!(&f[0..6], &mac(3));
+        assert_eq!(&f[6..12], &GW2.mac.0);
+        assert_eq!(f[14 + 8], 63, "TTL decremented once");
+        assert!(header_checksum_ok(f));
+    }
+    assert_eq!(chain.router.free_parking(), free, "every buffer given back");
     assert_eq!(
         chain.router.neighbours().lookup(Ipv4Addr::from(target)),
         Some(MacAddr(mac(3)))
     );
     let mut frames = vec![udp(target, 64)];
     let metas = run(&mut chain, &mut frames, 1, 1);
-    assert_eq!(
-        metas[0].verdict,
-        Verdict::Forward(2),
-        "mac(3) was learned on port 2"
-    );
+    assert_eq!(metas[0].verdict, Verdict::Forward(2));
     assert_eq!(&frames.frame(0)[0..6], &mac(3));
+}
+
+#[test]
+fn frames_for_a_neighbour_that_never_answers_are_dropped_and_their_buffers_freed() {
+    let mut chain = chain(false);
+    let free = chain.router.free_parking();
+    let mut frames = vec![udp([10, 2, 0, 9], 64)];
+    run(&mut chain, &mut frames, 1, 1);
+    assert_eq!(chain.router.free_parking(), free - 1);
+    // Retried every second (each batch looks at the waiting entries), three
+    // requests in all, then the entry fails.
+    let mut requests = 1;
+    for secs in 2..6 {
+        let mut frames = vec![udp(DST_IP, 64)];
+        let metas = run(&mut chain, &mut frames, 1, secs);
+        requests += metas
+            .iter()
+            .filter(|m| m.verdict == Verdict::Flood && m.ethertype == 0x0806)
+            .count();
+    }
+    assert_eq!(requests, 3, "the first request and two retries");
+    assert_eq!(chain.router.free_parking(), free);
+    assert!(
+        chain
+            .router
+            .counters()
+            .drops
+            .get(DropReason::UnresolvedNextHop)
+            >= 1
+    );
+}
+
+/// Domain 3: an open "uplink" 192.0.2.0/24 (MTU 1400) with the default route
+/// through 192.0.2.1, a static neighbour at mac(4) on port 3.
+fn with_uplink(mut chain: Chain) -> Chain {
+    const UP: Gateway = Gateway {
+        ip: Ipv4Addr::new(192, 0, 2, 10),
+        mac: MacAddr([0x02, 0xaa, 0, 0, 0, 3]),
+    };
+    chain.l2.set_port_domain(3, Some(3));
+    chain.set_network(
+        3,
+        Some(RoutedNetwork {
+            domain: 3,
+            subnet: Ipv4Addr::new(192, 0, 2, 0),
+            prefix_len: 24,
+            gateway: UP,
+            isolated: false,
+            open: true,
+            mtu: 1400,
+        }),
+    );
+    chain
+        .router
+        .set_default_route(Some((3, Ipv4Addr::new(192, 0, 2, 1))));
+    chain
+        .router
+        .set_static_neighbour(Ipv4Addr::new(192, 0, 2, 1), Some(MacAddr(mac(4))));
+    chain
+}
+
+#[test]
+fn the_default_route_goes_to_its_next_hop_and_open_networks_reach_isolated_ones() {
+    // Domain 2 is isolated: it reaches the open uplink and back, not domain 1.
+    let mut chain = with_uplink(chain(true));
+    let mut frames = vec![udp([203, 0, 113, 7], 64)];
+    let metas = run(&mut chain, &mut frames, 1, 1);
+    assert_eq!(metas[0].verdict, Verdict::Flood);
+    assert_eq!(metas[0].domain, 3, "out of the uplink");
+    assert_eq!(
+        &frames.frame(0)[0..6],
+        &mac(4),
+        "to the default route's next hop"
+    );
+    assert_eq!(&frames.frame(0)[6..12], &[0x02, 0xaa, 0, 0, 0, 3]);
+    // From the uplink into isolated domain 2.
+    let b = PacketBuilder::ethernet2(mac(4), [0x02, 0xaa, 0, 0, 0, 3])
+        .ipv4([203, 0, 113, 7], DST_IP, 64)
+        .udp(53, 4000);
+    let mut inbound = Vec::new();
+    b.write(&mut inbound, b"reply").unwrap();
+    let mut frames = vec![inbound];
+    let metas = run(&mut chain, &mut frames, 3, 1);
+    assert_eq!(metas[0].domain, 2);
+    assert_eq!(&frames.frame(0)[0..6], &mac(2));
+    assert!(matches!(
+        metas[0].verdict,
+        Verdict::Flood | Verdict::Forward(2)
+    ));
+}
+
+#[test]
+fn a_df_datagram_over_the_egress_mtu_is_answered_with_fragmentation_needed() {
+    let mut chain = with_uplink(chain(false));
+    let big = |df: bool| {
+        let b = PacketBuilder::ethernet2(mac(1), GW1.mac.0)
+            .ipv4(SRC_IP, [192, 0, 2, 1], 64)
+            .udp(4000, 53);
+        let mut out = Vec::new();
+        b.write(&mut out, &[7u8; 1400]).unwrap();
+        if df {
+            out[14 + 6] |= 0x40;
+        } else {
+            out[14 + 6] &= !0x40;
+        }
+        out[24..26].copy_from_slice(&[0, 0]);
+        let sum = ipv4_header_checksum(&out[14..34]);
+        out[24..26].copy_from_slice(&sum.to_be_bytes());
+        out
+    };
+    let mut frames = vec![big(true)];
+    let metas = run(&mut chain, &mut frames, 1, 1);
+    assert_eq!(metas[0].verdict, Verdict::Drop(DropReason::MtuExceeded));
+    assert_eq!(metas[1].verdict, Verdict::Forward(1), "back to the sender");
+    let reply = frames.frame(1).to_vec();
+    assert!(header_checksum_ok(&reply));
+    let p = SlicedPacket::from_ethernet(&reply).unwrap();
+    let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else {
+        panic!("IPv4 expected")
+    };
+    assert_eq!(ip.header().source_addr(), GW1.ip);
+    let Some(TransportSlice::Icmpv4(icmp)) = &p.transport else {
+        panic!("ICMP expected")
+    };
+    match icmp.icmp_type() {
+        Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::FragmentationNeeded { next_hop_mtu },
+        ) => {
+            assert_eq!(next_hop_mtu, 1400)
+        }
+        other => panic!("fragmentation-needed expected, got {other:?}"),
+    }
+    let icmp_bytes = &reply[34..];
+    assert_eq!(fold(sum_be_words(icmp_bytes, 0)), 0xffff, "ICMP checksum");
+    // Without DF: dropped, not answered (the switch does not fragment).
+    let mut frames = vec![big(false)];
+    let metas = run(&mut chain, &mut frames, 1, 1);
+    assert_eq!(metas.len(), 1);
+    assert_eq!(metas[0].verdict, Verdict::Drop(DropReason::MtuExceeded));
+}
+
+#[test]
+fn icmp_errors_are_not_answered_with_errors_and_are_paced() {
+    let mut chain = chain(false);
+    // An ICMP error (destination unreachable) with TTL 1: dropped, unanswered.
+    let b = PacketBuilder::ethernet2(mac(1), GW1.mac.0)
+        .ipv4(SRC_IP, DST_IP, 1)
+        .icmpv4(Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::Port,
+        ));
+    let mut error = Vec::new();
+    b.write(&mut error, &[0u8; 28]).unwrap();
+    let mut frames = vec![error];
+    let metas = run(&mut chain, &mut frames, 1, 1);
+    assert_eq!(metas.len(), 1, "no error about an error");
+    assert_eq!(metas[0].verdict, Verdict::Drop(DropReason::TtlExpired));
+    // A flood of expiring frames gets at most the pacer's burst of answers.
+    let mut answered = 0;
+    for _ in 0..10 {
+        let mut frames: Vec<Vec<u8>> = (0..20).map(|_| udp(DST_IP, 1)).collect();
+        let mut metas = vec![PacketMeta::new(1); 40];
+        let mut batch = Batch::new(&mut frames, &mut metas, Timestamp::from_secs(5));
+        chain.run(&mut batch);
+        answered += batch.len() - 20;
+    }
+    assert_eq!(answered, 50, "the pacer's burst, within one instant");
 }

@@ -25,6 +25,10 @@ pub enum CtlCommand {
     },
     /// All counters (ports, workers, MAC table) as JSON.
     Stats,
+    /// The routing table.
+    Routes,
+    /// The neighbour (ARP) tables of the workers.
+    Neighbours,
     /// Daemon and protocol version.
     Version,
     /// Create a veth into a container's namespace and attach it.
@@ -82,6 +86,8 @@ pub fn run(socket: &Path, json: bool, command: CtlCommand) -> Result<()> {
             network: network.clone(),
         },
         CtlCommand::Stats => Request::Stats,
+        CtlCommand::Routes => Request::Routes,
+        CtlCommand::Neighbours => Request::Neighbours,
         CtlCommand::Version => Request::Version,
         CtlCommand::Attach {
             netns,
@@ -134,6 +140,11 @@ pub fn run(socket: &Path, json: bool, command: CtlCommand) -> Result<()> {
             ],
         ),
         CtlCommand::Fdb { .. } => print_table(&result, &["network", "mac", "port", "age_secs"]),
+        CtlCommand::Routes => print_table(
+            &result,
+            &["destination", "network", "via", "source", "isolated"],
+        ),
+        CtlCommand::Neighbours => print_table(&result, &["worker", "ip", "mac", "state"]),
         CtlCommand::Attach { .. } => {
             let field = |k: &str| {
                 result

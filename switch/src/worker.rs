@@ -241,6 +241,26 @@ impl<P: Port> Worker<P> {
         self.chain.set_network(domain, network);
     }
 
+    /// Sends what no network covers to `via` in `domain` (the uplink's next
+    /// hop), or nowhere.
+    pub fn set_default_route(&mut self, route: Option<(DomainId, std::net::Ipv4Addr)>) {
+        self.chain.router.set_default_route(route);
+    }
+
+    /// The router's neighbour table, copied out (control requests only).
+    pub fn neighbours(&self) -> Vec<switchyard_pipeline::neighbour::NeighbourEntry> {
+        self.chain.router.neighbours().entries().collect()
+    }
+
+    /// Records a configured neighbour (never aged, never asked for).
+    pub fn set_static_neighbour(
+        &mut self,
+        ip: std::net::Ipv4Addr,
+        mac: switchyard_pipeline::MacAddr,
+    ) {
+        self.chain.router.set_static_neighbour(ip, Some(mac));
+    }
+
     /// Chooses the forwarding pipeline (the L2 switch unless told otherwise).
     pub fn set_pipeline(&mut self, pipeline: PipelineKind) {
         self.pipeline = pipeline;
@@ -573,7 +593,12 @@ impl<P: Port> Worker<P> {
                     self.pool.copy_into(&handle, &mut copy);
                     self.stage(target as usize, copy);
                 }
-                None => self.counters[in_port as usize].count_drop(DropReason::NoFreeFrame),
+                None => {
+                    // An originated flood has no ingress port (NO_PORT).
+                    if let Some(counters) = self.counters.get_mut(in_port as usize) {
+                        counters.count_drop(DropReason::NoFreeFrame);
+                    }
+                }
             }
         }
         self.stage(last as usize, handle);

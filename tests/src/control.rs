@@ -388,7 +388,25 @@ pub struct ControlLabBuilder {
     networks: Vec<Network>,
     hosts: Vec<HostSpec>,
     config: DaemonConfig,
+    uplink: Option<Uplink>,
 }
+
+/// The lab's `[uplink]`: an "outside" harness host whose root-namespace veth end
+/// is the switch's uplink interface.
+#[derive(Debug, Clone)]
+pub struct Uplink {
+    /// The outside host's address with prefix (inside its namespace).
+    pub outside: String,
+    /// `address`: the node's address on the uplink, with prefix.
+    pub address: String,
+    /// `gateway`: the default route's next hop, if any.
+    pub gateway: Option<String>,
+    /// `[uplink.neighbours]` lines (`"ip" = "mac"`).
+    pub neighbours: Vec<(String, String)>,
+}
+
+/// Name of the outside harness host of a lab with an uplink.
+pub const OUTSIDE: &str = "out";
 
 impl ControlLabBuilder {
     /// Adds a network.
@@ -408,6 +426,12 @@ impl ControlLabBuilder {
         self
     }
 
+    /// Gives the node an `[uplink]` toward a new outside host ([`OUTSIDE`]).
+    pub fn uplink(mut self, uplink: Uplink) -> Self {
+        self.uplink = Some(uplink);
+        self
+    }
+
     /// `[switch]` settings (workers, extra lines such as `ring_size = 256`).
     pub fn daemon_config(mut self, config: DaemonConfig) -> Self {
         self.config = config;
@@ -418,6 +442,14 @@ impl ControlLabBuilder {
     /// ready. Panics on failure; what was made is removed on unwind.
     #[track_caller]
     pub fn start(self) -> ControlLab {
+        self.start_with(|_| {})
+    }
+
+    /// As [`start`](Self::start), running `prepare` on the lab after its hosts
+    /// exist and before the daemon starts (interface settings the daemon
+    /// reads at start).
+    #[track_caller]
+    pub fn start_with(self, prepare: impl FnOnce(&ControlLab)) -> ControlLab {
         let serial = serial::serial();
         let id = names::unique_id();
         let dir = TempDir::new("ctl", 0o700);
@@ -435,6 +467,7 @@ impl ControlLabBuilder {
             host_networks: Vec::new(),
             networks: self.networks,
             config: self.config,
+            uplink: None,
             socket,
             id,
             _dir: dir,
@@ -443,6 +476,11 @@ impl ControlLabBuilder {
         for h in &self.hosts {
             lab.add_host(&h.name, &h.network, &h.cidr);
         }
+        if let Some(uplink) = self.uplink {
+            let outside = Host::create(&lab.id, OUTSIDE, &uplink.outside);
+            lab.uplink = Some((uplink, outside));
+        }
+        prepare(&lab);
         lab.start_daemon();
         lab
     }
@@ -460,6 +498,7 @@ pub struct ControlLab {
     host_networks: Vec<String>,
     networks: Vec<Network>,
     config: DaemonConfig,
+    uplink: Option<(Uplink, Host)>,
     socket: PathBuf,
     id: String,
     _dir: TempDir,
@@ -510,7 +549,35 @@ impl ControlLab {
                 network: n.clone(),
             })
             .collect();
-        render_config(&self.config, &self.socket, &self.networks, &ports)
+        let mut text = render_config(&self.config, &self.socket, &self.networks, &ports);
+        if let Some((uplink, outside)) = &self.uplink {
+            let _ = writeln!(
+                text,
+                "\n[uplink]\ninterface = {}\naddress = {}",
+                toml_str(outside.ifname()),
+                toml_str(&uplink.address)
+            );
+            if let Some(gateway) = &uplink.gateway {
+                let _ = writeln!(text, "gateway = {}", toml_str(gateway));
+            }
+            if !uplink.neighbours.is_empty() {
+                let _ = writeln!(text, "[uplink.neighbours]");
+                for (ip, mac) in &uplink.neighbours {
+                    let _ = writeln!(text, "{} = {}", toml_str(ip), toml_str(mac));
+                }
+            }
+        }
+        text
+    }
+
+    /// The outside host behind the uplink.
+    #[track_caller]
+    pub fn outside(&self) -> &Host {
+        &self
+            .uplink
+            .as_ref()
+            .expect("the lab has no uplink (ControlLabBuilder::uplink)")
+            .1
     }
 
     /// Starts the daemon with [`ControlLab::config_text`]; waits until it is ready.

@@ -94,6 +94,9 @@ pub struct TcpReport {
     pub elapsed: Duration,
     /// Receiver-side error that ended the transfer early, if any.
     pub error: Option<String>,
+    /// The connection's source as the receiver saw it (routing tests check
+    /// that no translation happened).
+    pub peer: SocketAddr,
 }
 
 impl TcpReport {
@@ -138,9 +141,9 @@ pub fn tcp_transfer(from: &Host, to: &Host, port: u16, len: u64, timeout: Durati
             .set_nonblocking(true)
             .expect("nonblocking listener");
         let _ = ready_tx.send(Ok(()));
-        let mut stream = loop {
+        let (mut stream, peer) = loop {
             match listener.accept() {
-                Ok((s, _)) => break s,
+                Ok((s, peer)) => break (s, peer),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     assert!(
                         Instant::now() < deadline,
@@ -193,6 +196,7 @@ pub fn tcp_transfer(from: &Host, to: &Host, port: u16, len: u64, timeout: Durati
             digest.digest(),
             start.elapsed(),
             error,
+            peer,
         )
     });
 
@@ -237,7 +241,7 @@ pub fn tcp_transfer(from: &Host, to: &Host, port: u16, len: u64, timeout: Durati
     });
 
     let slack = Duration::from_secs(15);
-    let (received, first_mismatch, received_digest, elapsed, error) =
+    let (received, first_mismatch, received_digest, elapsed, error, peer) =
         receiver.join(timeout + slack);
     let (sent, sent_digest) = sender.join(slack);
     TcpReport {
@@ -248,6 +252,7 @@ pub fn tcp_transfer(from: &Host, to: &Host, port: u16, len: u64, timeout: Durati
         received_digest,
         elapsed,
         error,
+        peer,
     }
 }
 

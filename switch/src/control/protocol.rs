@@ -32,6 +32,11 @@ pub enum Request {
     },
     /// Counters of ports, workers and tables (the stats document).
     Stats,
+    /// The routing table: each network's connected route, the uplink's
+    /// default route.
+    Routes,
+    /// Every worker's neighbour table (ARP cache).
+    Neighbours,
     /// Creates a veth into a container's namespace and attaches its host end.
     Attach(AttachRequest),
     /// Detaches an attached container port and deletes its veth.

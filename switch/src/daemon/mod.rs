@@ -83,7 +83,7 @@ pub fn check(path: &Path) -> Result<()> {
 
 /// Interfaces the config names that do not exist, each at its place in the file.
 fn interface_issues(config: &NodeConfig) -> Vec<ConfigIssue> {
-    config
+    let mut issues: Vec<ConfigIssue> = config
         .ports
         .iter()
         .enumerate()
@@ -97,7 +97,19 @@ fn interface_issues(config: &NodeConfig) -> Vec<ConfigIssue> {
                 )
             })
         })
-        .collect()
+        .collect();
+    if let Some(up) = &config.uplink {
+        if sys::interface_index(&up.interface).is_none() {
+            issues.push(ConfigIssue::new(
+                config
+                    .location_of("uplink.interface")
+                    .or(config.location_of("uplink")),
+                "uplink.interface".to_string(),
+                format!("interface {:?} does not exist", up.interface),
+            ));
+        }
+    }
+    issues
 }
 
 /// Worker cores the config names that this machine does not offer.

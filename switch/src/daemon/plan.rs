@@ -7,7 +7,7 @@ use switchyard_config::{IdleMode, NodeConfig, PipelineMode, XdpMode};
 use switchyard_drivers::afxdp::{AttachMode, XdpModeChoice};
 use switchyard_drivers::sys;
 use switchyard_pipeline::gateway::Gateway;
-use switchyard_pipeline::router::RoutedNetwork;
+use switchyard_pipeline::router::{RoutedNetwork, DEFAULT_MTU};
 use switchyard_pipeline::{DomainId, L2Config, MacAddr};
 
 /// One configured port as the switch runs it.
@@ -50,7 +50,30 @@ pub struct SwitchPlan {
     /// a gateway: the config allows no gateway without a subnet), by bridge
     /// domain.
     pub networks: Vec<Option<RoutedNetwork>>,
+    /// The uplink, if the config has one: its port is the last of `ports`
+    /// and its network the last of `networks`.
+    pub uplink: Option<UplinkPlan>,
 }
+
+/// The uplink as the workers run it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UplinkPlan {
+    /// Its global port index.
+    pub port: usize,
+    /// Its bridge domain (a network of its own, `uplink`).
+    pub domain: DomainId,
+    /// The node's address and the interface's MAC: the gateway the outside
+    /// sends to.
+    pub gateway: Gateway,
+    /// The default route's next hop.
+    pub next_hop: Option<std::net::Ipv4Addr>,
+    /// Configured neighbours.
+    pub neighbours: Vec<(std::net::Ipv4Addr, MacAddr)>,
+}
+
+/// Name of the uplink's network and port (reserved: no `[[network]]` or port
+/// may take it).
+pub const UPLINK: &str = "uplink";
 
 /// Network `name` as the router sees it (domain `domain`), if it has a subnet
 /// and a gateway.
@@ -62,13 +85,37 @@ pub fn routed_network(
     isolated: bool,
 ) -> Option<RoutedNetwork> {
     let subnet = subnet?;
-    Some(RoutedNetwork {
+    Some(RoutedNetwork::bridge(
         domain,
-        subnet: subnet.network(),
-        prefix_len: subnet.prefix_len,
-        gateway: network_gateway(name, gateway)?,
+        subnet.network(),
+        subnet.prefix_len,
+        network_gateway(name, gateway)?,
         isolated,
-    })
+    ))
+}
+
+/// The uplink's network: the node's address on its prefix, with the
+/// interface's own MAC (the outside's ARP caches know the node by it) and MTU;
+/// open to every network, as Docker's bridges all reach the outside.
+fn uplink_network(domain: DomainId, uplink: &switchyard_config::UplinkConfig) -> RoutedNetwork {
+    let mac = sys::interface_mac(&uplink.interface)
+        .map(MacAddr)
+        .unwrap_or_else(|| gateway_mac(UPLINK));
+    let mtu = sys::interface_mtu(&uplink.interface)
+        .and_then(|m| u16::try_from(m).ok())
+        .unwrap_or(DEFAULT_MTU);
+    RoutedNetwork {
+        domain,
+        subnet: uplink.address.network(),
+        prefix_len: uplink.address.prefix_len,
+        gateway: Gateway {
+            ip: uplink.address.addr,
+            mac,
+        },
+        isolated: false,
+        open: true,
+        mtu,
+    }
 }
 
 /// The MAC the switch answers with for network `name`'s gateway address:
@@ -105,7 +152,7 @@ fn mode_choice(mode: XdpMode) -> XdpModeChoice {
 impl SwitchPlan {
     /// Builds the plan; reads each interface's queue count from sysfs.
     pub fn from_config(config: &NodeConfig) -> Self {
-        let ports = config
+        let mut ports: Vec<PortPlan> = config
             .ports
             .iter()
             .map(|port| {
@@ -124,6 +171,36 @@ impl SwitchPlan {
                 }
             })
             .collect();
+        let mut networks: Vec<Option<RoutedNetwork>> = config
+            .networks
+            .iter()
+            .enumerate()
+            .map(|(d, n)| routed_network(d as DomainId, &n.name, n.subnet, n.gateway, n.isolated))
+            .collect();
+        let uplink = config.uplink.as_ref().map(|up| {
+            let domain = networks.len() as DomainId;
+            let network = uplink_network(domain, up);
+            networks.push(Some(network));
+            ports.push(PortPlan {
+                name: UPLINK.to_string(),
+                queues: sys::rx_queue_count(&up.interface),
+                interface: up.interface.clone(),
+                network: UPLINK.to_string(),
+                domain,
+                mode: mode_choice(config.switch.xdp_mode),
+            });
+            UplinkPlan {
+                port: ports.len() - 1,
+                domain,
+                gateway: network.gateway,
+                next_hop: up.gateway,
+                neighbours: up
+                    .neighbours
+                    .iter()
+                    .map(|n| (n.ip, MacAddr(n.mac.0)))
+                    .collect(),
+            }
+        });
         SwitchPlan {
             ports,
             cores: config.switch.workers.clone(),
@@ -139,14 +216,8 @@ impl SwitchPlan {
                 PipelineMode::Empty => PipelineKind::Empty,
             },
             idle: config.switch.idle,
-            networks: config
-                .networks
-                .iter()
-                .enumerate()
-                .map(|(d, n)| {
-                    routed_network(d as DomainId, &n.name, n.subnet, n.gateway, n.isolated)
-                })
-                .collect(),
+            networks,
+            uplink,
         }
     }
 

@@ -8,13 +8,6 @@ use switchyard_config::{ConfigIssue, NodeConfig, PortDriver};
 /// Every accepted-but-unimplemented setting of `config`, one issue each.
 pub fn unsupported_issues(config: &NodeConfig) -> Vec<ConfigIssue> {
     let mut issues = Vec::new();
-    if config.uplink.is_some() {
-        issues.push(ConfigIssue::new(
-            config.location_of("uplink"),
-            "uplink".to_string(),
-            "[uplink] is not supported yet (routing, NAT and VXLAN are later issues); remove the section",
-        ));
-    }
     for (i, network) in config.networks.iter().enumerate() {
         let mut refuse = |key: &str, message: &str| {
             let field = format!("network[{i}].{key}");
@@ -73,7 +66,7 @@ mod tests {
 
     #[test]
     fn later_features_are_refused_at_their_value() {
-        let text = "[uplink]\ninterface = \"eth1\"\n\n[[network]]\nname = \"a\"\nsubnet = \"10.0.0.0/24\"\ngateway = \"10.0.0.1\"\nmasquerade = true\nisolated = true\nvni = 7\n\n[[port]]\nname = \"vm\"\ndriver = \"vhost-user\"\nsocket = \"/run/vm.sock\"\nnetwork = \"a\"\n";
+        let text = "[uplink]\ninterface = \"eth1\"\naddress = \"192.0.2.10/24\"\n[[network]]\nname = \"a\"\nsubnet = \"10.0.0.0/24\"\ngateway = \"10.0.0.1\"\nmasquerade = true\nisolated = true\nvni = 7\n\n[[port]]\nname = \"vm\"\ndriver = \"vhost-user\"\nsocket = \"/run/vm.sock\"\nnetwork = \"a\"\n";
         let got = issues(text);
         let fields: Vec<_> = got
             .iter()
@@ -82,7 +75,6 @@ mod tests {
         assert_eq!(
             fields,
             [
-                ("uplink", (1, 1)),
                 ("network[0].masquerade", (8, 14)),
                 ("network[0].vni", (10, 7)),
                 ("port[0].driver", (14, 10)),

@@ -21,6 +21,7 @@ use switchyard_drivers::afxdp::{
 };
 use switchyard_drivers::{sys, PortError};
 use switchyard_pipeline::guard::PortBinding;
+use switchyard_pipeline::neighbour::NeighbourEntry;
 use switchyard_pipeline::router::RoutedNetwork;
 use switchyard_pipeline::{DomainId, L2Switch, PortId, Timestamp};
 use tracing::warn;
@@ -87,6 +88,9 @@ pub enum WorkerCommand {
         /// Answered when done.
         done: Sender<usize>,
     },
+    /// Copy out the router's neighbour table (`ctl neighbours`: on request
+    /// only, a few thousand entries at most).
+    Neighbours(Sender<Vec<NeighbourEntry>>),
 }
 
 /// A socket that failed to open, by global port index.
@@ -327,6 +331,9 @@ fn run(
                 let reclaimed = worker.remove_port(port);
                 let _ = done.send(reclaimed);
             }
+            Ok(WorkerCommand::Neighbours(done)) => {
+                let _ = done.send(worker.neighbours());
+            }
             Err(channel::TryRecvError::Empty) => {}
             Err(channel::TryRecvError::Disconnected) => {
                 close(worker);
@@ -423,6 +430,12 @@ fn open(spec: &WorkerSpec) -> Result<Worker<XdpPort>, OpenError> {
     worker.set_pipeline(plan.pipeline);
     for (domain, network) in plan.networks.iter().enumerate() {
         worker.set_network(domain as DomainId, *network);
+    }
+    if let Some(uplink) = &plan.uplink {
+        worker.set_default_route(uplink.next_hop.map(|via| (uplink.domain, via)));
+        for &(ip, mac) in &uplink.neighbours {
+            worker.set_static_neighbour(ip, mac);
+        }
     }
     Ok(worker)
 }

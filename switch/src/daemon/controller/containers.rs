@@ -24,6 +24,12 @@ impl Controller {
                 format!("network {:?} does not exist", request.network),
             )
         })?;
+        if network.builtin {
+            return Err(invalid(format!(
+                "network {:?} is the switch's own (the uplink's LAN); containers attach to a [[network]]",
+                request.network
+            )));
+        }
         let name = match &request.name {
             Some(name) => {
                 check_name(name)?;

@@ -14,6 +14,7 @@
 
 mod containers;
 mod reload;
+mod routing;
 mod state;
 
 pub use state::state_path;
@@ -53,6 +54,8 @@ pub enum Origin {
     Attach,
     /// An existing interface added with `add-port`.
     AddPort,
+    /// The `[uplink]`'s interface: changed by editing the file and restarting.
+    Uplink,
 }
 
 impl Origin {
@@ -61,6 +64,7 @@ impl Origin {
             Origin::Config => "config",
             Origin::Attach => "attach",
             Origin::AddPort => "add-port",
+            Origin::Uplink => "uplink",
         }
     }
 }
@@ -118,6 +122,9 @@ struct NetworkEntry {
     subnet: Option<Ipv4Cidr>,
     gateway: Option<Ipv4Addr>,
     isolated: bool,
+    /// Made by the switch (the uplink's network), not by a `[[network]]`:
+    /// containers cannot join it and reloads leave it alone.
+    builtin: bool,
 }
 
 /// An error reply in the making.
@@ -181,7 +188,7 @@ impl Controller {
                     .collect()
             })
             .collect();
-        let networks = config
+        let mut networks: Vec<Option<NetworkEntry>> = config
             .networks
             .iter()
             .map(|n| {
@@ -190,18 +197,34 @@ impl Controller {
                     subnet: n.subnet,
                     gateway: n.gateway,
                     isolated: n.isolated,
+                    builtin: false,
                 })
             })
             .collect();
+        if let Some(up) = &config.uplink {
+            networks.push(Some(NetworkEntry {
+                name: super::plan::UPLINK.to_string(),
+                subnet: Some(up.address.trunc()),
+                gateway: Some(up.address.addr),
+                isolated: false,
+                builtin: true,
+            }));
+        }
+        let uplink_port = plan.uplink.as_ref().map(|u| u.port);
         let ports = plan
             .ports
             .iter()
-            .map(|p| {
+            .enumerate()
+            .map(|(index, p)| {
                 Some(PortEntry {
                     name: p.name.clone(),
                     interface: p.interface.clone(),
                     network: p.network.clone(),
-                    origin: Origin::Config,
+                    origin: if Some(index) == uplink_port {
+                        Origin::Uplink
+                    } else {
+                        Origin::Config
+                    },
                     mac: None,
                     address: None,
                     netns: None,
@@ -300,6 +323,8 @@ impl Controller {
             Request::Stats => {
                 Ok(serde_json::to_value(self.snapshot(false, true)).unwrap_or_default())
             }
+            Request::Routes => self.routes(),
+            Request::Neighbours => self.neighbours(),
             Request::Attach(request) => self.attach(request).map(|r| serde_json::json!(r)),
             Request::Detach { name } => self
                 .detach(&name)
@@ -457,6 +482,16 @@ impl Controller {
                 format!("network {:?} does not exist", entry.network),
             )
         })?;
+        if entry.origin != Origin::Uplink && self.network(&entry.network).is_some_and(|n| n.builtin)
+        {
+            return Err(CtlError::new(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "network {:?} is the switch's own (the uplink's LAN); ports join a [[network]]",
+                    entry.network
+                ),
+            ));
+        }
         let ifindex = sys::interface_index(&entry.interface).ok_or_else(|| {
             CtlError::new(
                 ErrorCode::NotFound,
@@ -701,6 +736,12 @@ impl Controller {
         })?;
         match self.ports[index].as_ref().map(|p| p.origin) {
             Some(Origin::AddPort) => {}
+            Some(Origin::Uplink) => return Err(CtlError::new(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "port {name:?} is the uplink: change [uplink] in the config file and restart"
+                ),
+            )),
             Some(Origin::Config) => {
                 return Err(CtlError::new(
                     ErrorCode::InvalidArgument,

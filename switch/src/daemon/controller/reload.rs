@@ -53,11 +53,18 @@ impl Controller {
                 ));
             }
         }
+        if new.uplink != self.config.uplink {
+            return Err(CtlError::new(
+                ErrorCode::InvalidConfig,
+                "uplink: [uplink] changes take a restart (its port, address and routes are \
+                 set up at start; nothing was changed)",
+            ));
+        }
         for port in self
             .ports
             .iter()
             .flatten()
-            .filter(|p| p.origin != Origin::Config)
+            .filter(|p| matches!(p.origin, Origin::Attach | Origin::AddPort))
         {
             if !new_networks.contains(port.network.as_str()) {
                 return Err(CtlError::new(
@@ -139,7 +146,7 @@ impl Controller {
         // By name: a kept network stays in its slot (its bridge domain) with its
         // new addressing; only a removed network frees its slot.
         for (domain, slot) in self.networks.iter_mut().enumerate() {
-            if let Some(network) = slot {
+            if let Some(network) = slot.as_mut().filter(|n| !n.builtin) {
                 match new.networks.iter().find(|n| n.name == network.name) {
                     Some(fresh) => {
                         network.subnet = fresh.subnet;
@@ -160,6 +167,7 @@ impl Controller {
                     subnet: network.subnet,
                     gateway: network.gateway,
                     isolated: network.isolated,
+                    builtin: false,
                 });
                 match self.networks.iter().position(Option::is_none) {
                     Some(free) => self.networks[free] = entry,

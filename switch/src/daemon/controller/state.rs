@@ -32,7 +32,7 @@ impl Controller {
                 .ports
                 .iter()
                 .flatten()
-                .filter(|p| p.origin != Origin::Config)
+                .filter(|p| matches!(p.origin, Origin::Attach | Origin::AddPort))
                 .cloned()
                 .collect(),
         };
