@@ -736,12 +736,14 @@ impl Controller {
         })?;
         match self.ports[index].as_ref().map(|p| p.origin) {
             Some(Origin::AddPort) => {}
-            Some(Origin::Uplink) => return Err(CtlError::new(
-                ErrorCode::InvalidArgument,
-                format!(
+            Some(Origin::Uplink) => {
+                return Err(CtlError::new(
+                    ErrorCode::InvalidArgument,
+                    format!(
                     "port {name:?} is the uplink: change [uplink] in the config file and restart"
                 ),
-            )),
+                ))
+            }
             Some(Origin::Config) => {
                 return Err(CtlError::new(
                     ErrorCode::InvalidArgument,
