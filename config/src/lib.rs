@@ -29,8 +29,8 @@ pub use cidr::{CidrError, Ipv4Cidr};
 pub use error::{ConfigError, ConfigIssue, Location};
 pub use mac::MacAddress;
 pub use model::{
-    IdleMode, NetworkConfig, NodeConfig, PipelineMode, PortConfig, PortDriver, StaticNeighbour,
-    SwitchConfig, UplinkConfig, XdpMode,
+    HostPortConfig, IdleMode, NetworkConfig, NodeConfig, PipelineMode, PortConfig, PortDriver,
+    StaticNeighbour, SwitchConfig, UplinkConfig, XdpMode,
 };
 
 /// Reads and parses the node file at `path`.

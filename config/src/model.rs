@@ -27,6 +27,9 @@ pub struct NodeConfig {
     pub switch: SwitchConfig,
     /// `[uplink]`: the node's way out, if it has one.
     pub uplink: Option<UplinkConfig>,
+    /// `[host]`: the host port, if the node's own stack should reach its
+    /// containers.
+    pub host: Option<HostPortConfig>,
     /// `[[network]]`: L2 domains, in file order.
     pub networks: Vec<NetworkConfig>,
     /// `[[port]]`: statically configured ports, in file order.
@@ -322,6 +325,39 @@ pub struct UplinkConfig {
     /// "02:00:5e:10:00:01"`, each inside `address`'s prefix and not the
     /// node's own address; never aged, never asked for.
     pub neighbours: Vec<StaticNeighbour>,
+}
+
+/// `[host]`: the host port, the node's own way to its containers (what
+/// `docker0` is to a Docker host). The daemon makes a veth pair in its
+/// namespace: `interface` gets `address` and a route to every routed
+/// network's subnet through `switch_address`; the other end is the switch's
+/// port. Both go when the daemon stops.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostPortConfig {
+    /// The host end's name (it must not exist: the daemon makes it).
+    pub interface: String,
+    /// The host end's address with prefix, e.g. `169.254.100.1/30`.
+    pub address: Ipv4Cidr,
+    /// The switch's address on the link (the host's next hop to the
+    /// containers); by default the first other host address of the prefix.
+    pub switch_address: Ipv4Addr,
+}
+
+impl HostPortConfig {
+    /// Default `interface`, after Docker's `docker0`.
+    pub const DEFAULT_INTERFACE: &'static str = "switchyard0";
+
+    /// The first host address of `address`'s prefix that is not `address`
+    /// itself (the default `switch_address`).
+    pub fn default_switch_address(address: Ipv4Cidr) -> Ipv4Addr {
+        let first = u32::from(address.network()) + 1;
+        let pick = if first == u32::from(address.addr) {
+            first + 1
+        } else {
+            first
+        };
+        Ipv4Addr::from(pick)
+    }
 }
 
 /// One static neighbour of the uplink.

@@ -14,8 +14,8 @@ use std::str::FromStr;
 use crate::report::Report;
 use crate::tree::{Entry, Fields, Kind, Node};
 use crate::{
-    IdleMode, Ipv4Cidr, Location, MacAddress, NetworkConfig, NodeConfig, PipelineMode, PortConfig,
-    PortDriver, StaticNeighbour, SwitchConfig, UplinkConfig, XdpMode,
+    HostPortConfig, IdleMode, Ipv4Cidr, Location, MacAddress, NetworkConfig, NodeConfig,
+    PipelineMode, PortConfig, PortDriver, StaticNeighbour, SwitchConfig, UplinkConfig, XdpMode,
 };
 
 /// Builds the config from the document root, recording issues in `r`.
@@ -30,6 +30,7 @@ pub(crate) fn build(root: &Node, origin: &str, r: &mut Report) -> NodeConfig {
         None => SwitchConfig::default(),
     };
     let uplink = table(&mut f, "uplink", r).map(|(loc, e)| build_uplink(loc, e, r));
+    let host = table(&mut f, "host", r).map(|(loc, e)| build_host(loc, e, r));
     let mut networks = Vec::new();
     for (i, loc, e) in table_array(&mut f, "network", r) {
         networks.push(build_network(i, loc, e, r));
@@ -45,6 +46,7 @@ pub(crate) fn build(root: &Node, origin: &str, r: &mut Report) -> NodeConfig {
         origin: origin.to_string(),
         switch,
         uplink,
+        host,
         networks,
         ports,
         value_locations: Default::default(),
@@ -135,6 +137,24 @@ fn build_uplink(loc: Location, entries: &[Entry], r: &mut Report) -> UplinkConfi
         }),
         gateway,
         neighbours,
+    }
+}
+
+fn build_host(loc: Location, entries: &[Entry], r: &mut Report) -> HostPortConfig {
+    let mut f = Fields::new("host", loc, entries);
+    let interface = string(&mut f, "interface", r);
+    let address = required(&mut f, "address", r, cidr);
+    let switch_address = ipv4(&mut f, "switch_address", r);
+    f.finish(r);
+    let address = address.unwrap_or(Ipv4Cidr {
+        addr: Ipv4Addr::UNSPECIFIED,
+        prefix_len: 0,
+    });
+    HostPortConfig {
+        interface: interface.unwrap_or_else(|| HostPortConfig::DEFAULT_INTERFACE.to_string()),
+        switch_address: switch_address
+            .unwrap_or_else(|| HostPortConfig::default_switch_address(address)),
+        address,
     }
 }
 

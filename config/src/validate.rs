@@ -25,6 +25,7 @@ pub(crate) const MAX_VNI: u32 = 16_777_215;
 pub(crate) fn validate(cfg: &NodeConfig, r: &mut Report) {
     switch(&cfg.switch, r);
     uplink(cfg, r);
+    host(cfg, r);
     networks(cfg, r);
     ports(cfg, r);
 }
@@ -248,6 +249,85 @@ fn uplink(cfg: &NodeConfig, r: &mut Report) {
                     format!("{} overlaps the uplink's prefix {}", subnet, addr.trunc()),
                 );
             }
+        }
+    }
+}
+
+fn host(cfg: &NodeConfig, r: &mut Report) {
+    let Some(host) = &cfg.host else { return };
+    let fallback = r.loc("host");
+    interface_name(r, "host.interface", fallback, &host.interface);
+    let clash = cfg
+        .ports
+        .iter()
+        .filter_map(|p| p.interface.as_deref())
+        .chain(cfg.uplink.as_ref().map(|u| u.interface.as_str()))
+        .any(|i| i == host.interface);
+    if clash {
+        r.check_failed(
+            "host.interface",
+            fallback,
+            format!(
+                "interface \"{}\" is a port or the uplink; the host port is a veth the daemon makes, give it a name of its own",
+                host.interface
+            ),
+        );
+    }
+    if r.failed("host.address") {
+        return;
+    }
+    let addr = host.address;
+    if addr.prefix_len > MAX_SUBNET_PREFIX {
+        r.check_failed(
+            "host.address",
+            fallback,
+            format!(
+                "/{} leaves no room for the switch's address; use /30 or shorter",
+                addr.prefix_len
+            ),
+        );
+        return;
+    }
+    if addr.addr == addr.network() || addr.addr == addr.broadcast() {
+        r.check_failed(
+            "host.address",
+            fallback,
+            format!("{addr} is the network or broadcast address of its prefix; give the host end's own address"),
+        );
+        return;
+    }
+    let sw = host.switch_address;
+    if !addr.contains(sw) || sw == addr.addr || sw == addr.network() || sw == addr.broadcast() {
+        r.check_failed(
+            "host.switch_address",
+            fallback,
+            format!(
+                "{sw} must be another host address of {}, the host end's prefix",
+                addr.trunc()
+            ),
+        );
+    }
+    let prefix = addr.trunc();
+    if let Some(up) = &cfg.uplink {
+        if !r.failed("uplink.address") && up.address.trunc().overlaps(&prefix) {
+            r.check_failed(
+                "host.address",
+                fallback,
+                format!(
+                    "{prefix} overlaps the uplink's prefix {}",
+                    up.address.trunc()
+                ),
+            );
+        }
+    }
+    for (i, net) in cfg.networks.iter().enumerate() {
+        if net.subnet.is_some_and(|s| s.overlaps(&prefix)) {
+            let path = format!("{}.subnet", r.network_path(i));
+            r.check_failed(
+                &path,
+                Some(net.location),
+                format!("overlaps the host port's prefix {prefix}"),
+            );
         }
     }
 }

@@ -203,7 +203,7 @@ const CASES: &[Case] = &[
     case("syntax error", "[switch]\nworkers = [1,\n", "", (3, 1), "TOML syntax error"),
     case("unclosed string", "[switch]\ncontrol_socket = \"/x\n", "", (2, 21), "TOML syntax error"),
     case("duplicate key", "[switch]\nring_size = 64\nring_size = 128\n", "", (3, 1), "duplicate key"),
-    case("unknown top-level", "[switch]\n[bridge]\nx = 1\n", "bridge", (2, 2), "unknown field `bridge`; expected one of `switch`, `uplink`, `network`, `port`"),
+    case("unknown top-level", "[switch]\n[bridge]\nx = 1\n", "bridge", (2, 2), "unknown field `bridge`; expected one of `switch`, `uplink`, `host`, `network`, `port`"),
     case("unknown switch field", "[switch]\nworker = [1]\n", "switch.worker", (2, 1), "unknown field `worker`"),
     case("unknown network field", "[[network]]\nname = \"a\"\nsubnett = \"10.0.0.0/8\"\n", "network[0].subnett", (3, 1), "unknown field `subnett`"),
     case("unknown port field", "[[port]]\nname = \"p\"\ndriver = \"af_xdp\"\ninterface = \"e\"\nnetwork = \"web\"\nmtu = 9000\n[[network]]\nname = \"web\"\n", "port[0].mtu", (6, 1), "unknown field `mtu`"),
@@ -295,6 +295,11 @@ const CASES: &[Case] = &[
     case("uplink neighbour off link", "[uplink]\ninterface = \"eth1\"\naddress = \"192.0.2.10/24\"\n[uplink.neighbours]\n\"198.51.100.1\" = \"02:00:00:00:00:01\"\n", "uplink.neighbours.198.51.100.1", (5, 18), "not inside the uplink address's prefix"),
     case("uplink neighbour is self", "[uplink]\ninterface = \"eth1\"\naddress = \"192.0.2.10/24\"\n[uplink.neighbours]\n\"192.0.2.10\" = \"02:00:00:00:00:01\"\n", "uplink.neighbours.192.0.2.10", (5, 16), "the uplink's own address"),
     case("network overlaps uplink", "[uplink]\ninterface = \"eth1\"\naddress = \"10.0.0.10/16\"\n[[network]]\nname = \"a\"\nsubnet = \"10.0.5.0/24\"\n", "network[0].subnet", (6, 10), "overlaps the uplink's prefix 10.0.0.0/16"),
+    case("host without address", "[host]\n", "host.address", (1, 1), "missing required field `address`"),
+    case("host /31", "[host]\naddress = \"10.9.0.1/31\"\n", "host.address", (2, 11), "/30 or shorter"),
+    case("host switch address off link", "[host]\naddress = \"10.9.0.1/30\"\nswitch_address = \"10.9.0.5\"\n", "host.switch_address", (3, 18), "another host address of 10.9.0.0/30"),
+    case("host interface is a port", "[host]\ninterface = \"veth1\"\naddress = \"10.9.0.1/30\"\n[[network]]\nname = \"a\"\n[[port]]\nname = \"p\"\ndriver = \"af_xdp\"\ninterface = \"veth1\"\nnetwork = \"a\"\n", "host.interface", (2, 13), "a port or the uplink"),
+    case("network overlaps host", "[host]\naddress = \"10.9.0.1/30\"\n[[network]]\nname = \"a\"\nsubnet = \"10.9.0.0/24\"\n", "network[0].subnet", (5, 10), "overlaps the host port's prefix 10.9.0.0/30"),
     case("reserved network name", "[[network]]\nname = \"uplink\"\n", "network[0].name", (2, 8), "is reserved"),
     case("two ports one interface", "[[network]]\nname = \"web\"\n[[port]]\nname = \"a\"\ndriver = \"af_xdp\"\ninterface = \"e\"\nnetwork = \"web\"\n[[port]]\nname = \"b\"\ndriver = \"af_xdp\"\ninterface = \"e\"\nnetwork = \"web\"\n", "port[1].interface", (11, 13), "interface \"e\" is already used by port \"a\" (port[0])"),
     case("duplicate port", "[[network]]\nname = \"web\"\n[[port]]\nname = \"a\"\ndriver = \"af_xdp\"\ninterface = \"e1\"\nnetwork = \"web\"\n[[port]]\nname = \"a\"\ndriver = \"af_xdp\"\ninterface = \"e2\"\nnetwork = \"web\"\n", "port[1].name", (9, 8), "duplicate port name \"a\" (already used by port[0] at 3:1)"),
@@ -471,6 +476,7 @@ fn validate_checks_configs_built_in_code() {
             ..SwitchConfig::default()
         },
         uplink: None,
+        host: None,
         networks: vec![NetworkConfig {
             name: "web".into(),
             subnet: Some(cidr("10.0.0.0/24")),

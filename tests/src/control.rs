@@ -389,6 +389,7 @@ pub struct ControlLabBuilder {
     hosts: Vec<HostSpec>,
     config: DaemonConfig,
     uplink: Option<Uplink>,
+    host_port: Option<String>,
 }
 
 /// The lab's `[uplink]`: an "outside" harness host whose root-namespace veth end
@@ -432,6 +433,13 @@ impl ControlLabBuilder {
         self
     }
 
+    /// Gives the node a host port (`[host]`) with the host end at `address`
+    /// (with prefix), named [`ControlLab::host_port_name`].
+    pub fn host_port(mut self, address: &str) -> Self {
+        self.host_port = Some(address.to_string());
+        self
+    }
+
     /// `[switch]` settings (workers, extra lines such as `ring_size = 256`).
     pub fn daemon_config(mut self, config: DaemonConfig) -> Self {
         self.config = config;
@@ -468,6 +476,7 @@ impl ControlLabBuilder {
             networks: self.networks,
             config: self.config,
             uplink: None,
+            host_port: self.host_port,
             socket,
             id,
             _dir: dir,
@@ -475,6 +484,10 @@ impl ControlLabBuilder {
         };
         for h in &self.hosts {
             lab.add_host(&h.name, &h.network, &h.cidr);
+        }
+        if lab.host_port.is_some() {
+            // The daemon deletes it on stop; recorded in case it is killed.
+            lab.record_link(&lab.host_port_name());
         }
         if let Some(uplink) = self.uplink {
             let outside = Host::create(&lab.id, OUTSIDE, &uplink.outside);
@@ -499,6 +512,7 @@ pub struct ControlLab {
     networks: Vec<Network>,
     config: DaemonConfig,
     uplink: Option<(Uplink, Host)>,
+    host_port: Option<String>,
     socket: PathBuf,
     id: String,
     _dir: TempDir,
@@ -550,6 +564,14 @@ impl ControlLab {
             })
             .collect();
         let mut text = render_config(&self.config, &self.socket, &self.networks, &ports);
+        if let Some(address) = &self.host_port {
+            let _ = writeln!(
+                text,
+                "\n[host]\ninterface = {}\naddress = {}",
+                toml_str(&self.host_port_name()),
+                toml_str(address)
+            );
+        }
         if let Some((uplink, outside)) = &self.uplink {
             let _ = writeln!(
                 text,
@@ -568,6 +590,11 @@ impl ControlLab {
             }
         }
         text
+    }
+
+    /// The host end of the lab's host port (`syt<id>hp`).
+    pub fn host_port_name(&self) -> String {
+        names::ifname(&self.id, "hp")
     }
 
     /// The outside host behind the uplink.

@@ -12,6 +12,7 @@ mod access;
 mod address_pool;
 mod anchor;
 mod controller;
+mod host_port;
 mod plan;
 mod report;
 mod server;
@@ -23,6 +24,7 @@ use crate::stats::Snapshot;
 use anchor::Anchor;
 use anyhow::{anyhow, bail, Context, Result};
 use controller::Controller;
+use host_port::HostPort;
 use plan::SwitchPlan;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -366,12 +368,19 @@ pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))
         .context("installing SIGHUP")?;
 
-    let plan = Arc::new(SwitchPlan::from_config(&config));
+    // The anchor first: its lock makes this the only daemon on this control
+    // socket, which the host port's record relies on.
+    let anchor = Anchor::create(&config.switch.control_socket, config.switch.workers.len())?;
+    let host_port = config
+        .host
+        .as_ref()
+        .map(|host| HostPort::create(&config.switch.control_socket, &anchor.name, host))
+        .transpose()?;
+    let plan = Arc::new(SwitchPlan::from_config(&config, host_port.as_ref()));
     keep_off_worker_cores(&plan.cores);
     detach_stale_all(&plan)?;
     let redirect =
         Arc::new(Redirect::load(REDIRECT_CAPACITY).context("loading the XDP redirect program")?);
-    let anchor = Anchor::create(&config.switch.control_socket, plan.cores.len())?;
     let running = start_workers(&plan, Some(&anchor.name), &redirect)?;
     let control_socket = config.switch.control_socket.clone();
     let interval = Duration::from_secs(config.switch.stats_interval_secs);
@@ -386,6 +395,9 @@ pub fn run(path: &Path, stats_file: Option<&Path>) -> Result<()> {
         Arc::clone(&redirect),
         running.epoch,
     );
+    if let Some(host_port) = host_port {
+        controller.set_host_port(host_port);
+    }
     controller.readopt();
     let controller = Arc::new(Mutex::new(controller));
     let server = match server::start(&control_socket, access, Arc::clone(&controller)) {

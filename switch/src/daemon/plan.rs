@@ -1,6 +1,7 @@
 //! Turning a validated config into what the workers run: ports with their
 //! queues, XDP modes and domains, and the per-worker settings.
 
+use super::host_port::HostPort;
 use crate::placement::{place, WorkerPlacement};
 use crate::worker::PipelineKind;
 use switchyard_config::{IdleMode, NodeConfig, PipelineMode, XdpMode};
@@ -50,10 +51,26 @@ pub struct SwitchPlan {
     /// a gateway: the config allows no gateway without a subnet), by bridge
     /// domain.
     pub networks: Vec<Option<RoutedNetwork>>,
-    /// The uplink, if the config has one: its port is the last of `ports`
-    /// and its network the last of `networks`.
+    /// The uplink, if the config has one: its port and network follow the
+    /// configured ones.
     pub uplink: Option<UplinkPlan>,
+    /// The host port, if the config has one: its port and network come last.
+    pub host: Option<HostPlan>,
 }
+
+/// The host port as the workers run it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostPlan {
+    /// Its global port index.
+    pub port: usize,
+    /// Its bridge domain (a network of its own, `host`).
+    pub domain: DomainId,
+    /// The host end: a static neighbour.
+    pub neighbour: (std::net::Ipv4Addr, MacAddr),
+}
+
+/// Name of the host port's network and port (reserved like [`UPLINK`]).
+pub const HOST: &str = "host";
 
 /// The uplink as the workers run it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,7 +168,7 @@ fn mode_choice(mode: XdpMode) -> XdpModeChoice {
 
 impl SwitchPlan {
     /// Builds the plan; reads each interface's queue count from sysfs.
-    pub fn from_config(config: &NodeConfig) -> Self {
+    pub fn from_config(config: &NodeConfig, host_port: Option<&HostPort>) -> Self {
         let mut ports: Vec<PortPlan> = config
             .ports
             .iter()
@@ -201,6 +218,37 @@ impl SwitchPlan {
                     .collect(),
             }
         });
+        let host = host_port.map(|hp| {
+            let domain = networks.len() as DomainId;
+            let mac = sys::interface_mac(&hp.switch_end)
+                .map(MacAddr)
+                .unwrap_or_else(|| gateway_mac(HOST));
+            networks.push(Some(RoutedNetwork {
+                domain,
+                subnet: hp.address.network(),
+                prefix_len: hp.address.prefix_len,
+                gateway: Gateway {
+                    ip: hp.switch_address,
+                    mac,
+                },
+                isolated: false,
+                open: true,
+                mtu: DEFAULT_MTU,
+            }));
+            ports.push(PortPlan {
+                name: HOST.to_string(),
+                queues: 1,
+                interface: hp.switch_end.clone(),
+                network: HOST.to_string(),
+                domain,
+                mode: mode_choice(config.switch.xdp_mode),
+            });
+            HostPlan {
+                port: ports.len() - 1,
+                domain,
+                neighbour: (hp.address.addr, MacAddr(hp.host_mac)),
+            }
+        });
         SwitchPlan {
             ports,
             cores: config.switch.workers.clone(),
@@ -218,6 +266,7 @@ impl SwitchPlan {
             idle: config.switch.idle,
             networks,
             uplink,
+            host,
         }
     }
 

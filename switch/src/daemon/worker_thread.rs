@@ -431,6 +431,9 @@ fn open(spec: &WorkerSpec) -> Result<Worker<XdpPort>, OpenError> {
     for (domain, network) in plan.networks.iter().enumerate() {
         worker.set_network(domain as DomainId, *network);
     }
+    if let Some(host) = &plan.host {
+        worker.set_static_neighbour(host.neighbour.0, host.neighbour.1);
+    }
     if let Some(uplink) = &plan.uplink {
         worker.set_default_route(uplink.next_hop.map(|via| (uplink.domain, via)));
         for &(ip, mac) in &uplink.neighbours {

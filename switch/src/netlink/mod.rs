@@ -559,6 +559,111 @@ pub fn create_anchor_pair(name: &str, peer: &str, queues: u32) -> Result<(), Net
     })
 }
 
+/// Creates the host port's veth pair `host_end`/`switch_end` in the daemon's
+/// namespace: `host_end` gets `address/prefix_len`, both ends IPv6 off and
+/// up. Either both ends end up configured or the pair is deleted again.
+pub fn create_host_pair(
+    host_end: &str,
+    switch_end: &str,
+    address: Ipv4Addr,
+    prefix_len: u8,
+) -> Result<(), NetlinkError> {
+    check_ifname("host port name", host_end)?;
+    check_ifname("host port peer name", switch_end)?;
+    let own_ns = File::open("/proc/self/ns/net").map_err(|source| NetlinkError::Step {
+        step: "opening the daemon's namespace".to_string(),
+        source,
+    })?;
+    let fd = own_ns.as_raw_fd();
+    let index = with_netlink(HOST_NS, |h| async move {
+        let spec = rtnl::VethSpec {
+            host_name: host_end,
+            peer_name: switch_end,
+            peer_netns_fd: fd,
+            peer_mac: [0x02, 0x53, 0xfe, 0x00, 0x00, 0x01],
+            mtu: 1500,
+            queues: 1,
+        };
+        rtnl::create_veth(&h, &spec)
+            .await
+            .map_err(step_err(format!("creating the host port veth {host_end}")))?;
+        let link = rtnl::get_link(&h, host_end)
+            .await
+            .map_err(io_step(format!("looking up {host_end}")))?
+            .ok_or_else(|| NetlinkError::Step {
+                step: format!("looking up {host_end}"),
+                source: io::Error::from_raw_os_error(libc::ENODEV),
+            })?;
+        Ok(link.index)
+    })?;
+    let mut rollback = Rollback {
+        host_name: host_end,
+        index,
+        armed: true,
+    };
+    for end in [host_end, switch_end] {
+        disable_ipv6(end)?;
+    }
+    with_netlink(HOST_NS, |h| async move {
+        rtnl::add_address(&h, index, address, prefix_len)
+            .await
+            .map_err(step_err(format!(
+                "adding {address}/{prefix_len} to {host_end}"
+            )))?;
+        for end in [host_end, switch_end] {
+            let link = rtnl::get_link(&h, end)
+                .await
+                .map_err(io_step(format!("looking up {end}")))?
+                .ok_or_else(|| NetlinkError::Step {
+                    step: format!("looking up {end}"),
+                    source: io::Error::from_raw_os_error(libc::ENODEV),
+                })?;
+            rtnl::set_up(&h, link.index)
+                .await
+                .map_err(step_err(format!("bringing {end} up")))?;
+        }
+        Ok(())
+    })?;
+    rollback.armed = false;
+    Ok(())
+}
+
+/// Adds (`add`) or deletes the route to `destination/prefix_len` via
+/// `gateway` through `interface` in the daemon's namespace. Deleting a route
+/// that is gone already is not an error.
+pub fn set_route(
+    interface: &str,
+    destination: Ipv4Addr,
+    prefix_len: u8,
+    gateway: Ipv4Addr,
+    add: bool,
+) -> Result<(), NetlinkError> {
+    check_ifname("route interface", interface)?;
+    with_netlink(HOST_NS, |h| async move {
+        let link = rtnl::get_link(&h, interface)
+            .await
+            .map_err(io_step(format!("looking up {interface}")))?
+            .ok_or_else(|| NetlinkError::Step {
+                step: format!("looking up {interface}"),
+                source: io::Error::from_raw_os_error(libc::ENODEV),
+            })?;
+        let step = format!(
+            "{} the route to {destination}/{prefix_len} via {gateway} dev {interface}",
+            if add { "adding" } else { "deleting" }
+        );
+        let result = if add {
+            rtnl::add_route(&h, link.index, destination, prefix_len, gateway).await
+        } else {
+            rtnl::delete_route(&h, link.index, destination, prefix_len, gateway).await
+        };
+        match result.map_err(rtnl::to_io) {
+            Ok(()) => Ok(()),
+            Err(e) if !add && e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+            Err(source) => Err(NetlinkError::Step { step, source }),
+        }
+    })
+}
+
 /// Whether an interface called `host_name` exists in the daemon's namespace
 /// (any kind). A failing lookup counts as absent.
 pub fn link_exists(host_name: &str) -> bool {

@@ -170,6 +170,40 @@ pub(crate) async fn add_default_route(
     handle.route().add(route).execute().await
 }
 
+/// Adds the route `destination/prefix_len` via `gateway` through link `index`
+/// to the main table.
+pub(crate) async fn add_route(
+    handle: &Handle,
+    index: u32,
+    destination: Ipv4Addr,
+    prefix_len: u8,
+    gateway: Ipv4Addr,
+) -> Result<(), rtnetlink::Error> {
+    let route = RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(destination, prefix_len)
+        .gateway(gateway)
+        .output_interface(index)
+        .build();
+    handle.route().add(route).execute().await
+}
+
+/// Deletes the route `destination/prefix_len` via `gateway` through link
+/// `index` from the main table.
+pub(crate) async fn delete_route(
+    handle: &Handle,
+    index: u32,
+    destination: Ipv4Addr,
+    prefix_len: u8,
+    gateway: Ipv4Addr,
+) -> Result<(), rtnetlink::Error> {
+    let route = RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(destination, prefix_len)
+        .gateway(gateway)
+        .output_interface(index)
+        .build();
+    handle.route().del(route).execute().await
+}
+
 /// The IPv4 addresses (with prefix length) on link `index`.
 pub(crate) async fn ipv4_addresses(
     handle: &Handle,

@@ -26,7 +26,7 @@ impl Controller {
         })?;
         if network.builtin {
             return Err(invalid(format!(
-                "network {:?} is the switch's own (the uplink's LAN); containers attach to a [[network]]",
+                "network {:?} is the switch's own (the uplink's or the host port's); containers attach to a [[network]]",
                 request.network
             )));
         }

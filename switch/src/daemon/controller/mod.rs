@@ -56,6 +56,8 @@ pub enum Origin {
     AddPort,
     /// The `[uplink]`'s interface: changed by editing the file and restarting.
     Uplink,
+    /// The host port's switch end (`[host]`), made by the daemon.
+    Host,
 }
 
 impl Origin {
@@ -65,6 +67,7 @@ impl Origin {
             Origin::Attach => "attach",
             Origin::AddPort => "add-port",
             Origin::Uplink => "uplink",
+            Origin::Host => "host",
         }
     }
 }
@@ -164,6 +167,8 @@ pub struct Controller {
     fdb: FdbCopy,
     /// The workers' clock epoch (learn events carry times on it).
     epoch: Instant,
+    /// The host port (`[host]`), whose routes follow the networks.
+    host_port: Option<super::host_port::HostPort>,
 }
 
 impl Controller {
@@ -210,7 +215,17 @@ impl Controller {
                 builtin: true,
             }));
         }
+        if let Some(host) = &config.host {
+            networks.push(Some(NetworkEntry {
+                name: super::plan::HOST.to_string(),
+                subnet: Some(host.address.trunc()),
+                gateway: Some(host.switch_address),
+                isolated: false,
+                builtin: true,
+            }));
+        }
         let uplink_port = plan.uplink.as_ref().map(|u| u.port);
+        let host_port = plan.host.as_ref().map(|h| h.port);
         let ports = plan
             .ports
             .iter()
@@ -222,6 +237,8 @@ impl Controller {
                     network: p.network.clone(),
                     origin: if Some(index) == uplink_port {
                         Origin::Uplink
+                    } else if Some(index) == host_port {
+                        Origin::Host
                     } else {
                         Origin::Config
                     },
@@ -247,6 +264,30 @@ impl Controller {
             fdb: FdbCopy::new(plan.l2),
             epoch,
             plan,
+            host_port: None,
+        }
+    }
+
+    /// Hands the controller the host port, and routes the host to every
+    /// routed network through it.
+    pub fn set_host_port(&mut self, host_port: super::host_port::HostPort) {
+        self.host_port = Some(host_port);
+        self.sync_host_routes();
+    }
+
+    /// Makes the host port's routes match the routed networks (after start
+    /// and every reload).
+    fn sync_host_routes(&mut self) {
+        let subnets: Vec<Ipv4Cidr> = self
+            .networks
+            .iter()
+            .flatten()
+            .filter(|n| !n.builtin && n.gateway.is_some())
+            .filter_map(|n| n.subnet)
+            .map(|s| s.trunc())
+            .collect();
+        if let Some(host_port) = &mut self.host_port {
+            host_port.sync_routes(&subnets);
         }
     }
 
@@ -482,12 +523,13 @@ impl Controller {
                 format!("network {:?} does not exist", entry.network),
             )
         })?;
-        if entry.origin != Origin::Uplink && self.network(&entry.network).is_some_and(|n| n.builtin)
+        if !matches!(entry.origin, Origin::Uplink | Origin::Host)
+            && self.network(&entry.network).is_some_and(|n| n.builtin)
         {
             return Err(CtlError::new(
                 ErrorCode::InvalidArgument,
                 format!(
-                    "network {:?} is the switch's own (the uplink's LAN); ports join a [[network]]",
+                    "network {:?} is the switch's own (the uplink's or the host port's); ports join a [[network]]",
                     entry.network
                 ),
             ));
@@ -736,12 +778,13 @@ impl Controller {
         })?;
         match self.ports[index].as_ref().map(|p| p.origin) {
             Some(Origin::AddPort) => {}
-            Some(Origin::Uplink) => {
+            Some(Origin::Uplink | Origin::Host) => {
                 return Err(CtlError::new(
                     ErrorCode::InvalidArgument,
                     format!(
-                    "port {name:?} is the uplink: change [uplink] in the config file and restart"
-                ),
+                        "port {name:?} is the switch's own ([uplink] or [host]): change the \
+                         config file and restart"
+                    ),
                 ))
             }
             Some(Origin::Config) => {
@@ -786,6 +829,8 @@ impl Controller {
                 }
             }
         }
+        // Its sockets are closed and its program detached: the pair can go.
+        self.host_port = None;
         match reports {
             Some(reports) => (
                 Some(report::snapshot(

@@ -53,12 +53,19 @@ impl Controller {
                 ));
             }
         }
-        if new.uplink != self.config.uplink {
-            return Err(CtlError::new(
-                ErrorCode::InvalidConfig,
-                "uplink: [uplink] changes take a restart (its port, address and routes are \
-                 set up at start; nothing was changed)",
-            ));
+        for (section, differs) in [
+            ("uplink", new.uplink != self.config.uplink),
+            ("host", new.host != self.config.host),
+        ] {
+            if differs {
+                return Err(CtlError::new(
+                    ErrorCode::InvalidConfig,
+                    format!(
+                        "{section}: [{section}] changes take a restart (its port, addresses and \
+                         routes are set up at start; nothing was changed)"
+                    ),
+                ));
+            }
         }
         for port in self
             .ports
@@ -200,6 +207,7 @@ impl Controller {
         }
         let deferred = changed_settings(&self.config, &new);
         self.config = new;
+        self.sync_host_routes();
         info!(?added, ?removed, ?deferred, "config reloaded");
         Ok(serde_json::json!({ "added": added, "removed": removed, "needs_restart": deferred }))
     }
