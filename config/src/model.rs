@@ -389,6 +389,14 @@ pub struct NetworkConfig {
     /// VXLAN network identifier to stretch the network across nodes,
     /// 1..=16_777_215, unique per node.
     pub vni: Option<u32>,
+    /// A flat network on the uplink's LAN (Docker's macvlan driver): its
+    /// containers appear there with their own MACs and addresses, bridged
+    /// with the uplink instead of routed. `subnet` is then the pool their
+    /// addresses come from, inside the uplink's prefix (their prefix length
+    /// is the uplink's), and `gateway` their default route on the LAN (the
+    /// LAN's router, or the node's uplink address to route through the
+    /// switch). At most one; needs an `[uplink]`.
+    pub uplink: bool,
     /// Where the `[[network]]` table starts, for run-time error reports.
     pub location: Location,
 }

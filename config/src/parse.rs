@@ -195,6 +195,7 @@ fn build_network(i: usize, loc: Location, entries: &[Entry], r: &mut Report) -> 
     let masquerade = boolean(&mut f, "masquerade", r).unwrap_or(false);
     let isolated = boolean(&mut f, "isolated", r).unwrap_or(true);
     let vni = uint(&mut f, "vni", u32::MAX.into(), r).map(|v| v as u32);
+    let uplink = boolean(&mut f, "uplink", r).unwrap_or(false);
     f.finish(r);
     NetworkConfig {
         name: name.unwrap_or_default(),
@@ -203,6 +204,7 @@ fn build_network(i: usize, loc: Location, entries: &[Entry], r: &mut Report) -> 
         masquerade,
         isolated,
         vni,
+        uplink,
         location: loc,
     }
 }

@@ -241,6 +241,44 @@ fn uplink(cfg: &NodeConfig, r: &mut Report) {
     }
     for (i, net) in cfg.networks.iter().enumerate() {
         if let Some(subnet) = net.subnet {
+            if net.uplink {
+                // A flat network's pool lies inside the uplink's prefix.
+                if subnet.prefix_len < addr.prefix_len || !addr.contains(subnet.network()) {
+                    let path = format!("{}.subnet", r.network_path(i));
+                    r.check_failed(
+                        &path,
+                        Some(net.location),
+                        format!(
+                            "a flat network's subnet is its address pool on the uplink's LAN: it must lie inside {}",
+                            addr.trunc()
+                        ),
+                    );
+                } else if subnet.contains(addr.addr) {
+                    let path = format!("{}.subnet", r.network_path(i));
+                    r.check_failed(
+                        &path,
+                        Some(net.location),
+                        format!(
+                            "{subnet} contains the node's uplink address {}; give the containers a range without it",
+                            addr.addr
+                        ),
+                    );
+                }
+                if let Some(gw) = net.gateway {
+                    if !addr.contains(gw) || gw == addr.network() || gw == addr.broadcast() {
+                        let path = format!("{}.gateway", r.network_path(i));
+                        r.check_failed(
+                            &path,
+                            Some(net.location),
+                            format!(
+                                "{gw} is not a host address of the uplink's LAN {}; a flat network's gateway is its router there",
+                                addr.trunc()
+                            ),
+                        );
+                    }
+                }
+                continue;
+            }
             if subnet.overlaps(&addr.trunc()) {
                 let path = format!("{}.subnet", r.network_path(i));
                 r.check_failed(
@@ -410,7 +448,44 @@ fn networks(cfg: &NodeConfig, r: &mut Report) {
             }
         }
 
-        if let Some(gw) = net.gateway {
+        if net.uplink {
+            if cfg.uplink.is_none() {
+                r.check_failed(
+                    &f("uplink"),
+                    fallback,
+                    "a flat network (uplink = true) lives on the uplink's LAN: add an [uplink] section",
+                );
+            } else if net.subnet.is_none() && !r.failed(&f("subnet")) {
+                r.check_failed(
+                    &f("uplink"),
+                    fallback,
+                    "a flat network needs a subnet: the pool its containers' addresses come from, inside the uplink's prefix",
+                );
+            }
+            if let Some(first) = cfg.networks[..i].iter().position(|n| n.uplink) {
+                let first_path = r.network_path(first);
+                r.check_failed(
+                    &f("uplink"),
+                    fallback,
+                    format!("only one network can be the uplink's LAN ({first_path} is already)"),
+                );
+            }
+            for (key, set) in [("masquerade", net.masquerade), ("vni", net.vni.is_some())] {
+                if set {
+                    r.check_failed(
+                        &f(key),
+                        fallback,
+                        format!(
+                            "a flat network is bridged onto the uplink's LAN: {key} does not apply"
+                        ),
+                    );
+                }
+            }
+        }
+
+        if let (Some(_), true) = (net.gateway, net.uplink) {
+            // Checked against the uplink's prefix with the uplink.
+        } else if let Some(gw) = net.gateway {
             if net.subnet.is_none() {
                 if !r.failed(&f("subnet")) {
                     r.check_failed(

@@ -60,6 +60,8 @@ pub struct Network {
     pub gateway: Option<String>,
     /// `isolated = false` when true (networks are isolated by default).
     pub open: bool,
+    /// `uplink = true`: a flat network on the uplink's LAN.
+    pub flat: bool,
 }
 
 impl Network {
@@ -70,6 +72,7 @@ impl Network {
             subnet: None,
             gateway: None,
             open: false,
+            flat: false,
         }
     }
 
@@ -80,6 +83,16 @@ impl Network {
             subnet: Some(subnet.to_string()),
             gateway: Some(gateway.to_string()),
             open: false,
+            flat: false,
+        }
+    }
+
+    /// A flat network on the uplink's LAN (`uplink = true`): addresses from
+    /// `pool`, default route `gateway` (the LAN's router).
+    pub fn flat(name: &str, pool: &str, gateway: &str) -> Network {
+        Network {
+            flat: true,
+            ..Network::with_subnet(name, pool, gateway)
         }
     }
 
@@ -120,6 +133,9 @@ pub fn render_config(
         }
         if n.open {
             let _ = writeln!(t, "isolated = false");
+        }
+        if n.flat {
+            let _ = writeln!(t, "uplink = true");
         }
     }
     for p in ports {

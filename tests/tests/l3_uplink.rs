@@ -11,7 +11,10 @@
 //! - TTL 1 to the outside is answered with ICMP time exceeded by the gateway;
 //! - a DF datagram over the uplink's smaller MTU is answered with
 //!   fragmentation-needed, and TCP then gets through at the smaller path MTU;
-//! - a static neighbour from the config is used without ARP.
+//! - a static neighbour from the config is used without ARP;
+//! - a flat network (`uplink = true`, Docker's macvlan) puts its containers on
+//!   the uplink's LAN: the outside reaches them by their own addresses and
+//!   MACs, with no route, and routed networks reach them too.
 //!
 //! Switchyard only (the kernel's equivalent is a bridge plus IP forwarding,
 //! measured in `perf/`).
@@ -231,4 +234,57 @@ fn a_static_neighbour_is_used_without_asking() {
     assert!(has("198.18.84.0/24", "web", None), "{routes}");
     assert!(has("198.18.80.0/24", "uplink", None), "{routes}");
     assert!(has("0.0.0.0/0", "uplink", Some("198.18.80.1")), "{routes}");
+}
+
+#[test]
+fn a_flat_network_puts_its_containers_on_the_uplink_lan() {
+    require_root!();
+    let lab = ControlLab::builder()
+        .network(Network::with_subnet("web", "198.18.92.0/24", "198.18.92.1"))
+        .network(Network::flat("lan", "198.18.80.128/25", "198.18.80.1"))
+        .uplink(uplink(true))
+        .start();
+    let outside = lab.outside();
+    outside.ip_ok(&["route", "add", "198.18.92.0/24", "via", "198.18.80.2"]);
+    let id = lab.id().to_string();
+    let f = lab.attach(&lab.netns("f"), "lan", &format!("{id}-f"));
+    let w = lab.attach(&lab.netns("w"), "web", &format!("{id}-w"));
+    assert!(
+        (u32::from(f.ip) & 0xffff_ff80) == u32::from(Ipv4Addr::new(198, 18, 80, 128)),
+        "address from the pool: {}",
+        f.ip
+    );
+    assert_eq!(f.prefix_len, 24, "the LAN's prefix, not the pool's");
+
+    // The outside reaches it on its own LAN: no route, its own MAC.
+    let r = outside.ping(f.ip, 3);
+    assert!(r.all_replied(), "outside -> flat container: {}", r.output);
+    let seen = outside.neigh_mac(f.ip);
+    assert_eq!(
+        seen.as_deref().map(str::to_lowercase),
+        Some(f.mac.to_lowercase()),
+        "the outside knows the container by its own MAC"
+    );
+    let r = ping_from(&f.netns, outside.ip(), 3);
+    assert!(r.all_replied(), "flat container -> outside: {}", r.output);
+    // Not routed: the TTL arrives untouched.
+    let out = ping_raw(&f, &["-c", "1", "-W", "2", "198.18.80.1"]);
+    assert!(out.contains("ttl=64"), "bridged, not routed:\n{out}");
+    let report = tcp_transfer(outside, &f.host(), 5404, 2 << 20, Duration::from_secs(30));
+    assert!(report.intact(), "TCP outside -> flat container: {report:?}");
+
+    // A routed network reaches the flat one through the switch (the flat
+    // container answers through its default route, the LAN's router: the
+    // outside, which forwards like one).
+    outside.exec_ok(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    let r = ping_from(&w.netns, f.ip, 3);
+    assert!(r.all_replied(), "web -> flat container: {}", r.output);
+
+    let routes = lab.ctl_json(&["routes"]);
+    assert!(
+        routes.as_array().is_some_and(|rows| rows
+            .iter()
+            .any(|r| r["destination"] == "198.18.80.0/24" && r["network"] == "lan")),
+        "the flat network's route is the LAN's: {routes}"
+    );
 }

@@ -195,14 +195,24 @@ impl SwitchPlan {
             .map(|(d, n)| routed_network(d as DomainId, &n.name, n.subnet, n.gateway, n.isolated))
             .collect();
         let uplink = config.uplink.as_ref().map(|up| {
-            let domain = networks.len() as DomainId;
+            // The uplink's LAN is a flat network's domain if the config has
+            // one (its containers are bridged with the uplink), else a
+            // network of its own.
+            let flat = config.networks.iter().position(|n| n.uplink);
+            let (domain, network_name) = match flat {
+                Some(d) => (d as DomainId, config.networks[d].name.clone()),
+                None => (networks.len() as DomainId, UPLINK.to_string()),
+            };
             let network = uplink_network(domain, up);
-            networks.push(Some(network));
+            match flat {
+                Some(d) => networks[d] = Some(network),
+                None => networks.push(Some(network)),
+            }
             ports.push(PortPlan {
                 name: UPLINK.to_string(),
                 queues: sys::rx_queue_count(&up.interface),
                 interface: up.interface.clone(),
-                network: UPLINK.to_string(),
+                network: network_name,
                 domain,
                 mode: mode_choice(config.switch.xdp_mode),
             });

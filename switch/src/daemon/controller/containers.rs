@@ -59,7 +59,7 @@ impl Controller {
                 let ip = AddressPool::new(subnet, network.gateway, &used)
                     .claim(ip)
                     .map_err(|e| invalid(e.to_string()))?;
-                (ip, subnet.prefix_len)
+                (ip, network.lan.map_or(subnet.prefix_len, |(len, _)| len))
             }
             (None, Some(subnet)) => {
                 let ip = AddressPool::new(subnet, network.gateway, &used)
@@ -70,7 +70,7 @@ impl Controller {
                             format!("network {:?}: {e}", network.name),
                         )
                     })?;
-                (ip, subnet.prefix_len)
+                (ip, network.lan.map_or(subnet.prefix_len, |(len, _)| len))
             }
             (Some(ip), None) => {
                 let cidr: Ipv4Cidr = ip.parse().map_err(|_| {

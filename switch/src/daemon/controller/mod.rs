@@ -128,6 +128,10 @@ struct NetworkEntry {
     /// Made by the switch (the uplink's network), not by a `[[network]]`:
     /// containers cannot join it and reloads leave it alone.
     builtin: bool,
+    /// For a flat network (on the uplink's LAN): the LAN's prefix length,
+    /// which its containers' addresses get (its `subnet` is only their pool),
+    /// and the node's address there (never handed out).
+    lan: Option<(u8, Ipv4Addr)>,
 }
 
 /// An error reply in the making.
@@ -203,16 +207,23 @@ impl Controller {
                     gateway: n.gateway,
                     isolated: n.isolated,
                     builtin: false,
+                    lan: n
+                        .uplink
+                        .then_some(config.uplink.as_ref())
+                        .flatten()
+                        .map(|up| (up.address.prefix_len, up.address.addr)),
                 })
             })
             .collect();
-        if let Some(up) = &config.uplink {
+        let flat = config.networks.iter().any(|n| n.uplink);
+        if let Some(up) = config.uplink.as_ref().filter(|_| !flat) {
             networks.push(Some(NetworkEntry {
                 name: super::plan::UPLINK.to_string(),
                 subnet: Some(up.address.trunc()),
                 gateway: Some(up.address.addr),
                 isolated: false,
                 builtin: true,
+                lan: None,
             }));
         }
         if let Some(host) = &config.host {
@@ -222,6 +233,7 @@ impl Controller {
                 gateway: Some(host.switch_address),
                 isolated: false,
                 builtin: true,
+                lan: None,
             }));
         }
         let uplink_port = plan.uplink.as_ref().map(|u| u.port);
@@ -342,13 +354,19 @@ impl Controller {
     }
 
     fn used_addresses(&self, network: &str) -> HashSet<Ipv4Addr> {
-        self.ports
+        let mut used: HashSet<Ipv4Addr> = self
+            .ports
             .iter()
             .flatten()
             .filter(|p| p.network == network)
             .filter_map(|p| p.address())
             .map(|(ip, _)| ip)
-            .collect()
+            .collect();
+        // A flat network's pool never hands out the node's own address.
+        if let Some((_, node)) = self.network(network).and_then(|n| n.lan) {
+            used.insert(node);
+        }
+        used
     }
 
     /// Answers one control request.
@@ -588,7 +606,12 @@ impl Controller {
             .collect();
         let binding = entry.binding();
         let network = self.networks[domain as usize].as_ref().and_then(|n| {
-            super::plan::routed_network(domain, &n.name, n.subnet, n.gateway, n.isolated)
+            if n.builtin || n.lan.is_some() {
+                // The uplink's LAN and the host port's link are set at start.
+                self.plan.networks.get(domain as usize).copied().flatten()
+            } else {
+                super::plan::routed_network(domain, &n.name, n.subnet, n.gateway, n.isolated)
+            }
         });
         // Each worker counts the port in cells this thread keeps and reads.
         let cells: Vec<Arc<PortCells>> = self

@@ -67,6 +67,24 @@ impl Controller {
                 ));
             }
         }
+        // Which network is the uplink's LAN is fixed at start (the uplink
+        // port's bridge domain).
+        for (index, fresh) in new.networks.iter().enumerate() {
+            let was = self
+                .config
+                .networks
+                .iter()
+                .any(|n| n.name == fresh.name && n.uplink);
+            if was != fresh.uplink {
+                return Err(CtlError::new(
+                    ErrorCode::InvalidConfig,
+                    format!(
+                        "network[{index}].uplink: which network is the uplink's LAN changes \
+                         with a restart (nothing was changed)"
+                    ),
+                ));
+            }
+        }
         for port in self
             .ports
             .iter()
@@ -175,6 +193,7 @@ impl Controller {
                     gateway: network.gateway,
                     isolated: network.isolated,
                     builtin: false,
+                    lan: None,
                 });
                 match self.networks.iter().position(Option::is_none) {
                     Some(free) => self.networks[free] = entry,

@@ -24,12 +24,25 @@ impl Controller {
             let (Some(subnet), Some(gateway)) = (network.subnet, network.gateway) else {
                 continue;
             };
+            // A flat network is the uplink's LAN: its route is the LAN's
+            // prefix, its source the node's address there.
+            let (destination, source) = match network.lan {
+                Some((prefix_len, node)) => (
+                    switchyard_config::Ipv4Cidr {
+                        addr: node,
+                        prefix_len,
+                    }
+                    .trunc(),
+                    node,
+                ),
+                None => (subnet.trunc(), gateway),
+            };
             rows.push(json!({
-                "destination": subnet.trunc().to_string(),
+                "destination": destination.to_string(),
                 "network": network.name,
                 "via": null,
-                "source": gateway.to_string(),
-                "isolated": network.isolated && !network.builtin,
+                "source": source.to_string(),
+                "isolated": network.isolated && !network.builtin && network.lan.is_none(),
             }));
         }
         if let Some(uplink) = &self.config.uplink {
