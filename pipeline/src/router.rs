@@ -40,7 +40,7 @@
 use crate::batch::Batch;
 use crate::checksum::incremental_update;
 use crate::drop_reason::DropReason;
-use crate::frame::{DomainId, FrameStore, PacketMeta, Timestamp, Verdict, NO_PORT};
+use crate::frame::{DomainId, FrameStore, PacketMeta, PortId, Timestamp, Verdict, NO_PORT};
 use crate::gateway::Gateway;
 use crate::icmp_error::{self, ErrorPacer, IcmpError};
 use crate::l2::L2Switch;
@@ -127,9 +127,11 @@ pub struct Router {
     pacer: ErrorPacer,
     /// Scratch for the neighbour table's released frames (parking slots).
     released: Vec<Slot>,
-    /// Scratch for the addresses aging asks to probe again (traffic drives
-    /// the requests here, so they are only cleared).
+    /// Scratch for the addresses aging asks to probe again.
     probes: Vec<Ipv4Addr>,
+    /// Parked frames dropped since the worker last asked, with their ingress
+    /// port (at most one per parking buffer between two drains).
+    late_drops: Vec<(PortId, DropReason)>,
     counters: StageCounters,
 }
 
@@ -154,6 +156,7 @@ impl Router {
             pacer: ErrorPacer::new(),
             released: Vec::with_capacity(64),
             probes: Vec::with_capacity(64),
+            late_drops: Vec::with_capacity(2 * crate::parking::SLOTS),
             counters: StageCounters::default(),
         }
     }
@@ -343,12 +346,32 @@ impl Router {
     /// Frees the parking buffers of released frames that cannot be sent,
     /// counting them as dropped.
     fn drop_released(&mut self) {
-        for slot in self.released.drain(..) {
+        for k in 0..self.released.len() {
+            let slot = self.released[k];
             if slot != NO_SLOT {
+                self.late_drop(slot, DropReason::UnresolvedNextHop);
                 self.parking.give_back(slot);
-                self.counters
-                    .record_out(&Verdict::Drop(DropReason::UnresolvedNextHop));
             }
+        }
+        self.released.clear();
+    }
+
+    /// Counts a parked frame as dropped, in the stage and for its ingress port.
+    fn late_drop(&mut self, slot: Slot, reason: DropReason) {
+        self.counters.record_out(&Verdict::Drop(reason));
+        if let Some((held, _)) = self.parking.get(slot) {
+            if self.late_drops.len() < self.late_drops.capacity() {
+                self.late_drops.push((held.in_port, reason));
+            }
+        }
+    }
+
+    /// Hands each parked frame dropped since the last call to `count` with its
+    /// ingress port, so the worker counts it there like any other drop (such
+    /// frames left their batch long ago). Allocates nothing.
+    pub fn drain_late_drops(&mut self, mut count: impl FnMut(PortId, DropReason)) {
+        for (port, reason) in self.late_drops.drain(..) {
+            count(port, reason);
         }
     }
 
@@ -365,8 +388,7 @@ impl Router {
                 continue;
             }
             if !self.send_parked(l2, batch, slot, mac) {
-                self.counters
-                    .record_out(&Verdict::Drop(DropReason::NoFreeFrame));
+                self.late_drop(slot, DropReason::NoFreeFrame);
             }
             self.parking.give_back(slot);
         }

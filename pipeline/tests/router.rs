@@ -233,6 +233,12 @@ fn frames_for_a_neighbour_that_never_answers_are_dropped_and_their_buffers_freed
             .get(DropReason::UnresolvedNextHop)
             >= 1
     );
+    // Counted for the port it came in on, too.
+    let mut late = Vec::new();
+    chain
+        .router
+        .drain_late_drops(|port, reason| late.push((port, reason)));
+    assert_eq!(late, [(1, DropReason::UnresolvedNextHop)]);
 }
 
 /// Domain 3: an open "uplink" 192.0.2.0/24 (MTU 1400) with the default route

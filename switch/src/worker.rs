@@ -507,6 +507,12 @@ impl<P: Port> Worker<P> {
                 let mut batch = Batch::new(&mut frames, &mut self.metas, now);
                 self.chain.run(&mut batch);
                 self.publish_learn_events();
+                let counters = &mut self.counters;
+                self.chain.router.drain_late_drops(|port, reason| {
+                    if let Some(c) = counters.get_mut(usize::from(port)) {
+                        c.count_drop(reason);
+                    }
+                });
             }
             PipelineKind::Empty => {
                 let next = ((in_port as usize + 1) % self.routes.len()) as PortId;
