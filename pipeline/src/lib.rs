@@ -24,6 +24,7 @@ mod keyed_hash;
 pub mod l2;
 pub mod mac;
 pub mod mac_table;
+pub mod nat;
 pub mod neighbour;
 pub mod parking;
 pub mod parse;
