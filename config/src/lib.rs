@@ -19,6 +19,7 @@ mod error;
 mod mac;
 mod model;
 mod parse;
+mod port_range;
 mod report;
 mod tree;
 mod validate;
@@ -29,9 +30,10 @@ pub use cidr::{CidrError, Ipv4Cidr};
 pub use error::{ConfigError, ConfigIssue, Location};
 pub use mac::MacAddress;
 pub use model::{
-    HostPortConfig, IdleMode, NetworkConfig, NodeConfig, PipelineMode, PortConfig, PortDriver,
-    StaticNeighbour, SwitchConfig, UplinkConfig, XdpMode,
+    HostPortConfig, IdleMode, L4Protocol, NetworkConfig, NodeConfig, PipelineMode, PortConfig,
+    PortDriver, PublishConfig, StaticNeighbour, SwitchConfig, UplinkConfig, XdpMode,
 };
+pub use port_range::PortRange;
 
 /// Reads and parses the node file at `path`.
 ///

@@ -34,6 +34,8 @@ pub struct NodeConfig {
     pub networks: Vec<NetworkConfig>,
     /// `[[port]]`: statically configured ports, in file order.
     pub ports: Vec<PortConfig>,
+    /// `[[publish]]`: published ports (destination NAT), in file order.
+    pub publish: Vec<PublishConfig>,
     /// Where each value was written, by field path (`switch.control_group`,
     /// `network[0].vni`, `uplink`), so checks made outside this crate (the
     /// daemon's: does the group exist, does this build support the setting)
@@ -114,6 +116,10 @@ pub struct SwitchConfig {
     /// What an idle worker does: back off (spin, yield, then sleep in poll() on its
     /// sockets) so an idle node uses little CPU, or busy-poll for lowest latency.
     pub idle: IdleMode,
+    /// Connections each worker's connection-tracking table holds (NAT's
+    /// table), 1024..=4_194_304. When full, flows never answered are evicted
+    /// for new ones first, as Linux's early drop does.
+    pub conntrack_size: usize,
 }
 
 impl SwitchConfig {
@@ -148,6 +154,13 @@ impl SwitchConfig {
     pub const MAX_UMEM_FRAMES: u32 = 1 << 20;
     /// Number of CPUs `sched_setaffinity`'s `cpu_set_t` can name.
     pub const MAX_CPUS: usize = 1024;
+    /// Default `conntrack_size` (Linux's `nf_conntrack_max` on a 4 GiB host
+    /// is 262,144 too).
+    pub const DEFAULT_CONNTRACK_SIZE: usize = 262_144;
+    /// Smallest accepted `conntrack_size`.
+    pub const MIN_CONNTRACK_SIZE: usize = 1024;
+    /// Largest accepted `conntrack_size`.
+    pub const MAX_CONNTRACK_SIZE: usize = 4_194_304;
 }
 
 impl Default for SwitchConfig {
@@ -166,6 +179,7 @@ impl Default for SwitchConfig {
             umem_frames: Self::DEFAULT_UMEM_FRAMES,
             pipeline: PipelineMode::L2,
             idle: IdleMode::Backoff,
+            conntrack_size: Self::DEFAULT_CONNTRACK_SIZE,
         }
     }
 }
@@ -325,6 +339,73 @@ pub struct UplinkConfig {
     /// "02:00:5e:10:00:01"`, each inside `address`'s prefix and not the
     /// node's own address; never aged, never asked for.
     pub neighbours: Vec<StaticNeighbour>,
+    /// Source ports masquerade translates to (`nat_ports = "1024-65535"`,
+    /// the default, as Linux's MASQUERADE uses). A flow keeps its own port
+    /// when it is free.
+    pub nat_ports: crate::PortRange,
+}
+
+impl UplinkConfig {
+    /// Default `nat_ports`.
+    pub const DEFAULT_NAT_PORTS: crate::PortRange = crate::PortRange {
+        first: 1024,
+        last: 65535,
+    };
+}
+
+/// The L4 protocols ports are published for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum L4Protocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl FromStr for L4Protocol {
+    type Err = String;
+
+    /// `tcp` or `udp`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "tcp" => Ok(L4Protocol::Tcp),
+            "udp" => Ok(L4Protocol::Udp),
+            _ => Err(format!(
+                "unknown protocol \"{s}\"; expected \"tcp\" or \"udp\""
+            )),
+        }
+    }
+}
+
+impl fmt::Display for L4Protocol {
+    /// `tcp` or `udp`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            L4Protocol::Tcp => "tcp",
+            L4Protocol::Udp => "udp",
+        })
+    }
+}
+
+/// `[[publish]]`: a published port, as `docker run -p` makes one: traffic to
+/// `host_address:host_port` is forwarded to `address:port` (destination NAT),
+/// replies are translated back. Ranges map one to one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PublishConfig {
+    /// `tcp` or `udp`.
+    pub protocol: L4Protocol,
+    /// The node's port or range (`8080`, `"8080-8090"`).
+    pub host_port: crate::PortRange,
+    /// Only traffic to this node address (the uplink's or the host port's
+    /// switch address); by default both.
+    pub host_address: Option<Ipv4Addr>,
+    /// The container's address (inside a routed network's subnet).
+    pub address: Ipv4Addr,
+    /// The container's first port (by default `host_port`'s first).
+    pub port: u16,
+    /// Where the table starts, for run-time error reports.
+    pub location: Location,
 }
 
 /// `[host]`: the host port, the node's own way to its containers (what

@@ -14,8 +14,9 @@ use std::str::FromStr;
 use crate::report::Report;
 use crate::tree::{Entry, Fields, Kind, Node};
 use crate::{
-    HostPortConfig, IdleMode, Ipv4Cidr, Location, MacAddress, NetworkConfig, NodeConfig,
-    PipelineMode, PortConfig, PortDriver, StaticNeighbour, SwitchConfig, UplinkConfig, XdpMode,
+    HostPortConfig, IdleMode, Ipv4Cidr, L4Protocol, Location, MacAddress, NetworkConfig,
+    NodeConfig, PipelineMode, PortConfig, PortDriver, PortRange, PublishConfig, StaticNeighbour,
+    SwitchConfig, UplinkConfig, XdpMode,
 };
 
 /// Builds the config from the document root, recording issues in `r`.
@@ -41,6 +42,12 @@ pub(crate) fn build(root: &Node, origin: &str, r: &mut Report) -> NodeConfig {
         ports.push(build_port(i, loc, e, r));
         r.port_index.push(i);
     }
+    let mut publish = Vec::new();
+    for (i, loc, e) in table_array(&mut f, "publish", r) {
+        if let Some(p) = build_publish(i, loc, e, r) {
+            publish.push(p);
+        }
+    }
     f.finish(r);
     NodeConfig {
         origin: origin.to_string(),
@@ -49,6 +56,7 @@ pub(crate) fn build(root: &Node, origin: &str, r: &mut Report) -> NodeConfig {
         host,
         networks,
         ports,
+        publish,
         value_locations: Default::default(),
     }
 }
@@ -92,6 +100,9 @@ fn build_switch(loc: Location, entries: &[Entry], r: &mut Report) -> SwitchConfi
     if let Some(v) = parsed::<IdleMode>(&mut f, "idle", r) {
         cfg.idle = v;
     }
+    if let Some(v) = uint(&mut f, "conntrack_size", usize::MAX as u64, r) {
+        cfg.conntrack_size = v as usize;
+    }
     f.finish(r);
     cfg
 }
@@ -126,6 +137,7 @@ fn build_uplink(loc: Location, entries: &[Entry], r: &mut Report) -> UplinkConfi
     let neighbours = table(&mut f, "neighbours", r)
         .map(|(_, entries)| static_neighbours(entries, r))
         .unwrap_or_default();
+    let nat_ports = port_range(&mut f, "nat_ports", r).unwrap_or(UplinkConfig::DEFAULT_NAT_PORTS);
     f.finish(r);
     // Placeholders for missing required fields are safe: the field is marked
     // failed, so the validator skips it, and the config is rejected anyway.
@@ -137,7 +149,60 @@ fn build_uplink(loc: Location, entries: &[Entry], r: &mut Report) -> UplinkConfi
         }),
         gateway,
         neighbours,
+        nat_ports,
     }
+}
+
+/// A port (`8080`) or a range (`"8080-8090"`).
+fn port_range(f: &mut Fields<'_>, key: &'static str, r: &mut Report) -> Option<PortRange> {
+    let path = f.path_of(key);
+    let node = f.get(key)?;
+    r.record(&path, node.loc);
+    match &node.kind {
+        Kind::Int(_) => {
+            let port = uint_value(&path, node, u64::from(u16::MAX), r)? as u16;
+            if port == 0 {
+                r.error_at(&path, Some(node.loc), "port 0 cannot be used");
+                return None;
+            }
+            Some(PortRange::single(port))
+        }
+        Kind::Str(text) => match text.parse() {
+            Ok(range) => Some(range),
+            Err(e) => {
+                r.error_at(&path, Some(node.loc), e);
+                None
+            }
+        },
+        _ => {
+            type_error(&path, node, "a port number or a \"first-last\" range", r);
+            None
+        }
+    }
+}
+
+fn build_publish(
+    i: usize,
+    loc: Location,
+    entries: &[Entry],
+    r: &mut Report,
+) -> Option<PublishConfig> {
+    let mut f = Fields::new(format!("publish[{i}]"), loc, entries);
+    let protocol = required(&mut f, "protocol", r, parsed::<L4Protocol>);
+    let host_port = required(&mut f, "host_port", r, port_range);
+    let host_address = ipv4(&mut f, "host_address", r);
+    let address = required(&mut f, "address", r, ipv4);
+    let port = uint(&mut f, "port", u64::from(u16::MAX), r).map(|p| p as u16);
+    f.finish(r);
+    let host_port = host_port?;
+    Some(PublishConfig {
+        protocol: protocol?,
+        host_port,
+        host_address,
+        address: address?,
+        port: port.unwrap_or(host_port.first),
+        location: loc,
+    })
 }
 
 fn build_host(loc: Location, entries: &[Entry], r: &mut Report) -> HostPortConfig {

@@ -28,10 +28,92 @@ pub(crate) fn validate(cfg: &NodeConfig, r: &mut Report) {
     host(cfg, r);
     networks(cfg, r);
     ports(cfg, r);
+    publish(cfg, r);
+}
+
+fn publish(cfg: &NodeConfig, r: &mut Report) {
+    let node_addresses: Vec<Ipv4Addr> = cfg
+        .uplink
+        .iter()
+        .map(|u| u.address.addr)
+        .chain(cfg.host.iter().map(|h| h.switch_address))
+        .collect();
+    for (i, p) in cfg.publish.iter().enumerate() {
+        let f = |k: &str| format!("publish[{i}].{k}");
+        let fallback = Some(p.location);
+        if node_addresses.is_empty() {
+            r.check_failed(
+                &f("host_port"),
+                fallback,
+                "a published port needs an address of the node to listen on: add [uplink] (or [host])",
+            );
+            continue;
+        }
+        if let Some(a) = p.host_address {
+            if !node_addresses.contains(&a) {
+                r.check_failed(
+                    &f("host_address"),
+                    fallback,
+                    format!("{a} is not one of the node's addresses ({node_addresses:?}: the uplink's, the host port's switch address)"),
+                );
+            }
+        }
+        let routed = cfg.networks.iter().any(|n| {
+            !n.uplink && n.gateway.is_some() && n.subnet.is_some_and(|s| s.contains(p.address))
+        });
+        if !routed {
+            r.check_failed(
+                &f("address"),
+                fallback,
+                format!(
+                    "{} is in no routed network's subnet (a [[network]] with subnet and gateway)",
+                    p.address
+                ),
+            );
+        }
+        if u32::from(p.port) + p.host_port.len() - 1 > 65535 || p.port == 0 {
+            r.check_failed(
+                &f("port"),
+                fallback,
+                format!("{} ports from {} run past 65535", p.host_port.len(), p.port),
+            );
+        }
+        for (j, q) in cfg.publish[..i].iter().enumerate() {
+            let same_address = match (p.host_address, q.host_address) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            };
+            if p.protocol == q.protocol && same_address && p.host_port.overlaps(&q.host_port) {
+                r.check_failed(
+                    &f("host_port"),
+                    fallback,
+                    format!(
+                        "{} {} is already published by publish[{j}] ({} {})",
+                        p.protocol, p.host_port, q.protocol, q.host_port
+                    ),
+                );
+                break;
+            }
+        }
+    }
 }
 
 fn switch(s: &SwitchConfig, r: &mut Report) {
     let fallback = None;
+    if !(SwitchConfig::MIN_CONNTRACK_SIZE..=SwitchConfig::MAX_CONNTRACK_SIZE)
+        .contains(&s.conntrack_size)
+    {
+        r.check_failed(
+            "switch.conntrack_size",
+            fallback,
+            format!(
+                "{} is out of range ({} to {} connections per worker)",
+                s.conntrack_size,
+                SwitchConfig::MIN_CONNTRACK_SIZE,
+                SwitchConfig::MAX_CONNTRACK_SIZE
+            ),
+        );
+    }
     let workers = "switch.workers";
     if s.workers.is_empty() {
         r.check_failed(

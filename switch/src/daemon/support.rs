@@ -30,6 +30,16 @@ pub fn unsupported_issues(config: &NodeConfig) -> Vec<ConfigIssue> {
             );
         }
     }
+    for i in 0..config.publish.len() {
+        let field = format!("publish[{i}].host_port");
+        issues.push(ConfigIssue::new(
+            config
+                .location_of(&field)
+                .or(Some(config.publish[i].location)),
+            field,
+            "published ports are not supported yet (no NAT in this build); remove the [[publish]] table",
+        ));
+    }
     for (i, port) in config.ports.iter().enumerate() {
         if port.driver == PortDriver::VhostUser {
             let field = format!("port[{i}].driver");
