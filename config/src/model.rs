@@ -398,7 +398,8 @@ pub struct PublishConfig {
     /// The node's port or range (`8080`, `"8080-8090"`).
     pub host_port: crate::PortRange,
     /// Only traffic to this node address (the uplink's or the host port's
-    /// switch address); by default both.
+    /// switch address); by default both. A port is published once per
+    /// protocol whatever this address.
     pub host_address: Option<Ipv4Addr>,
     /// The container's address (inside a routed network's subnet).
     pub address: Ipv4Addr,

@@ -78,12 +78,10 @@ fn publish(cfg: &NodeConfig, r: &mut Report) {
                 format!("{} ports from {} run past 65535", p.host_port.len(), p.port),
             );
         }
+        // Node-wide: a port is published once per protocol, whatever the
+        // host address (as the dataplane's one index per protocol keeps it).
         for (j, q) in cfg.publish[..i].iter().enumerate() {
-            let same_address = match (p.host_address, q.host_address) {
-                (Some(a), Some(b)) => a == b,
-                _ => true,
-            };
-            if p.protocol == q.protocol && same_address && p.host_port.overlaps(&q.host_port) {
+            if p.protocol == q.protocol && p.host_port.overlaps(&q.host_port) {
                 r.check_failed(
                     &f("host_port"),
                     fallback,
