@@ -42,6 +42,13 @@ impl<'a, F: FrameStore + ?Sized> Batch<'a, F> {
         self.len == 0
     }
 
+    /// Metas left for frames stages may still originate (a caller that
+    /// releases waiting frames into the batch checks it first).
+    #[inline]
+    pub fn room(&self) -> usize {
+        self.metas.len() - self.len
+    }
+
     /// The burst's clock reading (one read per burst, none per packet).
     #[inline]
     pub fn now(&self) -> Timestamp {

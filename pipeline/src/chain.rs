@@ -13,7 +13,7 @@ use crate::gateway::{Gateway, GatewayStage};
 use crate::guard::{PortBinding, SourceGuard};
 use crate::l2::L2Switch;
 use crate::parse::ParseStage;
-use crate::router::{RoutedNetwork, Router};
+use crate::router::{NeighbourEvent, RoutedNetwork, Router};
 use crate::stage::{Stage, StageReport};
 use crate::wire::ethertype;
 
@@ -76,6 +76,17 @@ impl Chain {
     pub fn set_gateway(&mut self, domain: DomainId, gateway: Option<Gateway>) {
         self.l2.set_domain_gateway(domain, gateway.map(|g| g.mac));
         self.gateway.set_gateway(domain, gateway);
+    }
+
+    /// Applies a neighbour another worker's router learned; the frames that
+    /// waited for it are originated into `batch` (see
+    /// [`Router::apply_neighbour_event`]). Returns whether it is now known.
+    pub fn apply_neighbour_event<F: FrameStore + ?Sized>(
+        &mut self,
+        batch: &mut Batch<'_, F>,
+        event: &NeighbourEvent,
+    ) -> bool {
+        self.router.apply_neighbour_event(&self.l2, batch, event)
     }
 
     /// Runs every stage over `batch`; a stage is skipped once no frame is left

@@ -47,5 +47,6 @@ pub use l2::{L2Config, L2Stats, L2Switch, LearnEvent};
 pub use mac::{MacAddr, MacParseError};
 pub use mac_table::{FdbEntry, LearnOutcome, MacTable};
 pub use parse::{parse_stage, ParseStage};
+pub use router::NeighbourEvent;
 pub use stage::{Stage, StageCounters, StageReport};
 pub use wire::{parse_frame, ParsedFrame};

@@ -17,8 +17,12 @@
 //! share, which empties itself within `max_probes * retry_ns`; resolved
 //! neighbours are never evicted to make room, so established traffic keeps its
 //! next hops. Unsolicited ARP replies create nothing (Linux's `arp_accept = 0`):
-//! only [`confirm`](NeighbourTable::confirm) with `create` (an ARP request that
-//! targets one of the switch's own addresses) adds an entry unasked.
+//! only [`confirm`](NeighbourTable::confirm) with `create` adds an entry unasked
+//! (the router passes it for an ARP request that targets one of the switch's
+//! own addresses, and for a reply to one of them: with several workers the one
+//! that asked may not be the one the reply reaches), and
+//! [`apply_learned`](NeighbourTable::apply_learned), which takes what another
+//! worker's table learned that way (see `crate::router`).
 //!
 //! Layout: entries live in a slab allocated once at `max_entries`; a map
 //! (allocated at its bound, keyed hash) finds an address's slot. Frames wait
@@ -355,6 +359,35 @@ impl<H> NeighbourTable<H> {
         };
         self.occupy(at, key, mac, NeighbourState::Reachable, now);
         true
+    }
+
+    /// Records what another worker's table learned: `ip` at `mac`, confirmed
+    /// at `at` (the workers share one clock epoch). Like
+    /// [`confirm`](Self::confirm) with `create` (the other worker only shares
+    /// what an ARP frame addressed to the switch told it), except that a
+    /// newer local confirmation wins: a reachable or stale entry confirmed
+    /// after `at` is left as it is, so events that arrive late or out of
+    /// order never bring back an older MAC. An incomplete entry takes any
+    /// answer and releases its frames into `released`; static entries are
+    /// never changed. Returns whether the table now knows `ip` at `mac`.
+    pub fn apply_learned(
+        &mut self,
+        ip: Ipv4Addr,
+        mac: MacAddr,
+        at: Timestamp,
+        released: &mut Vec<H>,
+    ) -> bool {
+        if let Some(&slot) = self.index.get(&u32::from(ip)) {
+            let slot = &self.slots[slot as usize];
+            if matches!(
+                slot.state,
+                NeighbourState::Reachable | NeighbourState::Stale
+            ) && slot.confirmed > at
+            {
+                return slot.mac == mac;
+            }
+        }
+        self.confirm(ip, mac, at, true, released)
     }
 
     /// Puts a new entry for `key` into free slot `at` (indexed, no probes,

@@ -35,17 +35,53 @@
 //! ICMP errors are sent only where RFC 1812 allows and at most
 //! [`ErrorPacer::PER_SEC`] per second (see `crate::icmp_error`).
 //!
+//! ## Neighbours shared between workers
+//!
+//! Every worker has its own router and neighbour table, read and written
+//! without locks. ARP frames land on whichever worker owns the receiving
+//! queue, which is often not the worker whose frames wait for the answer (a
+//! container's flows arrive on every worker; the uplink's replies on the one
+//! that owns its queue). So, as VPP's workers do with their adjacencies, a
+//! router that learns from an ARP frame addressed to the switch shares it:
+//! - what is learned: the sender of a request for a gateway address (it will
+//!   talk to us), and the sender of a reply to a gateway address *whether or
+//!   not this router asked* (to the gateway's IP and MAC: some worker of ours
+//!   asked). Static entries are neither learned nor shared;
+//! - each such frame adds a [`NeighbourEvent`] to a buffer of fixed capacity
+//!   (one batch's worth: at most one event per frame, so it never fills while
+//!   the worker drains it after every batch; repeats of the last event are
+//!   skipped), collected only when [`share_neighbours`](Router::share_neighbours)
+//!   is on; the worker sends the events to every other worker;
+//! - a router that gets an event applies it
+//!   ([`apply_neighbour_event`](Router::apply_neighbour_event)): the entry is
+//!   confirmed, created if there is room, never a static one changed, and the
+//!   frames that waited for it are originated into the batch it is given
+//!   (the worker gives an empty one when it has no traffic of its own).
+//!
+//! Why it is right: an event is a hint, never a requirement. A lost event
+//! (a full queue, counted by the worker) leaves the peer as it was before
+//! sharing existed: it asks again on its next retry, and the answer is
+//! shared again. Events carry the time they were learned; a table keeps
+//! whichever of its own confirmation and the event is newer, so events that
+//! cross (a neighbour that changed its MAC, seen by two workers) cannot bring
+//! an older MAC back. Each table still ages its entries by itself: a stale
+//! entry is probed by the worker that uses it, the reply (wherever it lands)
+//! is shared, and an entry nobody confirms is forgotten on every worker on
+//! its own schedule. Events never cause events, so nothing loops.
+//!
 //! [`QUEUE_PER_NEIGHBOUR`]: crate::neighbour::QUEUE_PER_NEIGHBOUR
 
 use crate::batch::Batch;
 use crate::checksum::incremental_update;
 use crate::drop_reason::DropReason;
-use crate::frame::{DomainId, FrameStore, PacketMeta, PortId, Timestamp, Verdict, NO_PORT};
+use crate::frame::{
+    DomainId, FrameStore, PacketMeta, PortId, Timestamp, Verdict, MAX_BATCH, NO_PORT,
+};
 use crate::gateway::Gateway;
 use crate::icmp_error::{self, ErrorPacer, IcmpError};
 use crate::l2::L2Switch;
 use crate::mac::MacAddr;
-use crate::neighbour::{NeighbourConfig, NeighbourTable, Resolve};
+use crate::neighbour::{NeighbourConfig, NeighbourState, NeighbourTable, Resolve};
 use crate::parking::{Parking, Slot, NO_SLOT};
 use crate::route::RouteTable;
 use crate::stage::StageCounters;
@@ -116,6 +152,24 @@ pub struct RouteTarget {
     pub via: Option<Ipv4Addr>,
 }
 
+/// A neighbour one worker's router learned from an ARP frame addressed to
+/// the switch, for the other workers' routers (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NeighbourEvent {
+    /// The network whose gateway the ARP frame was for.
+    pub domain: DomainId,
+    /// The neighbour's address.
+    pub ip: Ipv4Addr,
+    /// Its MAC.
+    pub mac: MacAddr,
+    /// When it was learned (the workers share one clock epoch).
+    pub at: Timestamp,
+}
+
+/// Most neighbour events collected per batch: one per frame at most, so a
+/// buffer drained after every batch never fills.
+pub const NEIGHBOUR_EVENTS_PER_BATCH: usize = MAX_BATCH;
+
 /// The router (see the module docs).
 #[derive(Clone, Debug)]
 pub struct Router {
@@ -132,6 +186,10 @@ pub struct Router {
     /// Parked frames dropped since the worker last asked, with their ingress
     /// port (at most one per parking buffer between two drains).
     late_drops: Vec<(PortId, DropReason)>,
+    /// Neighbours learned for the other workers (only collected when `share`
+    /// is set); capacity fixed at creation, never grown.
+    events: Vec<NeighbourEvent>,
+    share: bool,
     counters: StageCounters,
 }
 
@@ -157,6 +215,8 @@ impl Router {
             released: Vec::with_capacity(64),
             probes: Vec::with_capacity(64),
             late_drops: Vec::with_capacity(2 * crate::parking::SLOTS),
+            events: Vec::with_capacity(NEIGHBOUR_EVENTS_PER_BATCH),
+            share: false,
             counters: StageCounters::default(),
         }
     }
@@ -256,10 +316,56 @@ impl Router {
         &self.counters
     }
 
+    /// Makes [`learn_arp`](Self::learn_arp) collect a [`NeighbourEvent`] for
+    /// every neighbour it learns or confirms. Only workers that share their
+    /// neighbours switch it on (someone must drain the events).
+    pub fn share_neighbours(&mut self, on: bool) {
+        self.share = on;
+        self.events.clear();
+    }
+
+    /// The neighbour events collected since the last
+    /// [`clear_neighbour_events`](Self::clear_neighbour_events).
+    pub fn neighbour_events(&self) -> &[NeighbourEvent] {
+        &self.events
+    }
+
+    /// Forgets the collected neighbour events (after they were sent).
+    pub fn clear_neighbour_events(&mut self) {
+        self.events.clear();
+    }
+
+    /// Applies a neighbour another worker's router learned: confirms it
+    /// (creating the entry if there is room; a static entry or a newer local
+    /// confirmation wins) and originates the frames that waited for it into
+    /// `batch`, up to [`QUEUE_PER_NEIGHBOUR`] of them (a batch without that
+    /// much room drops the rest as `no_free_frame`). Returns whether the
+    /// table now knows the neighbour at the event's MAC. An event for a
+    /// network this router does not have is ignored.
+    ///
+    /// [`QUEUE_PER_NEIGHBOUR`]: crate::neighbour::QUEUE_PER_NEIGHBOUR
+    pub fn apply_neighbour_event<F: FrameStore + ?Sized>(
+        &mut self,
+        l2: &L2Switch,
+        batch: &mut Batch<'_, F>,
+        event: &NeighbourEvent,
+    ) -> bool {
+        if self.network(event.domain).is_none() {
+            return false;
+        }
+        let known =
+            self.neighbours
+                .apply_learned(event.ip, event.mac, event.at, &mut self.released);
+        self.send_released(l2, batch, event.mac);
+        known
+    }
+
     /// Learns neighbours from the ARP frames of the batch addressed to a
-    /// gateway (requests for a gateway address, replies to the router's own
-    /// requests) and sends the frames that waited for them; the replies are
-    /// consumed. Runs before the gateway stage answers the requests.
+    /// gateway (requests for a gateway address, replies to one) and sends
+    /// the frames that waited for them; the replies are consumed. What it
+    /// learns is also collected for the other workers when sharing is on
+    /// (see the module docs). Runs before the gateway stage answers the
+    /// requests.
     pub fn learn_arp<F: FrameStore + ?Sized>(&mut self, l2: &L2Switch, batch: &mut Batch<'_, F>) {
         let now = batch.now();
         for i in 0..batch.len() {
@@ -281,15 +387,21 @@ impl Router {
             }
             let reply = arp.op == 2;
             // A request for our address: the sender will talk to us (Linux
-            // creates the entry); a reply: only if we asked.
-            self.neighbours.confirm(
+            // creates the entry). A reply to our address and MAC: one of the
+            // switch's workers asked, maybe not this one, so it is learned
+            // here too. Any other reply only if this router asked.
+            let create = !reply || arp.target_mac == gateway.mac;
+            let known = self.neighbours.confirm(
                 arp.sender_ip,
                 arp.sender_mac,
                 now,
-                !reply,
+                create,
                 &mut self.released,
             );
             self.send_released(l2, batch, arp.sender_mac);
+            if known && self.share {
+                self.share_learned(meta.domain, arp.sender_ip, arp.sender_mac, now);
+            }
             if reply {
                 batch.metas_mut()[i].verdict = Verdict::Local;
                 self.counters.record(&Verdict::Local);
@@ -332,6 +444,29 @@ impl Router {
                 }
             }
             self.probes.clear();
+        }
+    }
+
+    /// Collects a neighbour learned from ARP for the other workers (not a
+    /// static one: every worker has those; not the last event again).
+    fn share_learned(&mut self, domain: DomainId, ip: Ipv4Addr, mac: MacAddr, at: Timestamp) {
+        if self.neighbours.state(ip) == Some(NeighbourState::Static) {
+            return;
+        }
+        if self
+            .events
+            .last()
+            .is_some_and(|e| e.ip == ip && e.mac == mac && e.domain == domain)
+        {
+            return;
+        }
+        if self.events.len() < self.events.capacity() {
+            self.events.push(NeighbourEvent {
+                domain,
+                ip,
+                mac,
+                at,
+            });
         }
     }
 
@@ -593,6 +728,7 @@ struct Arp {
     op: u8,
     sender_mac: MacAddr,
     sender_ip: Ipv4Addr,
+    target_mac: MacAddr,
     target_ip: Ipv4Addr,
 }
 
@@ -602,12 +738,15 @@ impl Arp {
         if a[..7] != [0, 1, 0x08, 0x00, 6, 4, 0] || !matches!(a[7], 1 | 2) {
             return None;
         }
-        let mut mac = [0u8; 6];
-        mac.copy_from_slice(&a[8..14]);
+        let mut sender_mac = [0u8; 6];
+        sender_mac.copy_from_slice(&a[8..14]);
+        let mut target_mac = [0u8; 6];
+        target_mac.copy_from_slice(&a[18..24]);
         Some(Arp {
             op: a[7],
-            sender_mac: MacAddr(mac),
+            sender_mac: MacAddr(sender_mac),
             sender_ip: Ipv4Addr::new(a[14], a[15], a[16], a[17]),
+            target_mac: MacAddr(target_mac),
             target_ip: Ipv4Addr::new(a[24], a[25], a[26], a[27]),
         })
     }

@@ -17,6 +17,23 @@
 //! never asks a worker to walk its table. A full observer inbox drops the event
 //! (counted separately); the station's next refresh heals the copy.
 //!
+//! Neighbours: each worker's router has its own neighbour table, and an ARP
+//! answer lands on whichever worker owns the receiving queue, often not the
+//! one whose frames wait for it. A router that learns a neighbour from an ARP
+//! frame addressed to the switch emits a [`NeighbourEvent`]
+//! (`switchyard_pipeline::router` says which frames and why); the worker pushes
+//! it into every other worker's neighbour inbox after the batch, and rings
+//! their doorbells (a no-op for a worker that is awake). Each worker applies
+//! its inbox at the start of its next loop turn: the entry is confirmed and the
+//! frames parked for it are sent from an empty batch, traffic or not. The
+//! inboxes are bounded: a full one drops the event and the sender counts it
+//! (`neighbour_events_dropped`), never waits; the peer is then no worse off
+//! than without sharing (it asks again on its next retry, a second later, and
+//! that answer is shared again). Events from one worker arrive in order; from
+//! several they may interleave, which is harmless because each carries the time
+//! it was learned and a table keeps whichever answer is newest. There are only
+//! as many events as ARP frames to the switch's addresses, a handful a second.
+//!
 //! Handoff: a worker with no socket on a port copies the frame into a buffer from
 //! the owning worker's spare pool and pushes it into that worker's mailbox; the
 //! owner copies it into its UMEM and transmits it with its own frames. Buffers are
@@ -31,18 +48,28 @@
 //! queue / push, fence, look at the flag) means either the owner sees the
 //! parcel before sleeping or the sender sees the flag and rings: no parcel
 //! waits out a sleep, and ringing costs a system call only when the owner
-//! really sleeps, never per packet.
+//! really sleeps, never per packet. The same doorbell and check cover the
+//! neighbour inbox, so a sleeping worker's parked frames leave as soon as
+//! another worker learns their next hop. (Where no eventfd could be made,
+//! idle workers sleep at most `crate::backoff::MAX_SLEEP`, 1 ms: harmless
+//! next to the second a neighbour's request is retried after.) (Learn events do not ring: a MAC
+//! learned elsewhere only spares a flood, and an idle worker applies them
+//! within its longest sleep.)
 
 use crossbeam::queue::ArrayQueue;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use switchyard_drivers::sys::EventFd;
-use switchyard_pipeline::{LearnEvent, PortId};
+use switchyard_pipeline::{LearnEvent, NeighbourEvent, PortId};
 
 /// Learn events waiting per worker before new ones are dropped.
 const INBOX_CAPACITY: usize = 4096;
 /// Learn events waiting for the control thread's FDB copy (2 MiB): drained
 /// every 50 ms, so about 1.3 million new stations a second before any is lost.
 pub const OBSERVER_CAPACITY: usize = 65536;
+/// Neighbour events waiting per worker before new ones are dropped: far more
+/// than the ARP answers a worker could be waiting for at once (its parking
+/// buffers hold frames for 32 next hops with full queues).
+const NEIGHBOUR_INBOX_CAPACITY: usize = 1024;
 /// Frames waiting per worker mailbox.
 const MAILBOX_CAPACITY: usize = 4096;
 /// Bytes per handoff buffer: a whole UMEM frame.
@@ -76,6 +103,7 @@ struct Mailbox {
 #[derive(Debug)]
 pub struct Fabric {
     inboxes: Vec<ArrayQueue<LearnEvent>>,
+    neighbour_inboxes: Vec<ArrayQueue<NeighbourEvent>>,
     mailboxes: Vec<Mailbox>,
     learn_dropped: AtomicU64,
     observer: ArrayQueue<LearnEvent>,
@@ -108,6 +136,9 @@ impl Fabric {
             inboxes: (0..workers)
                 .map(|_| ArrayQueue::new(INBOX_CAPACITY))
                 .collect(),
+            neighbour_inboxes: (0..workers)
+                .map(|_| ArrayQueue::new(NEIGHBOUR_INBOX_CAPACITY))
+                .collect(),
             mailboxes,
             learn_dropped: AtomicU64::new(0),
             observer: ArrayQueue::new(OBSERVER_CAPACITY),
@@ -134,15 +165,19 @@ impl Fabric {
     }
 
     /// Worker `me` is about to sleep: from now on senders ring its doorbell.
-    /// False (and the flag is withdrawn) when parcels already wait, so it must
-    /// not sleep.
+    /// False (and the flag is withdrawn) when parcels or neighbour events
+    /// already wait, so it must not sleep.
     pub fn going_to_sleep(&self, me: usize) -> bool {
         let Some(mailbox) = self.mailboxes.get(me) else {
             return true;
         };
         mailbox.asleep.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
-        if mailbox.parcels.is_empty() {
+        let neighbours_waiting = self
+            .neighbour_inboxes
+            .get(me)
+            .is_some_and(|inbox| !inbox.is_empty());
+        if mailbox.parcels.is_empty() && !neighbours_waiting {
             true
         } else {
             mailbox.asleep.store(false, Ordering::Relaxed);
@@ -164,7 +199,8 @@ impl Fabric {
     }
 
     /// Wakes worker `to` if it sleeps; called once after handing it a port's
-    /// batch of frames (a fence and a load when it is awake).
+    /// batch of frames or a batch's neighbour events (a fence and a load when
+    /// it is awake).
     pub fn ring(&self, to: usize) {
         let Some(mailbox) = self.mailboxes.get(to) else {
             return;
@@ -212,6 +248,24 @@ impl Fabric {
     /// Learn events dropped because an inbox was full.
     pub fn learn_dropped(&self) -> u64 {
         self.learn_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Sends `event` from worker `from` to every other worker's neighbour
+    /// inbox, ringing none (see [`ring`](Self::ring)); returns how many
+    /// inboxes were full and dropped it (the caller counts them).
+    pub fn publish_neighbour(&self, from: usize, event: NeighbourEvent) -> usize {
+        let mut dropped = 0;
+        for (index, inbox) in self.neighbour_inboxes.iter().enumerate() {
+            if index != from && inbox.push(event).is_err() {
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
+    /// Takes the next neighbour event for worker `to`.
+    pub fn next_neighbour_event(&self, to: usize) -> Option<NeighbourEvent> {
+        self.neighbour_inboxes.get(to)?.pop()
     }
 
     /// Hands `bytes` for `port` to worker `to`; false when its mailbox is full (or
@@ -331,6 +385,61 @@ mod tests {
         assert!(!rung(bell), "drained on waking");
         fabric.ring(1);
         assert!(!rung(bell), "rang again after waking");
+    }
+
+    fn neighbour(n: u8) -> NeighbourEvent {
+        NeighbourEvent {
+            domain: 1,
+            ip: std::net::Ipv4Addr::new(192, 0, 2, n),
+            mac: MacAddr([2, 0, 0, 0, 0, n]),
+            at: Timestamp(u64::from(n)),
+        }
+    }
+
+    #[test]
+    fn neighbour_events_reach_every_other_worker_in_order_and_overflow_is_counted() {
+        let fabric = Fabric::new(3, true);
+        assert_eq!(fabric.publish_neighbour(1, neighbour(1)), 0);
+        assert_eq!(fabric.publish_neighbour(1, neighbour(2)), 0);
+        for to in [0, 2] {
+            assert_eq!(fabric.next_neighbour_event(to), Some(neighbour(1)));
+            assert_eq!(fabric.next_neighbour_event(to), Some(neighbour(2)));
+            assert_eq!(fabric.next_neighbour_event(to), None);
+        }
+        assert_eq!(
+            fabric.next_neighbour_event(1),
+            None,
+            "not back to the sender"
+        );
+        assert_eq!(fabric.next_neighbour_event(9), None, "no such worker");
+        // Full inboxes drop (one per full peer) instead of blocking.
+        for _ in 0..NEIGHBOUR_INBOX_CAPACITY {
+            assert_eq!(fabric.publish_neighbour(0, neighbour(3)), 0);
+        }
+        assert_eq!(fabric.publish_neighbour(0, neighbour(4)), 2);
+        assert_eq!(fabric.next_neighbour_event(1), Some(neighbour(3)));
+        assert_eq!(
+            fabric.publish_neighbour(0, neighbour(4)),
+            1,
+            "room at 1 again"
+        );
+        assert!(fabric.next_observed().is_none(), "not learn events");
+    }
+
+    #[test]
+    fn a_worker_with_neighbour_events_waiting_does_not_sleep_and_a_sleeping_one_is_rung() {
+        let fabric = Fabric::new(2, true);
+        let bell = fabric.doorbell_fd(1).expect("doorbell");
+        fabric.publish_neighbour(0, neighbour(1));
+        assert!(!fabric.going_to_sleep(1), "an event waits");
+        fabric.ring(1);
+        assert!(!rung(bell), "the flag was withdrawn");
+        assert!(fabric.next_neighbour_event(1).is_some());
+        assert!(fabric.going_to_sleep(1));
+        fabric.publish_neighbour(0, neighbour(2));
+        fabric.ring(1);
+        assert!(rung(bell), "a sleeping worker was not woken for an event");
+        fabric.woke(1, true);
     }
 
     #[test]

@@ -158,7 +158,7 @@ pub struct BoardRead {
 }
 
 /// Scalars of the group, in publish order.
-const SCALARS: usize = 19;
+const SCALARS: usize = 22;
 /// Buckets of both histograms.
 const BUCKETS: usize = 9 + 16;
 /// Read attempts before a reader takes what it has.
@@ -206,6 +206,9 @@ fn scalars_of(c: &WorkerCounters, g: &TableGauges) -> [u64; SCALARS] {
         g.l2.aged,
         g.mac_entries,
         g.frames_accounted,
+        c.neighbour_events_sent,
+        c.neighbour_events_applied,
+        c.neighbour_events_dropped,
         0,
     ]
 }
@@ -276,7 +279,7 @@ impl WorkerBoard {
                 std::thread::yield_now();
             }
         }
-        let [loops, busy_loops, rx_bursts, rx_packets, kick_errors, idle_sleeps, handed_out, handed_in, cpu_ms, parks, wakes, polled_sockets, learned, moved, table_full, aged, mac_entries, frames_accounted, _] =
+        let [loops, busy_loops, rx_bursts, rx_packets, kick_errors, idle_sleeps, handed_out, handed_in, cpu_ms, parks, wakes, polled_sockets, learned, moved, table_full, aged, mac_entries, frames_accounted, neighbour_events_sent, neighbour_events_applied, neighbour_events_dropped, _] =
             scalars;
         let mut burst = [0u64; 9];
         burst.copy_from_slice(&buckets[..9]);
@@ -298,6 +301,9 @@ impl WorkerBoard {
                 wakes,
                 polled_sockets,
                 turn_durations: TurnHistogram::from_buckets(turns),
+                neighbour_events_sent,
+                neighbour_events_applied,
+                neighbour_events_dropped,
             },
             gauges: TableGauges {
                 l2: L2Stats {

@@ -40,6 +40,14 @@ pub struct WorkerCounters {
     /// How long the turns that received took: a stall shows here (as in VPP's
     /// `show runtime` or OVS's `pmd-perf-show`).
     pub turn_durations: TurnHistogram,
+    /// Neighbours its router learned from ARP and sent to the other workers
+    /// (one per event, whatever the number of peers).
+    pub neighbour_events_sent: u64,
+    /// Neighbours other workers learned that it applied.
+    pub neighbour_events_applied: u64,
+    /// Neighbour events it could not send because a peer's inbox was full
+    /// (one per full peer); that peer asks for the neighbour itself.
+    pub neighbour_events_dropped: u64,
 }
 
 /// Loop-turn durations in power-of-two buckets from under 1 µs to 16 ms and

@@ -8,9 +8,12 @@
 //! daemon and over in-memory ports in tests and benchmarks.
 //!
 //! With several workers, each one owns some (port, queue) sockets (see
-//! [`crate::placement`]), keeps its own MAC table copy, and exchanges learn events
-//! and handed-over frames with the others through the [`Fabric`]'s lock-free
-//! queues, between bursts.
+//! [`crate::placement`]), keeps its own MAC table copy and neighbour table, and
+//! exchanges learn events, neighbour events and handed-over frames with the
+//! others through the [`Fabric`]'s lock-free queues, between bursts. Neighbour
+//! events another worker sent are applied at the start of a turn over an empty
+//! batch, so the frames that waited for the neighbour leave in that turn even
+//! when this worker receives nothing.
 //!
 //! Counters are published as they are counted (see [`crate::published`]): per
 //! port where the worker counts, and the loop counters once per turn, so the
@@ -23,6 +26,7 @@ use crate::stats::WorkerCounters;
 use std::sync::Arc;
 use switchyard_drivers::{BatchFrames, FramePool, Port};
 use switchyard_pipeline::guard::PortBinding;
+use switchyard_pipeline::neighbour::QUEUE_PER_NEIGHBOUR;
 use switchyard_pipeline::router::RoutedNetwork;
 use switchyard_pipeline::{
     Batch, Chain, DomainId, DropReason, L2Switch, PacketMeta, PortCounters, PortId, StageReport,
@@ -215,6 +219,10 @@ impl<P: Port> Worker<P> {
             kernel_cursor: 0,
             last_wake_check: Timestamp(0),
         };
+        // Neighbours learned from ARP go to the other workers (see
+        // `switchyard_pipeline::router`): only when there are some.
+        let share = worker.fabric.as_ref().is_some_and(|f| f.workers() > 1);
+        worker.chain.router.share_neighbours(share);
         worker.audit_and_publish();
         worker
     }
@@ -272,6 +280,7 @@ impl<P: Port> Worker<P> {
     /// sockets that did either; idle sockets cost nothing until they receive.
     pub fn poll_once(&mut self, now: Timestamp) -> usize {
         self.apply_learn_events();
+        self.apply_neighbour_events(now);
         if now.saturating_since(self.last_wake_check) >= WAKE_CHECK_NS {
             self.last_wake_check = now;
             self.wake(std::time::Duration::ZERO, now);
@@ -451,6 +460,76 @@ impl<P: Port> Worker<P> {
         self.chain.l2.clear_learn_events();
     }
 
+    /// Applies the neighbours other workers' routers learned (bounded per
+    /// turn) over an empty batch, and queues the frames that waited for them
+    /// like a received burst's. Costs one look at the inbox when it is empty.
+    fn apply_neighbour_events(&mut self, now: Timestamp) {
+        let Some(fabric) = self.fabric.as_deref() else {
+            return;
+        };
+        if self.pipeline != PipelineKind::L2 {
+            return;
+        }
+        self.rx.clear();
+        let mut applied = 0;
+        {
+            let mut frames = BatchFrames {
+                pool: &mut self.pool,
+                handles: &mut self.rx,
+            };
+            let mut batch = Batch::new(&mut frames, &mut self.metas, now);
+            // Room for every frame a neighbour can release, so none is
+            // dropped for want of a meta; the rest wait for the next turn.
+            while applied < MAX_BURST && batch.room() >= QUEUE_PER_NEIGHBOUR {
+                let Some(event) = fabric.next_neighbour_event(self.index) else {
+                    break;
+                };
+                self.chain.apply_neighbour_event(&mut batch, &event);
+                applied += 1;
+            }
+        }
+        if applied == 0 {
+            return;
+        }
+        self.stats.neighbour_events_applied += applied as u64;
+        self.count_late_drops();
+        if !self.rx.is_empty() {
+            self.histograms_dirty = true;
+            self.dispatch();
+        }
+    }
+
+    /// Counts the parked frames the router dropped since the last call (they
+    /// left their batch long ago) on their ingress ports.
+    fn count_late_drops(&mut self) {
+        let counters = &mut self.counters;
+        self.chain.router.drain_late_drops(|port, reason| {
+            if let Some(c) = counters.get_mut(usize::from(port)) {
+                c.count_drop(reason);
+            }
+        });
+    }
+
+    /// Sends the neighbours this worker's router learned in the last batch
+    /// to the other workers, and wakes those that sleep.
+    fn publish_neighbour_events(&mut self) {
+        let events = self.chain.router.neighbour_events();
+        if events.is_empty() {
+            return;
+        }
+        if let Some(fabric) = &self.fabric {
+            for event in events {
+                let dropped = fabric.publish_neighbour(self.index, *event);
+                self.stats.neighbour_events_sent += 1;
+                self.stats.neighbour_events_dropped += dropped as u64;
+            }
+            for peer in (0..fabric.workers()).filter(|&w| w != self.index) {
+                fabric.ring(peer);
+            }
+        }
+        self.chain.router.clear_neighbour_events();
+    }
+
     /// Moves frames other workers handed over into this worker's pool and onto
     /// their output port's queue (bounded per turn).
     fn take_handed_over(&mut self) -> usize {
@@ -507,12 +586,8 @@ impl<P: Port> Worker<P> {
                 let mut batch = Batch::new(&mut frames, &mut self.metas, now);
                 self.chain.run(&mut batch);
                 self.publish_learn_events();
-                let counters = &mut self.counters;
-                self.chain.router.drain_late_drops(|port, reason| {
-                    if let Some(c) = counters.get_mut(usize::from(port)) {
-                        c.count_drop(reason);
-                    }
-                });
+                self.publish_neighbour_events();
+                self.count_late_drops();
             }
             PipelineKind::Empty => {
                 let next = ((in_port as usize + 1) % self.routes.len()) as PortId;
@@ -521,7 +596,13 @@ impl<P: Port> Worker<P> {
                 }
             }
         }
-        // Received frames, then any that stages originated.
+        self.dispatch();
+        n
+    }
+
+    /// Queues each frame of the batch in hand (received frames, then any that
+    /// stages originated) on its output ports by its verdict, or frees it.
+    fn dispatch(&mut self) {
         for k in 0..self.rx.len() {
             let handle = self.rx[k];
             let meta = self.metas[k];
@@ -546,7 +627,6 @@ impl<P: Port> Worker<P> {
                 }
             }
         }
-        n
     }
 
     /// Counts a drop on global port `port` (the ingress) and frees the frame.
