@@ -55,6 +55,30 @@ pub fn set_rcvbuf_force(sock: &impl AsRawFd, bytes: usize) -> io::Result<()> {
     }
 }
 
+/// Restricts the calling thread to CPU `cpu`; threads it starts afterwards
+/// inherit that. With XPS mapping CPU `k` to a veth's transmit queue `k`, a
+/// test picks the queue, hence the switch's worker, its traffic arrives on.
+pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
+    // SAFETY: cpu_set_t is plain bits, for which all-zero is a valid (empty) set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "cpu out of range",
+        ));
+    }
+    // SAFETY: `cpu` is within the set (checked above) and `set` is ours.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: pid 0 is the calling thread; the pointer and size describe `set`,
+    // a live cpu_set_t on our stack.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Tries to take an exclusive `flock` on `file` without blocking.
 ///
 /// Returns `Ok(false)` when another holder has it. flock locks belong to the open file
