@@ -54,6 +54,8 @@ drop_reasons! {
     Isolated => "isolated", "Routed between two networks of which at least one is isolated (the default).";
     TtlExpired => "ttl_expired", "Its TTL ran out at the gateway (answered with ICMP time exceeded).";
     MtuExceeded => "mtu_exceeded", "Routed, but longer than the egress network's MTU: answered with ICMP fragmentation-needed when DF is set; the switch does not fragment.";
+    CtInvalid => "ct_invalid", "Conntrack marked it INVALID (out of window, bad flags, no connection for a non-SYN, ...), as Linux would.";
+    CtTableFull => "ct_table_full", "A new flow found the conntrack table full with nothing evictable.";
 }
 
 /// One counter per [`DropReason`]; a plain array so counting is one add.

@@ -13,6 +13,7 @@
 pub mod batch;
 pub mod chain;
 pub mod checksum;
+pub mod conntrack;
 pub mod counters;
 pub mod drop_reason;
 pub mod flow;
