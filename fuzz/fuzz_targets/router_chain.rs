@@ -42,7 +42,8 @@ fuzz_target!(|data: &[u8]| {
             isolated: false,
             open: false,
             mtu: switchyard_pipeline::router::DEFAULT_MTU,
-        });
+        masquerade: false,
+});
     }
     chain.bind_port(
         1,

@@ -53,6 +53,7 @@ drop_reasons! {
     NoRoute => "no_route", "Sent to the gateway for an address no network (or route) covers.";
     Isolated => "isolated", "Routed between two networks of which at least one is isolated (the default).";
     TtlExpired => "ttl_expired", "Its TTL ran out at the gateway (answered with ICMP time exceeded).";
+    NatPortsExhausted => "nat_ports_exhausted", "A new flow to masquerade found no free source port in the range for its destination.";
     MtuExceeded => "mtu_exceeded", "Routed, but longer than the egress network's MTU: answered with ICMP fragmentation-needed when DF is set; the switch does not fragment.";
     CtInvalid => "ct_invalid", "Conntrack marked it INVALID (out of window, bad flags, no connection for a non-SYN, ...), as Linux would.";
     CtTableFull => "ct_table_full", "A new flow found the conntrack table full with nothing evictable.";

@@ -81,6 +81,7 @@ use crate::gateway::Gateway;
 use crate::icmp_error::{self, ErrorPacer, IcmpError};
 use crate::l2::L2Switch;
 use crate::mac::MacAddr;
+use crate::nat::engine::{Before, Nat};
 use crate::neighbour::{NeighbourConfig, NeighbourState, NeighbourTable, Resolve};
 use crate::parking::{Parking, Slot, NO_SLOT};
 use crate::route::RouteTable;
@@ -114,6 +115,9 @@ pub struct RoutedNetwork {
     pub open: bool,
     /// Largest IPv4 datagram its links carry (header included).
     pub mtu: u16,
+    /// New flows from it leaving by the uplink take the uplink address
+    /// (masquerade).
+    pub masquerade: bool,
 }
 
 impl RoutedNetwork {
@@ -133,6 +137,7 @@ impl RoutedNetwork {
             isolated,
             open: false,
             mtu: DEFAULT_MTU,
+            masquerade: false,
         }
     }
 
@@ -191,6 +196,11 @@ pub struct Router {
     events: Vec<NeighbourEvent>,
     share: bool,
     counters: StageCounters,
+    /// Connection tracking and translation, when some network masquerades
+    /// or a port is published.
+    nat: Option<Box<Nat>>,
+    /// The uplink's domain: where masquerade applies.
+    nat_uplink: Option<DomainId>,
 }
 
 impl Default for Router {
@@ -218,6 +228,8 @@ impl Router {
             events: Vec::with_capacity(NEIGHBOUR_EVENTS_PER_BATCH),
             share: false,
             counters: StageCounters::default(),
+            nat: None,
+            nat_uplink: None,
         }
     }
 
@@ -279,6 +291,24 @@ impl Router {
     /// Every route: prefix, length and target (dumps, tests).
     pub fn routes(&self) -> impl Iterator<Item = (Ipv4Addr, u8, RouteTarget)> + '_ {
         self.routes.routes().map(|(p, l, t)| (p, l, *t))
+    }
+
+    /// Gives the router its NAT engine (or none) and the uplink's domain,
+    /// where masquerade applies. Control path: replacing the engine forgets
+    /// its flows.
+    pub fn set_nat(&mut self, nat: Option<Box<Nat>>, uplink: Option<DomainId>) {
+        self.nat = nat;
+        self.nat_uplink = uplink;
+    }
+
+    /// The NAT engine, if any (stats, published ports, tests).
+    pub fn nat(&self) -> Option<&Nat> {
+        self.nat.as_deref()
+    }
+
+    /// The NAT engine, mutable (control path: published ports).
+    pub fn nat_mut(&mut self) -> Option<&mut Nat> {
+        self.nat.as_deref_mut()
     }
 
     /// True when some network is routed (else the stage has nothing to do).
@@ -421,6 +451,9 @@ impl Router {
             let verdict = self.route_one(l2, batch, i, &meta, now);
             batch.metas_mut()[i].verdict = verdict;
             self.counters.record(&verdict);
+        }
+        if let Some(nat) = self.nat.as_mut() {
+            nat.expire(now);
         }
         let stats = self.neighbours.stats();
         if stats.entries > 0 {
@@ -582,6 +615,19 @@ impl Router {
         let Some(ingress) = self.network(meta.domain) else {
             return Verdict::Drop(DropReason::NoGateway);
         };
+        // NAT before routing: tracked flows and published ports (the
+        // packet's addresses may change, so `meta` is the router's own copy).
+        let mut meta = *meta;
+        let meta = &mut meta;
+        let mut translated = false;
+        if let Some(nat) = self.nat.as_mut().filter(|n| n.active()) {
+            let frame = batch.frames_mut().frame_mut(i);
+            match nat.before_routing(frame, meta, !ingress.open, now) {
+                Before::Untouched => {}
+                Before::Translated => translated = true,
+                Before::Drop(reason) => return Verdict::Drop(reason),
+            }
+        }
         if meta.dst_ip == ingress.gateway.ip {
             // For the gateway itself and not answered by it (not a ping).
             return Verdict::Drop(DropReason::NoGateway);
@@ -592,7 +638,9 @@ impl Router {
         let Some(egress) = self.network(target.domain) else {
             return Verdict::Drop(DropReason::NoRoute);
         };
-        if !ingress.reaches(&egress) {
+        // A translated flow was allowed when it began (a published port is
+        // reachable from every network, as through Docker's proxy).
+        if !translated && !ingress.reaches(&egress) {
             return Verdict::Drop(DropReason::Isolated);
         }
         let l3 = usize::from(meta.l3_offset);
@@ -617,6 +665,16 @@ impl Router {
         if next_hop == egress.gateway.ip {
             // A route through the switch's own address would loop.
             return Verdict::Drop(DropReason::NoRoute);
+        }
+        // NAT after routing: a new flow from a masquerading network out of
+        // the uplink.
+        if !translated && ingress.masquerade && Some(egress.domain) == self.nat_uplink {
+            if let Some(nat) = self.nat.as_mut() {
+                let frame = batch.frames_mut().frame_mut(i);
+                if let Before::Drop(reason) = nat.masquerade(frame, meta, now) {
+                    return Verdict::Drop(reason);
+                }
+            }
         }
         {
             let frame = batch.frames_mut().frame_mut(i);

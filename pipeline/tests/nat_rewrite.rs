@@ -135,7 +135,15 @@ fn an_icmp_error_has_its_quote_and_destination_rewritten() {
             sport: 40_000,
             dport: if proto == 17 { 53 } else { 80 },
         };
-        rewrite_icmp_error(&mut frame, L3, L4, Ipv4Addr::new(10, 1, 0, 5), inner_to).unwrap();
+        rewrite_icmp_error(
+            &mut frame,
+            L3,
+            L4,
+            None,
+            Ipv4Addr::new(10, 1, 0, 5),
+            inner_to,
+        )
+        .unwrap();
         assert!(ip_ok(&frame, L3), "outer IPv4 checksum");
         assert!(
             icmp_ok(&frame),
@@ -170,6 +178,6 @@ fn short_frames_are_refused_unchanged() {
     frame[L3] = 0x45;
     let before = frame.clone();
     assert!(rewrite(&mut frame, L3, L4, 6, true, TO).is_err());
-    assert!(rewrite_icmp_error(&mut frame, L3, L4, TO.src, TO).is_err());
+    assert!(rewrite_icmp_error(&mut frame, L3, L4, None, TO.src, TO).is_err());
     assert_eq!(frame, before);
 }

@@ -46,6 +46,7 @@ fn chain(isolated: bool) -> Chain {
             isolated: isolated && domain == 2,
             open: false,
             mtu: switchyard_pipeline::router::DEFAULT_MTU,
+            masquerade: false,
         });
     }
     chain
@@ -259,6 +260,7 @@ fn with_uplink(mut chain: Chain) -> Chain {
             isolated: false,
             open: true,
             mtu: 1400,
+            masquerade: false,
         }),
     );
     chain

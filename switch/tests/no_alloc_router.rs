@@ -79,6 +79,7 @@ fn chain() -> Chain {
                 isolated: false,
                 open,
                 mtu,
+                masquerade: false,
             }),
         );
     }

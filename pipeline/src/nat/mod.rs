@@ -2,8 +2,9 @@
 //! address) and published ports (destination NAT), on top of connection
 //! tracking.
 //!
-//! Today: [`rewrite`], the in-place packet rewriting both directions use,
-//! and [`published`], the published ports.
+//! [`engine`] decides and applies translations (with conntrack), [`rewrite`]
+//! rewrites packets in place, [`published`] holds the published ports.
 
+pub mod engine;
 pub mod published;
 pub mod rewrite;

@@ -199,13 +199,15 @@ fn write_endpoints(
 
 /// Rewrites an ICMP error at `l3`/`l4` about a translated flow: the outer
 /// destination becomes `outer_dst` (the error goes to the flow's own end),
-/// and the quoted inner packet gets `inner` (the endpoints that end sent or
-/// received, so it recognises its packet). The outer source (the router
-/// that sent the error) is kept.
+/// the outer source `outer_src` when given (an error from the far end of
+/// the flow itself comes from the address that end is known by; one from a
+/// router on the way keeps its own), and the quoted inner packet gets
+/// `inner` (the endpoints that end sent, so it recognises its packet).
 pub fn rewrite_icmp_error(
     frame: &mut [u8],
     l3: usize,
     l4: usize,
+    outer_src: Option<Ipv4Addr>,
     outer_dst: Ipv4Addr,
     inner: Endpoints,
 ) -> Result<(), RewriteError> {
@@ -267,5 +269,22 @@ pub fn rewrite_icmp_error(
         true,
         false,
     )?;
+    if let Some(src) = outer_src {
+        let s = src.octets();
+        outer.set(
+            frame,
+            l3 + 12,
+            u16::from_be_bytes([s[0], s[1]]),
+            true,
+            false,
+        )?;
+        outer.set(
+            frame,
+            l3 + 14,
+            u16::from_be_bytes([s[2], s[3]]),
+            true,
+            false,
+        )?;
+    }
     Ok(())
 }

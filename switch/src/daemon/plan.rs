@@ -132,6 +132,7 @@ fn uplink_network(domain: DomainId, uplink: &switchyard_config::UplinkConfig) ->
         isolated: false,
         open: true,
         mtu,
+        masquerade: false,
     }
 }
 
@@ -244,6 +245,7 @@ impl SwitchPlan {
                 isolated: false,
                 open: true,
                 mtu: DEFAULT_MTU,
+                masquerade: false,
             }));
             ports.push(PortPlan {
                 name: HOST.to_string(),

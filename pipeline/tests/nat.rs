@@ -1,0 +1,255 @@
+//! NAT through the router, in memory: a masquerading network's UDP flow
+//! leaves by the uplink from the uplink address (its own port kept), its reply
+//! comes back to the container; a second flow with the same source port to
+//! the same destination gets another port; a TCP SYN to a published port is
+//! forwarded to the container and the reply leaves from the node's address;
+//! from a container, the published port is reached with both addresses
+//! translated (hairpin); a non-SYN TCP segment of no flow does not leave
+//! untranslated.
+
+mod common;
+
+use common::mac;
+use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use switchyard_pipeline::conntrack::ConntrackConfig;
+use switchyard_pipeline::nat::engine::{Masquerade, Nat};
+use switchyard_pipeline::nat::published::{Protocol, PublishRule, PublishedPorts};
+use switchyard_pipeline::router::RoutedNetwork;
+use switchyard_pipeline::{
+    Batch, Chain, DropReason, FrameStore, Gateway, L2Config, L2Switch, MacAddr, PacketMeta,
+    Timestamp, Verdict,
+};
+
+const GW1: Gateway = Gateway {
+    ip: Ipv4Addr::new(10, 1, 0, 1),
+    mac: MacAddr([0x02, 0xaa, 0, 0, 0, 1]),
+};
+const UP: Gateway = Gateway {
+    ip: Ipv4Addr::new(192, 0, 2, 10),
+    mac: MacAddr([0x02, 0xaa, 0, 0, 0, 3]),
+};
+const C1: [u8; 4] = [10, 1, 0, 5];
+const C2: [u8; 4] = [10, 1, 0, 6];
+const FAR: [u8; 4] = [203, 0, 113, 9];
+
+fn chain() -> Chain {
+    let mut l2 = L2Switch::new(L2Config::default());
+    l2.set_port_domain(1, Some(1));
+    l2.set_port_domain(3, Some(3));
+    let mut chain = Chain::new(l2);
+    chain.set_network(
+        1,
+        Some(RoutedNetwork {
+            masquerade: true,
+            ..RoutedNetwork::bridge(1, Ipv4Addr::new(10, 1, 0, 0), 24, GW1, true)
+        }),
+    );
+    chain.set_network(
+        3,
+        Some(RoutedNetwork {
+            open: true,
+            ..RoutedNetwork::bridge(3, Ipv4Addr::new(192, 0, 2, 0), 24, UP, false)
+        }),
+    );
+    chain
+        .router
+        .set_default_route(Some((3, Ipv4Addr::new(192, 0, 2, 1))));
+    for (ip, host) in [([192, 0, 2, 1], 4u8), (C1, 5), (C2, 6)] {
+        chain
+            .router
+            .set_static_neighbour(Ipv4Addr::from(ip), Some(MacAddr(mac(host))));
+    }
+    let mut nat = Nat::new(ConntrackConfig {
+        max_entries: 1024,
+        ..ConntrackConfig::default()
+    });
+    nat.set_masquerade(Some(Masquerade {
+        address: UP.ip,
+        first_port: 1024,
+        last_port: 65535,
+    }));
+    let mut published = PublishedPorts::new();
+    published
+        .add(PublishRule {
+            protocol: Protocol::Tcp,
+            host_first: 8080,
+            host_last: 8080,
+            host_address: None,
+            address: Ipv4Addr::from(C1),
+            port: 80,
+        })
+        .unwrap();
+    nat.set_published(Arc::new(published), &[UP.ip]);
+    chain.router.set_nat(Some(Box::new(nat)), Some(3));
+    chain
+}
+
+fn run(chain: &mut Chain, frame: Vec<u8>, port: u16) -> (PacketMeta, Vec<u8>) {
+    let mut frames = vec![frame];
+    let mut metas = vec![PacketMeta::new(port); 4];
+    let mut batch = Batch::new(&mut frames, &mut metas, Timestamp::from_secs(1));
+    chain.run(&mut batch);
+    let meta = batch.metas()[0];
+    (meta, frames.frame(0).to_vec())
+}
+
+fn udp(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src: [u8; 4],
+    sport: u16,
+    dst: [u8; 4],
+    dport: u16,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(src_mac, dst_mac)
+        .ipv4(src, dst, 64)
+        .udp(sport, dport)
+        .write(&mut out, b"payload")
+        .unwrap();
+    out
+}
+
+fn tcp(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src: [u8; 4],
+    sport: u16,
+    dst: [u8; 4],
+    dport: u16,
+    syn: bool,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    let b = PacketBuilder::ethernet2(src_mac, dst_mac)
+        .ipv4(src, dst, 64)
+        .tcp(sport, dport, 1000, 64_000);
+    if syn {
+        b.syn().write(&mut out, &[]).unwrap();
+    } else {
+        b.ack(5).write(&mut out, b"data").unwrap();
+    }
+    out
+}
+
+/// Addresses and ports of a frame, checksums verified by etherparse's view.
+fn endpoints(frame: &[u8]) -> (Ipv4Addr, u16, Ipv4Addr, u16) {
+    let p = SlicedPacket::from_ethernet(frame).unwrap();
+    let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else {
+        panic!("IPv4")
+    };
+    let (s, d) = match &p.transport {
+        Some(TransportSlice::Udp(u)) => (u.source_port(), u.destination_port()),
+        Some(TransportSlice::Tcp(t)) => (t.source_port(), t.destination_port()),
+        other => panic!("{other:?}"),
+    };
+    (
+        ip.header().source_addr(),
+        s,
+        ip.header().destination_addr(),
+        d,
+    )
+}
+
+#[test]
+fn masquerade_translates_out_and_back() {
+    let mut chain = chain();
+    let (meta, out) = run(&mut chain, udp(mac(5), GW1.mac.0, C1, 4000, FAR, 53), 1);
+    assert!(
+        matches!(meta.verdict, Verdict::Flood | Verdict::Forward(3)),
+        "{meta:?}"
+    );
+    assert_eq!(
+        endpoints(&out),
+        (UP.ip, 4000, Ipv4Addr::from(FAR), 53),
+        "own port kept"
+    );
+    // Another container, same source port, same destination: another port.
+    let (_, out2) = run(&mut chain, udp(mac(6), GW1.mac.0, C2, 4000, FAR, 53), 1);
+    let (src, port, _, _) = endpoints(&out2);
+    assert_eq!(src, UP.ip);
+    assert_ne!(port, 4000, "no two flows share a translation");
+    // The reply to the first comes back to C1.
+    let (meta, back) = run(
+        &mut chain,
+        udp(mac(4), UP.mac.0, FAR, 53, [192, 0, 2, 10], 4000),
+        3,
+    );
+    assert!(
+        matches!(meta.verdict, Verdict::Flood | Verdict::Forward(1)),
+        "{meta:?}"
+    );
+    assert_eq!(
+        endpoints(&back),
+        (Ipv4Addr::from(FAR), 53, Ipv4Addr::from(C1), 4000)
+    );
+    assert_eq!(&back[0..6], &mac(5));
+    let stats = chain.router.nat().unwrap().stats();
+    assert_eq!((stats.masqueraded, stats.conntrack.entries), (2, 2));
+}
+
+#[test]
+fn a_published_port_reaches_its_container_and_replies_leave_from_the_node() {
+    let mut chain = chain();
+    let (meta, inbound) = run(
+        &mut chain,
+        tcp(mac(4), UP.mac.0, FAR, 5555, [192, 0, 2, 10], 8080, true),
+        3,
+    );
+    assert!(
+        matches!(meta.verdict, Verdict::Flood | Verdict::Forward(1)),
+        "{meta:?}"
+    );
+    assert_eq!(
+        endpoints(&inbound),
+        (Ipv4Addr::from(FAR), 5555, Ipv4Addr::from(C1), 80)
+    );
+    // The container's SYN-ACK goes out from the node's address and port 8080.
+    let mut synack = Vec::new();
+    PacketBuilder::ethernet2(mac(5), GW1.mac.0)
+        .ipv4(C1, FAR, 64)
+        .tcp(80, 5555, 7000, 64_000)
+        .syn()
+        .ack(1001)
+        .write(&mut synack, &[])
+        .unwrap();
+    let (meta, out) = run(&mut chain, synack, 1);
+    assert!(
+        matches!(meta.verdict, Verdict::Flood | Verdict::Forward(3)),
+        "{meta:?}"
+    );
+    assert_eq!(endpoints(&out), (UP.ip, 8080, Ipv4Addr::from(FAR), 5555));
+}
+
+#[test]
+fn a_container_reaches_a_published_port_through_the_node_address() {
+    let mut chain = chain();
+    let (meta, hair) = run(
+        &mut chain,
+        tcp(mac(6), GW1.mac.0, C2, 40_000, [192, 0, 2, 10], 8080, true),
+        1,
+    );
+    assert!(
+        matches!(meta.verdict, Verdict::Flood | Verdict::Forward(1)),
+        "{meta:?}"
+    );
+    let (src, _, dst, dport) = endpoints(&hair);
+    assert_eq!(
+        (src, dst, dport),
+        (UP.ip, Ipv4Addr::from(C1), 80),
+        "both sides translated"
+    );
+    assert_eq!(chain.router.nat().unwrap().stats().hairpin, 1);
+}
+
+#[test]
+fn a_segment_of_no_flow_never_leaves_untranslated() {
+    let mut chain = chain();
+    let (meta, _) = run(
+        &mut chain,
+        tcp(mac(5), GW1.mac.0, C1, 4000, FAR, 80, false),
+        1,
+    );
+    assert_eq!(meta.verdict, Verdict::Drop(DropReason::CtInvalid));
+}
