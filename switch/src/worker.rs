@@ -255,6 +255,16 @@ impl<P: Port> Worker<P> {
         self.chain.router.set_default_route(route);
     }
 
+    /// Gives the router a NAT engine (masquerade toward `uplink`, published
+    /// ports), or none.
+    pub fn set_nat(
+        &mut self,
+        nat: Option<Box<switchyard_pipeline::nat::engine::Nat>>,
+        uplink: Option<DomainId>,
+    ) {
+        self.chain.router.set_nat(nat, uplink);
+    }
+
     /// The router's neighbour table, copied out (control requests only).
     pub fn neighbours(&self) -> Vec<switchyard_pipeline::neighbour::NeighbourEntry> {
         self.chain.router.neighbours().entries().collect()

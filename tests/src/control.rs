@@ -62,6 +62,8 @@ pub struct Network {
     pub open: bool,
     /// `uplink = true`: a flat network on the uplink's LAN.
     pub flat: bool,
+    /// `masquerade = true`: its flows leave by the uplink from its address.
+    pub masquerade: bool,
 }
 
 impl Network {
@@ -73,6 +75,7 @@ impl Network {
             gateway: None,
             open: false,
             flat: false,
+            masquerade: false,
         }
     }
 
@@ -84,7 +87,14 @@ impl Network {
             gateway: Some(gateway.to_string()),
             open: false,
             flat: false,
+            masquerade: false,
         }
+    }
+
+    /// The same network with `masquerade = true`.
+    pub fn masquerade(mut self) -> Network {
+        self.masquerade = true;
+        self
     }
 
     /// A flat network on the uplink's LAN (`uplink = true`): addresses from
@@ -136,6 +146,9 @@ pub fn render_config(
         }
         if n.flat {
             let _ = writeln!(t, "uplink = true");
+        }
+        if n.masquerade {
+            let _ = writeln!(t, "masquerade = true");
         }
     }
     for p in ports {
@@ -406,6 +419,7 @@ pub struct ControlLabBuilder {
     config: DaemonConfig,
     uplink: Option<Uplink>,
     host_port: Option<String>,
+    extra: String,
 }
 
 /// The lab's `[uplink]`: an "outside" harness host whose root-namespace veth end
@@ -456,6 +470,12 @@ impl ControlLabBuilder {
         self
     }
 
+    /// Appends `text` (e.g. `[[publish]]` tables) to the config.
+    pub fn extra_config(mut self, text: &str) -> Self {
+        self.extra.push_str(text);
+        self
+    }
+
     /// `[switch]` settings (workers, extra lines such as `ring_size = 256`).
     pub fn daemon_config(mut self, config: DaemonConfig) -> Self {
         self.config = config;
@@ -493,6 +513,7 @@ impl ControlLabBuilder {
             config: self.config,
             uplink: None,
             host_port: self.host_port,
+            extra: self.extra,
             socket,
             id,
             _dir: dir,
@@ -529,6 +550,7 @@ pub struct ControlLab {
     config: DaemonConfig,
     uplink: Option<(Uplink, Host)>,
     host_port: Option<String>,
+    extra: String,
     socket: PathBuf,
     id: String,
     _dir: TempDir,
@@ -580,6 +602,7 @@ impl ControlLab {
             })
             .collect();
         let mut text = render_config(&self.config, &self.socket, &self.networks, &ports);
+        text.push_str(&self.extra);
         if let Some(address) = &self.host_port {
             let _ = writeln!(
                 text,

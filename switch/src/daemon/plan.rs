@@ -4,10 +4,14 @@
 use super::host_port::HostPort;
 use crate::placement::{place, WorkerPlacement};
 use crate::worker::PipelineKind;
-use switchyard_config::{IdleMode, NodeConfig, PipelineMode, XdpMode};
+use std::sync::Arc;
+use switchyard_config::{IdleMode, L4Protocol, NodeConfig, PipelineMode, XdpMode};
 use switchyard_drivers::afxdp::{AttachMode, XdpModeChoice};
 use switchyard_drivers::sys;
+use switchyard_pipeline::conntrack::ConntrackConfig;
 use switchyard_pipeline::gateway::Gateway;
+use switchyard_pipeline::nat::engine::{Masquerade, Nat};
+use switchyard_pipeline::nat::published::{Protocol, PublishRule, PublishedPorts};
 use switchyard_pipeline::router::{RoutedNetwork, DEFAULT_MTU};
 use switchyard_pipeline::{DomainId, L2Config, MacAddr};
 
@@ -56,6 +60,56 @@ pub struct SwitchPlan {
     pub uplink: Option<UplinkPlan>,
     /// The host port, if the config has one: its port and network come last.
     pub host: Option<HostPlan>,
+    /// NAT, if some network masquerades or a port is published.
+    pub nat: Option<NatPlan>,
+}
+
+/// What each worker's NAT engine starts with.
+#[derive(Clone, Debug)]
+pub struct NatPlan {
+    /// Connections per worker.
+    pub conntrack_size: usize,
+    /// The uplink address and port range, when some network masquerades.
+    pub masquerade: Option<Masquerade>,
+    /// The published ports.
+    pub published: Arc<PublishedPorts>,
+    /// The node addresses they listen on.
+    pub node_addresses: Vec<std::net::Ipv4Addr>,
+    /// The uplink's domain (where masquerade applies).
+    pub uplink_domain: Option<DomainId>,
+}
+
+impl NatPlan {
+    /// A fresh engine for one worker (allocates its conntrack table).
+    pub fn engine(&self) -> Nat {
+        let mut nat = Nat::new(ConntrackConfig {
+            max_entries: self.conntrack_size,
+            ..ConntrackConfig::default()
+        });
+        nat.set_masquerade(self.masquerade);
+        nat.set_published(Arc::clone(&self.published), &self.node_addresses);
+        nat
+    }
+}
+
+/// The published ports of `config`, as the workers look them up.
+pub fn published_ports(config: &NodeConfig) -> PublishedPorts {
+    let mut table = PublishedPorts::new();
+    for p in &config.publish {
+        // Validated (no overlaps, ranges fit): an error here cannot happen.
+        let _ = table.add(PublishRule {
+            protocol: match p.protocol {
+                L4Protocol::Tcp => Protocol::Tcp,
+                L4Protocol::Udp => Protocol::Udp,
+            },
+            host_first: p.host_port.first,
+            host_last: p.host_port.last,
+            host_address: p.host_address,
+            address: p.address,
+            port: p.port,
+        });
+    }
+    table
 }
 
 /// The host port as the workers run it.
@@ -100,15 +154,19 @@ pub fn routed_network(
     subnet: Option<switchyard_config::Ipv4Cidr>,
     gateway: Option<std::net::Ipv4Addr>,
     isolated: bool,
+    masquerade: bool,
 ) -> Option<RoutedNetwork> {
     let subnet = subnet?;
-    Some(RoutedNetwork::bridge(
-        domain,
-        subnet.network(),
-        subnet.prefix_len,
-        network_gateway(name, gateway)?,
-        isolated,
-    ))
+    Some(RoutedNetwork {
+        masquerade,
+        ..RoutedNetwork::bridge(
+            domain,
+            subnet.network(),
+            subnet.prefix_len,
+            network_gateway(name, gateway)?,
+            isolated,
+        )
+    })
 }
 
 /// The uplink's network: the node's address on its prefix, with the
@@ -193,7 +251,16 @@ impl SwitchPlan {
             .networks
             .iter()
             .enumerate()
-            .map(|(d, n)| routed_network(d as DomainId, &n.name, n.subnet, n.gateway, n.isolated))
+            .map(|(d, n)| {
+                routed_network(
+                    d as DomainId,
+                    &n.name,
+                    n.subnet,
+                    n.gateway,
+                    n.isolated,
+                    n.masquerade,
+                )
+            })
             .collect();
         let uplink = config.uplink.as_ref().map(|up| {
             // The uplink's LAN is a flat network's domain if the config has
@@ -261,6 +328,27 @@ impl SwitchPlan {
                 neighbour: (hp.address.addr, MacAddr(hp.host_mac)),
             }
         });
+        let needs_nat = config.networks.iter().any(|n| n.masquerade) || !config.publish.is_empty();
+        let nat = needs_nat.then(|| NatPlan {
+            conntrack_size: config.switch.conntrack_size,
+            masquerade: config
+                .uplink
+                .as_ref()
+                .filter(|_| config.networks.iter().any(|n| n.masquerade))
+                .map(|up| Masquerade {
+                    address: up.address.addr,
+                    first_port: up.nat_ports.first,
+                    last_port: up.nat_ports.last,
+                }),
+            published: Arc::new(published_ports(config)),
+            node_addresses: config
+                .uplink
+                .iter()
+                .map(|u| u.address.addr)
+                .chain(host_port.map(|h| h.switch_address))
+                .collect(),
+            uplink_domain: uplink.as_ref().map(|u| u.domain),
+        });
         SwitchPlan {
             ports,
             cores: config.switch.workers.clone(),
@@ -279,6 +367,7 @@ impl SwitchPlan {
             networks,
             uplink,
             host,
+            nat,
         }
     }
 

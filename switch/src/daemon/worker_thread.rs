@@ -431,6 +431,9 @@ fn open(spec: &WorkerSpec) -> Result<Worker<XdpPort>, OpenError> {
     for (domain, network) in plan.networks.iter().enumerate() {
         worker.set_network(domain as DomainId, *network);
     }
+    if let Some(nat) = &plan.nat {
+        worker.set_nat(Some(Box::new(nat.engine())), nat.uplink_domain);
+    }
     if let Some(host) = &plan.host {
         worker.set_static_neighbour(host.neighbour.0, host.neighbour.1);
     }

@@ -128,6 +128,8 @@ struct NetworkEntry {
     /// Made by the switch (the uplink's network), not by a `[[network]]`:
     /// containers cannot join it and reloads leave it alone.
     builtin: bool,
+    /// Its new flows out of the uplink are masqueraded.
+    masquerade: bool,
     /// For a flat network (on the uplink's LAN): the LAN's prefix length,
     /// which its containers' addresses get (its `subnet` is only their pool),
     /// and the node's address there (never handed out).
@@ -206,6 +208,7 @@ impl Controller {
                     subnet: n.subnet,
                     gateway: n.gateway,
                     isolated: n.isolated,
+                    masquerade: n.masquerade,
                     builtin: false,
                     lan: n
                         .uplink
@@ -222,6 +225,7 @@ impl Controller {
                 subnet: Some(up.address.trunc()),
                 gateway: Some(up.address.addr),
                 isolated: false,
+                masquerade: false,
                 builtin: true,
                 lan: None,
             }));
@@ -232,6 +236,7 @@ impl Controller {
                 subnet: Some(host.address.trunc()),
                 gateway: Some(host.switch_address),
                 isolated: false,
+                masquerade: false,
                 builtin: true,
                 lan: None,
             }));
@@ -610,7 +615,14 @@ impl Controller {
                 // The uplink's LAN and the host port's link are set at start.
                 self.plan.networks.get(domain as usize).copied().flatten()
             } else {
-                super::plan::routed_network(domain, &n.name, n.subnet, n.gateway, n.isolated)
+                super::plan::routed_network(
+                    domain,
+                    &n.name,
+                    n.subnet,
+                    n.gateway,
+                    n.isolated,
+                    n.masquerade,
+                )
             }
         });
         // Each worker counts the port in cells this thread keeps and reads.

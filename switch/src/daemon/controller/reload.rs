@@ -53,9 +53,33 @@ impl Controller {
                 ));
             }
         }
+        // A network whose masquerade differs from what the workers' NAT was
+        // made with (a new network counts as not masquerading before).
+        let masquerade_changed = new.networks.iter().any(|fresh| {
+            let was = self
+                .config
+                .networks
+                .iter()
+                .any(|n| n.name == fresh.name && n.masquerade);
+            was != fresh.masquerade
+        });
+        let publish = |c: &switchyard_config::NodeConfig| -> Vec<String> {
+            c.publish
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} {} {:?} {}:{}",
+                        p.protocol, p.host_port, p.host_address, p.address, p.port
+                    )
+                })
+                .collect()
+        };
         for (section, differs) in [
             ("uplink", new.uplink != self.config.uplink),
             ("host", new.host != self.config.host),
+            // NAT's engines are made at start (a table per worker).
+            ("publish", publish(&new) != publish(&self.config)),
+            ("masquerade", masquerade_changed),
         ] {
             if differs {
                 return Err(CtlError::new(
@@ -192,6 +216,7 @@ impl Controller {
                     subnet: network.subnet,
                     gateway: network.gateway,
                     isolated: network.isolated,
+                    masquerade: network.masquerade,
                     builtin: false,
                     lan: None,
                 });

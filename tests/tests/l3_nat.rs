@@ -1,0 +1,162 @@
+//! NAT on one worker, as Docker's bridge networks give it: a masquerading
+//! network reaches an outside namespace that has no route back to it (the
+//! outside sees the node's uplink address), with ping, TCP and UDP; a
+//! published port forwards the outside's connections to a container (which
+//! sees the outside's own address) and replies leave from the node's
+//! address; a container reaches the published port through the node's
+//! address (hairpin) and its server sees the node's address; the switch's
+//! conntrack counts what it translated.
+//!
+//! Switchyard only.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use switchyard_tests::control::{ping_from, ControlLab, Network, Uplink};
+use switchyard_tests::{require_root, tcp_transfer, udp_burst, Host, UdpBurst};
+
+const NODE: Ipv4Addr = Ipv4Addr::new(198, 18, 80, 2);
+const WEB: Ipv4Addr = Ipv4Addr::new(198, 18, 94, 10);
+
+fn uplink() -> Uplink {
+    Uplink {
+        outside: "198.18.80.1/24".into(),
+        address: "198.18.80.2/24".into(),
+        gateway: Some("198.18.80.1".into()),
+        neighbours: Vec::new(),
+    }
+}
+
+/// Serves one TCP connection on `listen` inside `server`'s namespace: reads
+/// it to the end, answers with the byte count, and returns the peer it saw.
+fn serve_once(
+    server: &Host,
+    listen: SocketAddr,
+) -> switchyard_tests::netns::NsThread<(usize, SocketAddr)> {
+    server.spawn("srv", move || {
+        let listener = TcpListener::bind(listen).expect("bind");
+        listener.set_nonblocking(false).unwrap();
+        let (mut stream, peer) = listener.accept().expect("accept");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut got = Vec::new();
+        stream.read_to_end(&mut got).expect("read");
+        let _ = stream.write_all(&(got.len() as u64).to_be_bytes());
+        (got.len(), peer)
+    })
+}
+
+/// Connects from `client`'s namespace to `to`, sends `len` bytes, returns
+/// the count the server echoed.
+fn send_once(client: &Host, to: SocketAddr, len: usize) -> u64 {
+    client
+        .spawn("cli", move || {
+            let mut stream = None;
+            for _ in 0..50 {
+                match TcpStream::connect_timeout(&to, Duration::from_secs(2)) {
+                    Ok(s) => {
+                        stream = Some(s);
+                        break;
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                }
+            }
+            let mut stream = stream.unwrap_or_else(|| panic!("connect to {to}"));
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            stream.write_all(&vec![0x5a; len]).expect("send");
+            stream.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut n = [0u8; 8];
+            stream.read_exact(&mut n).expect("echoed count");
+            u64::from_be_bytes(n)
+        })
+        .join(Duration::from_secs(30))
+}
+
+#[test]
+fn masquerade_published_ports_and_hairpin() {
+    require_root!();
+    let publish = format!(
+        "\n[[publish]]\nprotocol = \"tcp\"\nhost_port = 8080\naddress = \"{WEB}\"\nport = 80\n"
+    );
+    let lab = ControlLab::builder()
+        .network(Network::with_subnet("web", "198.18.94.0/24", "198.18.94.1").masquerade())
+        .uplink(uplink())
+        .extra_config(&publish)
+        .start();
+    let outside = lab.outside();
+    // No route back to 198.18.94.0/24 in the outside: only masquerade works.
+    let id = lab.id().to_string();
+    let w = lab
+        .try_attach(
+            &lab.netns("w"),
+            "web",
+            &format!("{id}-w"),
+            &["--ip", &WEB.to_string()],
+        )
+        .unwrap_or_else(|e| panic!("attach: {e}"));
+    let c = lab.attach(&lab.netns("c"), "web", &format!("{id}-c"));
+
+    // Out: ping, TCP (the outside sees the node's address), UDP.
+    let r = ping_from(&w.netns, outside.ip(), 3);
+    assert!(r.all_replied(), "masqueraded ping: {}", r.output);
+    let report = tcp_transfer(&w.host(), outside, 5601, 2 << 20, Duration::from_secs(30));
+    assert!(report.intact(), "masqueraded TCP: {report:?}");
+    assert_eq!(
+        report.peer.ip(),
+        IpAddr::V4(NODE),
+        "the outside sees the node"
+    );
+    let udp = udp_burst(
+        &c.host(),
+        outside,
+        UdpBurst {
+            port: 5602,
+            count: 200,
+            batch: 8,
+            ..UdpBurst::default()
+        },
+    );
+    assert!(
+        udp.delivery_ratio() >= 0.99 && udp.corrupt == 0,
+        "masqueraded UDP: {udp:?}"
+    );
+
+    // In: the outside connects to the node's published port; the container
+    // sees the outside's own address.
+    let server = serve_once(&w.host(), SocketAddr::new(IpAddr::V4(WEB), 80));
+    let echoed = send_once(outside, SocketAddr::new(IpAddr::V4(NODE), 8080), 100_000);
+    let (got, peer) = server.join(Duration::from_secs(30));
+    assert_eq!(
+        (got, echoed),
+        (100_000, 100_000),
+        "published port both ways"
+    );
+    assert_eq!(
+        peer.ip(),
+        IpAddr::V4(outside.ip()),
+        "DNAT keeps the client's address"
+    );
+
+    // Hairpin: another container reaches the published port by the node's
+    // address; the server sees the node (so replies come back the same way).
+    let server = serve_once(&w.host(), SocketAddr::new(IpAddr::V4(WEB), 80));
+    let echoed = send_once(&c.host(), SocketAddr::new(IpAddr::V4(NODE), 8080), 50_000);
+    let (got, peer) = server.join(Duration::from_secs(30));
+    assert_eq!((got, echoed), (50_000, 50_000), "hairpin both ways");
+    assert_eq!(
+        peer.ip(),
+        IpAddr::V4(NODE),
+        "hairpin translates the source too"
+    );
+
+    let stats = lab.ctl_json(&["stats"]);
+    let router = stats["stages"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "router"))
+        .unwrap_or_else(|| panic!("router stage: {stats}"));
+    assert_eq!(router["drops"]["nat_ports_exhausted"], 0, "{stats}");
+}
