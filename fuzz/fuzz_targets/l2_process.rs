@@ -61,7 +61,7 @@ fuzz_target!(|data: &[u8]| {
                     }
                 }
                 Verdict::Drop(_) => {}
-                Verdict::ToGateway | Verdict::Local | Verdict::Routed { .. } => {
+                Verdict::ToGateway | Verdict::Local | Verdict::Routed { .. } | Verdict::HandOff(_) => {
                     panic!("no gateway configured, nothing routed: {:?}", meta.verdict)
                 }
             }

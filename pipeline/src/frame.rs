@@ -238,6 +238,10 @@ pub enum Verdict {
         /// itself on a connected network, else the gateway toward it).
         next_hop: Ipv4Addr,
     },
+    /// To be processed by worker `n` instead (NAT runs on one worker, which
+    /// must see every packet of its flows): the frame is handed over as it
+    /// was received, and that worker runs the chain over it.
+    HandOff(u16),
 }
 
 impl Verdict {

@@ -68,6 +68,8 @@ impl StageCounters {
             Verdict::ToGateway => self.to_gateway += 1,
             Verdict::Local => self.local += 1,
             Verdict::Routed { .. } => self.routed += 1,
+            // Another worker takes it from here: passed on, not decided.
+            Verdict::HandOff(_) => self.passed += 1,
             Verdict::Drop(reason) => {
                 self.dropped += 1;
                 self.drops.count(*reason);

@@ -52,7 +52,8 @@ fn outputs(sw: &L2Switch, meta: &PacketMeta) -> Vec<PortId> {
         | Verdict::Pending
         | Verdict::ToGateway
         | Verdict::Local
-        | Verdict::Routed { .. } => vec![],
+        | Verdict::Routed { .. }
+        | Verdict::HandOff(_) => vec![],
     }
 }
 

@@ -78,8 +78,12 @@ pub const HANDOFF_FRAME_SIZE: usize = 4096;
 /// A frame travelling from one worker to the owner of its output port.
 #[derive(Debug)]
 pub struct Parcel {
-    /// Output port.
+    /// Output port (a frame to transmit), or the port it was received on (a
+    /// frame to process, `process` set).
     pub port: PortId,
+    /// The receiver runs the pipeline over it as if it had received it on
+    /// `port` (NAT's worker), instead of transmitting it there.
+    pub process: bool,
     /// Bytes used in `buf`.
     pub len: usize,
     /// The buffer (from the receiving worker's spare pool).
@@ -271,6 +275,17 @@ impl Fabric {
     /// Hands `bytes` for `port` to worker `to`; false when its mailbox is full (or
     /// the frame is larger than a buffer), in which case the caller counts a drop.
     pub fn hand_off(&self, to: usize, port: PortId, bytes: &[u8]) -> bool {
+        self.hand_off_parcel(to, port, false, bytes)
+    }
+
+    /// Gives worker `to` a copy of `bytes` received on `in_port`, to run
+    /// through its pipeline (NAT runs on one worker); false when its mailbox
+    /// is full.
+    pub fn hand_off_to_process(&self, to: usize, in_port: PortId, bytes: &[u8]) -> bool {
+        self.hand_off_parcel(to, in_port, true, bytes)
+    }
+
+    fn hand_off_parcel(&self, to: usize, port: PortId, process: bool, bytes: &[u8]) -> bool {
         let Some(mailbox) = self.mailboxes.get(to) else {
             return false;
         };
@@ -283,6 +298,7 @@ impl Fabric {
         buf[..bytes.len()].copy_from_slice(bytes);
         match mailbox.parcels.push(Parcel {
             port,
+            process,
             len: bytes.len(),
             buf,
         }) {

@@ -265,6 +265,12 @@ impl<P: Port> Worker<P> {
         self.chain.router.set_nat(nat, uplink);
     }
 
+    /// Hands every frame this worker would route to worker `worker`, which
+    /// runs NAT (or routes here again: `None`).
+    pub fn set_nat_elsewhere(&mut self, worker: Option<u16>) {
+        self.chain.router.set_nat_elsewhere(worker);
+    }
+
     /// The router's neighbour table, copied out (control requests only).
     pub fn neighbours(&self) -> Vec<switchyard_pipeline::neighbour::NeighbourEntry> {
         self.chain.router.neighbours().entries().collect()
@@ -313,7 +319,7 @@ impl<P: Port> Worker<P> {
             }
             i += 1;
         }
-        received += self.take_handed_over();
+        received += self.take_handed_over(now);
         self.transmit();
         self.service_ports();
         if now.saturating_since(self.last_sweep) >= SWEEP_INTERVAL_NS {
@@ -541,30 +547,58 @@ impl<P: Port> Worker<P> {
     }
 
     /// Moves frames other workers handed over into this worker's pool and onto
-    /// their output port's queue (bounded per turn).
-    fn take_handed_over(&mut self) -> usize {
-        // Moved out and back, not cloned: cloning the Arc each turn would
-        // bounce its reference count's cache line between workers.
-        let Some(fabric) = self.fabric.take() else {
+    /// their output port's queue, or, for frames handed over to be processed
+    /// here (NAT), through the pipeline in batches (bounded per turn).
+    fn take_handed_over(&mut self, now: Timestamp) -> usize {
+        if self.fabric.is_none() {
             return 0;
-        };
+        }
         let mut taken = 0;
+        self.rx.clear();
         while taken < self.burst * 4 {
-            let Some(parcel) = fabric.next_parcel(self.index) else {
+            let Some(parcel) = self
+                .fabric
+                .as_deref()
+                .and_then(|f| f.next_parcel(self.index))
+            else {
                 break;
             };
             let port = parcel.port as usize;
-            // Only the owner of a port is ever sent its frames (see placement).
-            if matches!(self.routes.get(port), Some(TxRoute::Local(_))) {
+            if parcel.process {
+                // A frame another worker received, for this one's pipeline:
+                // batched like a received burst.
+                match self.pool.alloc_from(&parcel.buf[..parcel.len]) {
+                    Some(handle) => {
+                        let k = self.rx.len();
+                        self.rx.push(handle);
+                        self.metas[k] = PacketMeta::new(parcel.port);
+                    }
+                    None => {
+                        if let Some(c) = self.counters.get_mut(port) {
+                            c.count_drop(DropReason::NoFreeFrame);
+                        }
+                    }
+                }
+            } else if matches!(self.routes.get(port), Some(TxRoute::Local(_))) {
+                // Only the owner of a port is ever sent its frames (see placement).
                 match self.pool.alloc_from(&parcel.buf[..parcel.len]) {
                     Some(handle) => self.stage(port, handle),
                     None => self.counters[port].count_drop(DropReason::NoFreeFrame),
                 }
             }
-            fabric.recycle(self.index, parcel);
+            if let Some(f) = self.fabric.as_deref() {
+                f.recycle(self.index, parcel);
+            }
             taken += 1;
+            if self.rx.len() == self.burst {
+                self.classify_received(now);
+                self.rx.clear();
+            }
         }
-        self.fabric = Some(fabric);
+        if !self.rx.is_empty() {
+            self.classify_received(now);
+            self.rx.clear();
+        }
         self.stats.handed_in += taken as u64;
         taken
     }
@@ -587,6 +621,14 @@ impl<P: Port> Worker<P> {
             *meta = PacketMeta::new(in_port);
         }
         self.counters[in_port as usize].count_rx(self.rx.len() as u64, bytes);
+        self.classify_received(now);
+        n
+    }
+
+    /// Runs the pipeline over the batch in hand (`rx`, `metas` set) and
+    /// queues each frame on its output ports.
+    fn classify_received(&mut self, now: Timestamp) {
+        let n = self.rx.len();
         match self.pipeline {
             PipelineKind::L2 => {
                 let mut frames = BatchFrames {
@@ -600,14 +642,13 @@ impl<P: Port> Worker<P> {
                 self.count_late_drops();
             }
             PipelineKind::Empty => {
-                let next = ((in_port as usize + 1) % self.routes.len()) as PortId;
                 for meta in &mut self.metas[..n] {
+                    let next = ((meta.in_port as usize + 1) % self.routes.len()) as PortId;
                     meta.verdict = Verdict::Forward(next);
                 }
             }
         }
         self.dispatch();
-        n
     }
 
     /// Queues each frame of the batch in hand (received frames, then any that
@@ -629,6 +670,24 @@ impl<P: Port> Worker<P> {
                 }
                 // Consumed by a stage: nothing to send, not a drop.
                 Verdict::Local => self.pool.free(handle),
+                Verdict::HandOff(worker) => {
+                    let worker = usize::from(worker);
+                    let sent = self.fabric.as_ref().is_some_and(|fabric| {
+                        let sent = fabric.hand_off_to_process(
+                            worker,
+                            meta.in_port,
+                            self.pool.data(&handle),
+                        );
+                        fabric.ring(worker);
+                        sent
+                    });
+                    if sent {
+                        self.stats.handed_out += 1;
+                        self.pool.free(handle);
+                    } else {
+                        self.drop_frame(from, DropReason::HandoffFull, handle);
+                    }
+                }
                 Verdict::Pending => {
                     // Every stage sets a verdict; reaching here is a pipeline bug.
                     // Never leak the frame: count it where an operator will look.

@@ -160,3 +160,80 @@ fn masquerade_published_ports_and_hairpin() {
         .unwrap_or_else(|| panic!("router stage: {stats}"));
     assert_eq!(router["drops"]["nat_ports_exhausted"], 0, "{stats}");
 }
+
+/// Two workers: NAT runs on one, the other hands it every frame it would
+/// route (a container's veth has a queue per worker, so its flows arrive on
+/// both; the uplink's single queue is on one of them, so replies arrive
+/// there, whichever worker the flow's first packet came in on). Every
+/// masqueraded flow completes both ways, and the published port works.
+#[test]
+fn nat_on_two_workers_sees_both_directions_of_every_flow() {
+    require_root!();
+    let publish = format!(
+        "\n[[publish]]\nprotocol = \"tcp\"\nhost_port = 8080\naddress = \"{WEB}\"\nport = 80\n"
+    );
+    let lab = ControlLab::builder()
+        .network(Network::with_subnet("web", "198.18.94.0/24", "198.18.94.1").masquerade())
+        .uplink(uplink())
+        .extra_config(&publish)
+        .daemon_config(switchyard_tests::DaemonConfig {
+            workers: vec![0, 1],
+            ..switchyard_tests::DaemonConfig::default()
+        })
+        .start();
+    let outside = lab.outside();
+    let id = lab.id().to_string();
+    let w = lab
+        .try_attach(
+            &lab.netns("w"),
+            "web",
+            &format!("{id}-w"),
+            &["--ip", &WEB.to_string()],
+        )
+        .unwrap_or_else(|e| panic!("attach: {e}"));
+    let r = ping_from(&w.netns, outside.ip(), 3);
+    assert!(r.all_replied(), "masqueraded ping: {}", r.output);
+    // Sixteen flows, a socket each: spread over both queues.
+    for flow in 0..16u16 {
+        let udp = udp_burst(
+            &w.host(),
+            outside,
+            UdpBurst {
+                port: 5700 + flow,
+                count: 100,
+                batch: 8,
+                ..UdpBurst::default()
+            },
+        );
+        assert!(
+            udp.delivery_ratio() >= 0.99 && udp.corrupt == 0,
+            "masqueraded UDP flow {flow}: {udp:?}"
+        );
+    }
+    let report = tcp_transfer(&w.host(), outside, 5603, 2 << 20, Duration::from_secs(30));
+    assert!(report.intact(), "masqueraded TCP: {report:?}");
+    assert_eq!(report.peer.ip(), IpAddr::V4(NODE));
+    let server = serve_once(&w.host(), SocketAddr::new(IpAddr::V4(WEB), 80));
+    let echoed = send_once(outside, SocketAddr::new(IpAddr::V4(NODE), 8080), 100_000);
+    let (got, _) = server.join(Duration::from_secs(30));
+    assert_eq!(
+        (got, echoed),
+        (100_000, 100_000),
+        "published port on two workers"
+    );
+
+    // Worker 1 handed what it would route to worker 0, which routed it.
+    let stats = lab.ctl_json(&["stats"]);
+    let workers = stats["workers"].as_array().expect("workers");
+    let handed_out: u64 = workers
+        .iter()
+        .filter_map(|w| w["handed_out"].as_u64())
+        .sum();
+    assert!(handed_out > 0, "frames handed to the NAT worker: {stats}");
+    let routed_on_1 = workers[1]["stages"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "router"))
+        .and_then(|r| r["forwarded"].as_u64().zip(r["flooded"].as_u64()))
+        .map_or(0, |(f, fl)| f + fl);
+    assert_eq!(routed_on_1, 0, "only the NAT worker routes: {stats}");
+}

@@ -64,7 +64,17 @@ pub struct SwitchPlan {
     pub nat: Option<NatPlan>,
 }
 
-/// What each worker's NAT engine starts with.
+/// The worker NAT runs on. A flow's packets must all meet one conntrack
+/// table, and a reply often arrives on another worker than its flow's first
+/// packet (veth and NIC queue hashing is not symmetric), so with NAT
+/// configured every routed frame is handed to this worker through the
+/// fabric and routed there; switching within a network stays on every
+/// worker. Correct for any placement; routed throughput is then one core's
+/// (VPP's per-worker flow ownership with port partitions would spread it:
+/// later work).
+pub const NAT_WORKER: usize = 0;
+
+/// What the NAT worker's engine starts with.
 #[derive(Clone, Debug)]
 pub struct NatPlan {
     /// Connections per worker.

@@ -24,16 +24,6 @@ pub fn unsupported_issues(config: &NodeConfig) -> Vec<ConfigIssue> {
             );
         }
     }
-    let nat = config.networks.iter().any(|n| n.masquerade) || !config.publish.is_empty();
-    if nat && config.switch.workers.len() > 1 {
-        issues.push(ConfigIssue::new(
-            config.location_of("switch.workers"),
-            "switch.workers".to_string(),
-            "masquerade and published ports run on one worker in this build (NAT state is \
-             per worker, and a reply arriving on another worker is not handed to its flow's \
-             owner yet): give [switch] workers one core",
-        ));
-    }
     for (i, port) in config.ports.iter().enumerate() {
         if port.driver == PortDriver::VhostUser {
             let field = format!("port[{i}].driver");

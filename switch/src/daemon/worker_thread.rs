@@ -432,7 +432,13 @@ fn open(spec: &WorkerSpec) -> Result<Worker<XdpPort>, OpenError> {
         worker.set_network(domain as DomainId, *network);
     }
     if let Some(nat) = &plan.nat {
-        worker.set_nat(Some(Box::new(nat.engine())), nat.uplink_domain);
+        // NAT runs on worker 0 (see `NatPlan`); the others hand it what
+        // they would route.
+        if spec.index == super::plan::NAT_WORKER {
+            worker.set_nat(Some(Box::new(nat.engine())), nat.uplink_domain);
+        } else {
+            worker.set_nat_elsewhere(Some(super::plan::NAT_WORKER as u16));
+        }
     }
     if let Some(host) = &plan.host {
         worker.set_static_neighbour(host.neighbour.0, host.neighbour.1);
