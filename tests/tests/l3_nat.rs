@@ -237,3 +237,66 @@ fn nat_on_two_workers_sees_both_directions_of_every_flow() {
         .map_or(0, |(f, fl)| f + fl);
     assert_eq!(routed_on_1, 0, "only the NAT worker routes: {stats}");
 }
+
+/// A flood of new flows does not cut an established one: with a small
+/// connection table (the setting under test), a TCP connection through
+/// masquerade carries data, then the same container opens 4,000 UDP flows
+/// from new source ports (four times the table), then the TCP connection
+/// carries more: established entries are never evicted for new flows.
+#[test]
+fn a_flood_of_new_flows_does_not_cut_an_established_connection() {
+    require_root!();
+    let lab = ControlLab::builder()
+        .network(Network::with_subnet("web", "198.18.95.0/24", "198.18.95.1").masquerade())
+        .uplink(uplink())
+        .daemon_config(switchyard_tests::DaemonConfig {
+            switch_extra: vec!["conntrack_size = 1024".into()],
+            ..switchyard_tests::DaemonConfig::default()
+        })
+        .start();
+    let outside = lab.outside();
+    let id = lab.id().to_string();
+    let w = lab.attach(&lab.netns("w"), "web", &format!("{id}-w"));
+    let listen = SocketAddr::new(IpAddr::V4(outside.ip()), 5604);
+    let server = serve_once(outside, listen);
+    let sink = outside.ip();
+    let sent = w
+        .host()
+        .spawn("ssh-like", move || {
+            let mut stream = None;
+            for _ in 0..50 {
+                match TcpStream::connect_timeout(&listen, Duration::from_secs(2)) {
+                    Ok(s) => {
+                        stream = Some(s);
+                        break;
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                }
+            }
+            let mut stream = stream.expect("connect");
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            stream
+                .set_write_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            stream.write_all(&[1u8; 10_000]).expect("before the flood");
+            // The flood: a new source port per datagram.
+            for k in 0..4000u32 {
+                let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp");
+                let _ = s.send_to(&k.to_be_bytes(), SocketAddr::new(IpAddr::V4(sink), 9));
+            }
+            stream.write_all(&[2u8; 10_000]).expect("after the flood");
+            stream.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut n = [0u8; 8];
+            stream.read_exact(&mut n).expect("echoed count");
+            u64::from_be_bytes(n)
+        })
+        .join(Duration::from_secs(60));
+    let (got, _) = server.join(Duration::from_secs(30));
+    assert_eq!(
+        (got, sent),
+        (20_000, 20_000),
+        "the connection survived the flood"
+    );
+}
