@@ -29,6 +29,12 @@ pub enum CtlCommand {
     Routes,
     /// The neighbour (ARP) tables of the workers.
     Neighbours,
+    /// NAT's connection table (as JSON).
+    Conntrack {
+        /// Most connections listed.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
     /// Daemon and protocol version.
     Version,
     /// Create a veth into a container's namespace and attach it.
@@ -88,6 +94,9 @@ pub fn run(socket: &Path, json: bool, command: CtlCommand) -> Result<()> {
         CtlCommand::Stats => Request::Stats,
         CtlCommand::Routes => Request::Routes,
         CtlCommand::Neighbours => Request::Neighbours,
+        CtlCommand::Conntrack { limit } => Request::Conntrack {
+            limit: Some(*limit),
+        },
         CtlCommand::Version => Request::Version,
         CtlCommand::Attach {
             netns,
@@ -119,7 +128,7 @@ pub fn run(socket: &Path, json: bool, command: CtlCommand) -> Result<()> {
     };
     let result =
         client::call(socket, &request, Duration::from_secs(60)).context("switchyard ctl")?;
-    if json || matches!(command, CtlCommand::Stats) {
+    if json || matches!(command, CtlCommand::Stats | CtlCommand::Conntrack { .. }) {
         println!("{}", serde_json::to_string_pretty(&result)?);
         return Ok(());
     }

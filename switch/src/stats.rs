@@ -363,3 +363,12 @@ mod tests {
         assert_eq!(h.buckets(), &[1, 2, 1, 0, 0, 0, 2, 2, 2]);
     }
 }
+
+/// What `ctl conntrack` shows of the NAT worker's connection table.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ConntrackDump {
+    /// The engine's counters (the table's included).
+    pub stats: switchyard_pipeline::nat::engine::NatStats,
+    /// Connections, up to the requested limit.
+    pub entries: Vec<switchyard_pipeline::conntrack::ConntrackEntry>,
+}

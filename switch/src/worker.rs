@@ -271,6 +271,20 @@ impl<P: Port> Worker<P> {
         self.chain.router.set_nat_elsewhere(worker);
     }
 
+    /// The NAT engine's counters and up to `limit` of its connections, if
+    /// this worker runs NAT (control requests only).
+    pub fn conntrack_dump(
+        &self,
+        limit: usize,
+        now: Timestamp,
+    ) -> Option<crate::stats::ConntrackDump> {
+        let nat = self.chain.router.nat()?;
+        Some(crate::stats::ConntrackDump {
+            stats: nat.stats(),
+            entries: nat.table().entries(now).take(limit).collect(),
+        })
+    }
+
     /// The router's neighbour table, copied out (control requests only).
     pub fn neighbours(&self) -> Vec<switchyard_pipeline::neighbour::NeighbourEntry> {
         self.chain.router.neighbours().entries().collect()

@@ -159,6 +159,19 @@ fn masquerade_published_ports_and_hairpin() {
         .and_then(|s| s.iter().find(|s| s["name"] == "router"))
         .unwrap_or_else(|| panic!("router stage: {stats}"));
     assert_eq!(router["drops"]["nat_ports_exhausted"], 0, "{stats}");
+    // The connection table shows the translations.
+    let ct = lab.ctl_json(&["conntrack"]);
+    assert!(ct["stats"]["masqueraded"].as_u64() >= Some(2), "{ct}");
+    assert!(ct["stats"]["published"].as_u64() >= Some(2), "{ct}");
+    assert_eq!(ct["stats"]["hairpin"], 1, "{ct}");
+    let entries = ct["entries"].as_array().expect("entries");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["original"]["src"] == WEB.to_string()
+                && e["reply"]["dst"] == NODE.to_string()),
+        "a masqueraded connection of web: {ct}"
+    );
 }
 
 /// Two workers: NAT runs on one, the other hands it every frame it would
@@ -298,5 +311,10 @@ fn a_flood_of_new_flows_does_not_cut_an_established_connection() {
         (got, sent),
         (20_000, 20_000),
         "the connection survived the flood"
+    );
+    let ct = lab.ctl_json(&["conntrack", "--limit", "0"]);
+    assert!(
+        ct["stats"]["conntrack"]["early_dropped"].as_u64() > Some(1000),
+        "the flood filled the table and unreplied flows were evicted: {ct}"
     );
 }

@@ -37,6 +37,12 @@ pub enum Request {
     Routes,
     /// Every worker's neighbour table (ARP cache).
     Neighbours,
+    /// NAT's connection table: counters and up to `limit` connections.
+    Conntrack {
+        /// Most connections listed (default 1,000).
+        #[serde(default)]
+        limit: Option<usize>,
+    },
     /// Creates a veth into a container's namespace and attaches its host end.
     Attach(AttachRequest),
     /// Detaches an attached container port and deletes its veth.

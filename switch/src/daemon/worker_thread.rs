@@ -91,6 +91,14 @@ pub enum WorkerCommand {
     /// Copy out the router's neighbour table (`ctl neighbours`: on request
     /// only, a few thousand entries at most).
     Neighbours(Sender<Vec<NeighbourEntry>>),
+    /// Copy out the NAT engine's counters and up to `limit` connections
+    /// (`ctl conntrack`; `None` from a worker without the engine).
+    Conntrack {
+        /// Most entries copied.
+        limit: usize,
+        /// Answered with the copy.
+        done: Sender<Option<crate::stats::ConntrackDump>>,
+    },
 }
 
 /// A socket that failed to open, by global port index.
@@ -330,6 +338,9 @@ fn run(
             Ok(WorkerCommand::RemovePort { port, done }) => {
                 let reclaimed = worker.remove_port(port);
                 let _ = done.send(reclaimed);
+            }
+            Ok(WorkerCommand::Conntrack { limit, done }) => {
+                let _ = done.send(worker.conntrack_dump(limit, now()));
             }
             Ok(WorkerCommand::Neighbours(done)) => {
                 let _ = done.send(worker.neighbours());

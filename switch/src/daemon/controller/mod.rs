@@ -389,6 +389,7 @@ impl Controller {
             }
             Request::Routes => self.routes(),
             Request::Neighbours => self.neighbours(),
+            Request::Conntrack { limit } => self.conntrack(limit.unwrap_or(1000)),
             Request::Attach(request) => self.attach(request).map(|r| serde_json::json!(r)),
             Request::Detach { name } => self
                 .detach(&name)

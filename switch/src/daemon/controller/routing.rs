@@ -59,6 +59,33 @@ impl Controller {
         Ok(Value::Array(rows))
     }
 
+    /// The NAT worker's counters and up to `limit` connections (`null` when
+    /// no NAT is configured).
+    pub(super) fn conntrack(&self, limit: usize) -> CtlResult<Value> {
+        let Some(worker) = self.workers.get(crate::daemon::plan::NAT_WORKER) else {
+            return Ok(Value::Null);
+        };
+        let (tx, rx) = channel::bounded(1);
+        let limit = limit.min(100_000);
+        if worker
+            .commands
+            .send(WorkerCommand::Conntrack { limit, done: tx })
+            .is_err()
+        {
+            return Err(super::CtlError::new(
+                crate::control::protocol::ErrorCode::SystemError,
+                "the NAT worker is gone",
+            ));
+        }
+        match rx.recv_timeout(NEIGHBOURS_WAIT) {
+            Ok(dump) => Ok(serde_json::to_value(dump).unwrap_or(Value::Null)),
+            Err(_) => Err(super::CtlError::new(
+                crate::control::protocol::ErrorCode::SystemError,
+                "the NAT worker did not answer within 1 s",
+            )),
+        }
+    }
+
     /// Every worker's neighbour entries, one row each with the worker's
     /// index; a worker that does not answer within [`NEIGHBOURS_WAIT`] gets a
     /// row saying so instead of holding up the reply.
