@@ -434,6 +434,8 @@ pub struct Uplink {
     pub gateway: Option<String>,
     /// `[uplink.neighbours]` lines (`"ip" = "mac"`).
     pub neighbours: Vec<(String, String)>,
+    /// `nat_ports`, if not the default.
+    pub nat_ports: Option<String>,
 }
 
 /// Name of the outside harness host of a lab with an uplink.
@@ -620,6 +622,9 @@ impl ControlLab {
             );
             if let Some(gateway) = &uplink.gateway {
                 let _ = writeln!(text, "gateway = {}", toml_str(gateway));
+            }
+            if let Some(ports) = &uplink.nat_ports {
+                let _ = writeln!(text, "nat_ports = {}", toml_str(ports));
             }
             if !uplink.neighbours.is_empty() {
                 let _ = writeln!(text, "[uplink.neighbours]");

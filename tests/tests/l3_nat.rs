@@ -25,6 +25,7 @@ fn uplink() -> Uplink {
         address: "198.18.80.2/24".into(),
         gateway: Some("198.18.80.1".into()),
         neighbours: Vec::new(),
+        nat_ports: None,
     }
 }
 
@@ -317,4 +318,167 @@ fn a_flood_of_new_flows_does_not_cut_an_established_connection() {
         ct["stats"]["conntrack"]["early_dropped"].as_u64() > Some(1000),
         "the flood filled the table and unreplied flows were evicted: {ct}"
     );
+}
+
+/// The rest of the scenario list: a masquerade range of one port lets the
+/// first flow to a destination through and refuses the second (counted, never
+/// a wrong translation); a published UDP port reaches its container; an ICMP
+/// port unreachable from the outside about a masqueraded datagram reaches the
+/// container translated (its connected socket sees the refusal); a container
+/// detached and replaced by a new one on the same address is reached through
+/// the same published UDP port at once.
+#[test]
+fn one_port_ranges_udp_publishing_icmp_errors_and_replacement() {
+    require_root!();
+    let publish = format!(
+        "\n[[publish]]\nprotocol = \"udp\"\nhost_port = 5353\naddress = \"{WEB}\"\nport = 53\n"
+    );
+    let lab = ControlLab::builder()
+        .network(Network::with_subnet("web", "198.18.94.0/24", "198.18.94.1").masquerade())
+        .uplink(Uplink {
+            nat_ports: Some("40000-40000".into()),
+            ..uplink()
+        })
+        .extra_config(&publish)
+        .start();
+    let outside = lab.outside();
+    let id = lab.id().to_string();
+    let w = lab
+        .try_attach(
+            &lab.netns("w"),
+            "web",
+            &format!("{id}-w"),
+            &["--ip", &WEB.to_string()],
+        )
+        .unwrap_or_else(|e| panic!("attach: {e}"));
+    let c = lab.attach(&lab.netns("c"), "web", &format!("{id}-c"));
+    let exhausted = || -> u64 {
+        let ct = lab.ctl_json(&["conntrack", "--limit", "0"]);
+        ct["stats"]["ports_exhausted"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{ct}"))
+    };
+
+    // One port: the first flow to outside:5605 takes it, the second cannot.
+    let burst = |from: &Host, port: u16| {
+        udp_burst(
+            from,
+            outside,
+            UdpBurst {
+                port,
+                count: 20,
+                batch: 4,
+                timeout: Duration::from_secs(3),
+                ..UdpBurst::default()
+            },
+        )
+    };
+    let first = burst(&w.host(), 5605);
+    assert!(first.delivery_ratio() >= 0.99, "the first flow: {first:?}");
+    let second = burst(&c.host(), 5605);
+    assert_eq!(
+        second.received, 0,
+        "the second flow has no port left: {second:?}"
+    );
+    assert!(exhausted() >= 1, "refusals are counted");
+
+    // A published UDP port.
+    let out_ip = outside.ip();
+    let server = w.host().spawn("dns", move || {
+        let s = std::net::UdpSocket::bind(SocketAddr::new(IpAddr::V4(WEB), 53)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 64];
+        let (n, peer) = s.recv_from(&mut buf).expect("a query");
+        s.send_to(&buf[..n], peer).unwrap();
+        peer
+    });
+    let answer = outside
+        .spawn("query", move || {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            let mut buf = [0u8; 64];
+            for _ in 0..20 {
+                let _ = s.send_to(b"query", SocketAddr::new(IpAddr::V4(NODE), 5353));
+                if let Ok((n, from)) = s.recv_from(&mut buf) {
+                    return Some((buf[..n].to_vec(), from));
+                }
+            }
+            None
+        })
+        .join(Duration::from_secs(20));
+    let peer = server.join(Duration::from_secs(20));
+    assert_eq!(
+        peer.ip(),
+        IpAddr::V4(out_ip),
+        "DNAT keeps the client's address"
+    );
+    let (bytes, from) = answer.expect("the container answered through the published port");
+    assert_eq!(
+        (bytes.as_slice(), from),
+        (&b"query"[..], SocketAddr::new(IpAddr::V4(NODE), 5353))
+    );
+
+    // Port unreachable from the outside (nothing listens on 5606) about a
+    // masqueraded datagram: translated back, the container's connected
+    // socket is refused.
+    let refused = w
+        .host()
+        .spawn("refused", move || {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+            s.connect(SocketAddr::new(IpAddr::V4(out_ip), 5606))
+                .unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            let mut buf = [0u8; 8];
+            for _ in 0..10 {
+                let _ = s.send(b"anyone?");
+                match s.recv(&mut buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return true,
+                    _ => {}
+                }
+            }
+            false
+        })
+        .join(Duration::from_secs(20));
+    assert!(
+        refused,
+        "the ICMP port unreachable reached the container translated"
+    );
+
+    // Replace the server: a new container on the same address answers the
+    // published UDP port at once.
+    lab.detach(&format!("{id}-w"));
+    let w2 = lab
+        .try_attach(
+            &lab.netns("w2"),
+            "web",
+            &format!("{id}-w2"),
+            &["--ip", &WEB.to_string()],
+        )
+        .unwrap_or_else(|e| panic!("attach: {e}"));
+    let server = w2.host().spawn("dns2", move || {
+        let s = std::net::UdpSocket::bind(SocketAddr::new(IpAddr::V4(WEB), 53)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 64];
+        let (n, peer) = s.recv_from(&mut buf).expect("a query");
+        s.send_to(&buf[..n], peer).unwrap();
+    });
+    let answered = outside
+        .spawn("query2", move || {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            let mut buf = [0u8; 64];
+            for _ in 0..20 {
+                let _ = s.send_to(b"again", SocketAddr::new(IpAddr::V4(NODE), 5353));
+                if s.recv_from(&mut buf).is_ok() {
+                    return true;
+                }
+            }
+            false
+        })
+        .join(Duration::from_secs(20));
+    server.join(Duration::from_secs(20));
+    assert!(answered, "the new container answers the published port");
 }

@@ -57,6 +57,7 @@ fn uplink(gateway: bool) -> Uplink {
         address: "198.18.80.2/24".into(),
         gateway: gateway.then(|| "198.18.80.1".into()),
         neighbours: Vec::new(),
+        nat_ports: None,
     }
 }
 

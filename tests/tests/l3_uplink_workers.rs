@@ -73,6 +73,7 @@ fn every_worker_routes_to_a_learned_next_hop_on_the_uplink() {
             address: "198.18.96.2/24".into(),
             gateway: Some("198.18.96.1".into()),
             neighbours: Vec::new(),
+            nat_ports: None,
         })
         .daemon_config(DaemonConfig {
             workers: vec![0, 1],
