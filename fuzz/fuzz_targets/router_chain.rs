@@ -1,5 +1,7 @@
 //! Random frames through the whole chain with gateways, the source guard and
-//! the router on two open networks, burst after burst: must never panic;
+//! the router on two networks (the first masquerading out of the second,
+//! which is open like an uplink, with a published TCP and UDP port: NAT and
+//! conntrack see every routed frame), burst after burst: must never panic;
 //! every frame ends decided; a frame the chain forwarded or flooded keeps its
 //! length (routing rewrites headers in place); an originated frame is an
 //! answer back out of its port (ARP reply, echo, time exceeded) or a flooded
@@ -10,6 +12,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
+use switchyard_pipeline::conntrack::ConntrackConfig;
+use switchyard_pipeline::nat::engine::{Masquerade, Nat};
+use switchyard_pipeline::nat::published::{Protocol, PublishRule, PublishedPorts};
 use switchyard_pipeline::router::RoutedNetwork;
 use switchyard_pipeline::{
     Batch, Chain, FrameStore, Gateway, L2Config, L2Switch, MacAddr, PacketMeta, PortBinding,
@@ -40,11 +46,36 @@ fuzz_target!(|data: &[u8]| {
             prefix_len: 24,
             gateway: gateway(d as u8),
             isolated: false,
-            open: false,
+            open: d == 1,
             mtu: switchyard_pipeline::router::DEFAULT_MTU,
-        masquerade: false,
-});
+            masquerade: d == 0,
+        });
     }
+    let mut nat = Nat::new(ConntrackConfig {
+        max_entries: 64,
+        ..ConntrackConfig::default()
+    });
+    nat.set_masquerade(Some(Masquerade {
+        address: gateway(1).ip,
+        first_port: 1024,
+        last_port: 1031,
+    }));
+    let mut published = PublishedPorts::new();
+    for protocol in [Protocol::Tcp, Protocol::Udp] {
+        let _ = published.add(PublishRule {
+            protocol,
+            host_first: 80,
+            host_last: 90,
+            host_address: None,
+            address: Ipv4Addr::new(10, 0, 0, 5),
+            port: 8080,
+        });
+    }
+    nat.set_published(Arc::new(published), &[gateway(1).ip]);
+    chain.router.set_nat(Some(Box::new(nat)), Some(1));
+    chain
+        .router
+        .set_default_route(Some((1, Ipv4Addr::new(10, 0, 1, 7))));
     chain.bind_port(
         1,
         Some(PortBinding {

@@ -253,3 +253,23 @@ fn a_segment_of_no_flow_never_leaves_untranslated() {
     );
     assert_eq!(meta.verdict, Verdict::Drop(DropReason::CtInvalid));
 }
+
+#[test]
+fn a_one_port_range_serves_one_flow_per_destination_and_counts_the_rest() {
+    let mut chain = chain();
+    if let Some(nat) = chain.router.nat_mut() {
+        nat.set_masquerade(Some(Masquerade {
+            address: UP.ip,
+            first_port: 40_000,
+            last_port: 40_000,
+        }));
+    }
+    let (_, out) = run(&mut chain, udp(mac(5), GW1.mac.0, C1, 4000, FAR, 53), 1);
+    assert_eq!(endpoints(&out).1, 40_000);
+    let (meta, _) = run(&mut chain, udp(mac(6), GW1.mac.0, C2, 4000, FAR, 53), 1);
+    assert_eq!(meta.verdict, Verdict::Drop(DropReason::NatPortsExhausted));
+    // Another destination: the same port serves it (endpoint-dependent).
+    let (_, out) = run(&mut chain, udp(mac(6), GW1.mac.0, C2, 4000, FAR, 54), 1);
+    assert_eq!(endpoints(&out).1, 40_000);
+    assert_eq!(chain.router.nat().unwrap().stats().ports_exhausted, 1);
+}
