@@ -30,8 +30,9 @@ pub use cidr::{CidrError, Ipv4Cidr};
 pub use error::{ConfigError, ConfigIssue, Location};
 pub use mac::MacAddress;
 pub use model::{
-    HostPortConfig, IdleMode, L4Protocol, NetworkConfig, NodeConfig, PipelineMode, PortConfig,
-    PortDriver, PublishConfig, StaticNeighbour, SwitchConfig, UplinkConfig, XdpMode,
+    ConntrackTimeouts, HostPortConfig, IdleMode, L4Protocol, NetworkConfig, NodeConfig,
+    PipelineMode, PortConfig, PortDriver, PublishConfig, StaticNeighbour, SwitchConfig,
+    UplinkConfig, XdpMode,
 };
 pub use port_range::PortRange;
 

@@ -36,6 +36,8 @@ pub struct NodeConfig {
     pub ports: Vec<PortConfig>,
     /// `[[publish]]`: published ports (destination NAT), in file order.
     pub publish: Vec<PublishConfig>,
+    /// `[conntrack]`: connection timeouts that differ from Linux's.
+    pub conntrack: ConntrackTimeouts,
     /// Where each value was written, by field path (`switch.control_group`,
     /// `network[0].vni`, `uplink`), so checks made outside this crate (the
     /// daemon's: does the group exist, does this build support the setting)
@@ -439,6 +441,83 @@ impl HostPortConfig {
             first
         };
         Ipv4Addr::from(pick)
+    }
+}
+
+/// `[conntrack]`: how long a connection is kept after its last packet, per
+/// state, in seconds; every key left out keeps Linux's default
+/// (`nf_conntrack_tcp_timeout_established` = 432,000 s, `udp_timeout` = 30 s,
+/// `udp_timeout_stream` = 120 s, ...), which the NAT engine holds. Each value
+/// is 1..=31,536,000 (a year).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ConntrackTimeouts {
+    /// `tcp_syn_sent` in seconds, if set.
+    pub tcp_syn_sent: Option<u32>,
+    /// `tcp_syn_recv` in seconds, if set.
+    pub tcp_syn_recv: Option<u32>,
+    /// `tcp_established` in seconds, if set.
+    pub tcp_established: Option<u32>,
+    /// `tcp_fin_wait` in seconds, if set.
+    pub tcp_fin_wait: Option<u32>,
+    /// `tcp_close_wait` in seconds, if set.
+    pub tcp_close_wait: Option<u32>,
+    /// `tcp_last_ack` in seconds, if set.
+    pub tcp_last_ack: Option<u32>,
+    /// `tcp_time_wait` in seconds, if set.
+    pub tcp_time_wait: Option<u32>,
+    /// `tcp_close` in seconds, if set.
+    pub tcp_close: Option<u32>,
+    /// `tcp_unacknowledged` in seconds, if set.
+    pub tcp_unacknowledged: Option<u32>,
+    /// `udp_unreplied` in seconds, if set.
+    pub udp_unreplied: Option<u32>,
+    /// `udp_assured` in seconds, if set.
+    pub udp_assured: Option<u32>,
+    /// `icmp` in seconds, if set.
+    pub icmp: Option<u32>,
+}
+
+impl ConntrackTimeouts {
+    /// The keys, in the order of the fields.
+    pub const KEYS: [&'static str; 12] = [
+        "tcp_syn_sent",
+        "tcp_syn_recv",
+        "tcp_established",
+        "tcp_fin_wait",
+        "tcp_close_wait",
+        "tcp_last_ack",
+        "tcp_time_wait",
+        "tcp_close",
+        "tcp_unacknowledged",
+        "udp_unreplied",
+        "udp_assured",
+        "icmp",
+    ];
+
+    /// Longest accepted timeout.
+    pub const MAX_SECS: u32 = 31_536_000;
+
+    /// Every set value with its key.
+    pub fn set(&self) -> Vec<(&'static str, u32)> {
+        let values = [
+            self.tcp_syn_sent,
+            self.tcp_syn_recv,
+            self.tcp_established,
+            self.tcp_fin_wait,
+            self.tcp_close_wait,
+            self.tcp_last_ack,
+            self.tcp_time_wait,
+            self.tcp_close,
+            self.tcp_unacknowledged,
+            self.udp_unreplied,
+            self.udp_assured,
+            self.icmp,
+        ];
+        Self::KEYS
+            .iter()
+            .zip(values)
+            .filter_map(|(k, v)| v.map(|v| (*k, v)))
+            .collect()
     }
 }
 

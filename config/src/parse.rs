@@ -14,9 +14,9 @@ use std::str::FromStr;
 use crate::report::Report;
 use crate::tree::{Entry, Fields, Kind, Node};
 use crate::{
-    HostPortConfig, IdleMode, Ipv4Cidr, L4Protocol, Location, MacAddress, NetworkConfig,
-    NodeConfig, PipelineMode, PortConfig, PortDriver, PortRange, PublishConfig, StaticNeighbour,
-    SwitchConfig, UplinkConfig, XdpMode,
+    ConntrackTimeouts, HostPortConfig, IdleMode, Ipv4Cidr, L4Protocol, Location, MacAddress,
+    NetworkConfig, NodeConfig, PipelineMode, PortConfig, PortDriver, PortRange, PublishConfig,
+    StaticNeighbour, SwitchConfig, UplinkConfig, XdpMode,
 };
 
 /// Builds the config from the document root, recording issues in `r`.
@@ -42,6 +42,9 @@ pub(crate) fn build(root: &Node, origin: &str, r: &mut Report) -> NodeConfig {
         ports.push(build_port(i, loc, e, r));
         r.port_index.push(i);
     }
+    let conntrack = table(&mut f, "conntrack", r)
+        .map(|(loc, e)| build_conntrack(loc, e, r))
+        .unwrap_or_default();
     let mut publish = Vec::new();
     for (i, loc, e) in table_array(&mut f, "publish", r) {
         if let Some(p) = build_publish(i, loc, e, r) {
@@ -57,6 +60,7 @@ pub(crate) fn build(root: &Node, origin: &str, r: &mut Report) -> NodeConfig {
         networks,
         ports,
         publish,
+        conntrack,
         value_locations: Default::default(),
     }
 }
@@ -151,6 +155,27 @@ fn build_uplink(loc: Location, entries: &[Entry], r: &mut Report) -> UplinkConfi
         neighbours,
         nat_ports,
     }
+}
+
+fn build_conntrack(loc: Location, entries: &[Entry], r: &mut Report) -> ConntrackTimeouts {
+    let mut f = Fields::new("conntrack", loc, entries);
+    let t = ConntrackTimeouts {
+        tcp_syn_sent: uint(&mut f, "tcp_syn_sent", u64::from(u32::MAX), r).map(|v| v as u32),
+        tcp_syn_recv: uint(&mut f, "tcp_syn_recv", u64::from(u32::MAX), r).map(|v| v as u32),
+        tcp_established: uint(&mut f, "tcp_established", u64::from(u32::MAX), r).map(|v| v as u32),
+        tcp_fin_wait: uint(&mut f, "tcp_fin_wait", u64::from(u32::MAX), r).map(|v| v as u32),
+        tcp_close_wait: uint(&mut f, "tcp_close_wait", u64::from(u32::MAX), r).map(|v| v as u32),
+        tcp_last_ack: uint(&mut f, "tcp_last_ack", u64::from(u32::MAX), r).map(|v| v as u32),
+        tcp_time_wait: uint(&mut f, "tcp_time_wait", u64::from(u32::MAX), r).map(|v| v as u32),
+        tcp_close: uint(&mut f, "tcp_close", u64::from(u32::MAX), r).map(|v| v as u32),
+        tcp_unacknowledged: uint(&mut f, "tcp_unacknowledged", u64::from(u32::MAX), r)
+            .map(|v| v as u32),
+        udp_unreplied: uint(&mut f, "udp_unreplied", u64::from(u32::MAX), r).map(|v| v as u32),
+        udp_assured: uint(&mut f, "udp_assured", u64::from(u32::MAX), r).map(|v| v as u32),
+        icmp: uint(&mut f, "icmp", u64::from(u32::MAX), r).map(|v| v as u32),
+    };
+    f.finish(r);
+    t
 }
 
 /// A port (`8080`) or a range (`"8080-8090"`).

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use crate::report::Report;
-use crate::{Location, NetworkConfig, NodeConfig, PortDriver, SwitchConfig};
+use crate::{ConntrackTimeouts, Location, NetworkConfig, NodeConfig, PortDriver, SwitchConfig};
 
 /// Longest network or port name.
 pub(crate) const MAX_NAME_LEN: usize = 32;
@@ -29,6 +29,18 @@ pub(crate) fn validate(cfg: &NodeConfig, r: &mut Report) {
     networks(cfg, r);
     ports(cfg, r);
     publish(cfg, r);
+    for (key, secs) in cfg.conntrack.set() {
+        if secs == 0 || secs > ConntrackTimeouts::MAX_SECS {
+            r.check_failed(
+                &format!("conntrack.{key}"),
+                r.loc("conntrack"),
+                format!(
+                    "{secs} is out of range (1 to {} seconds)",
+                    ConntrackTimeouts::MAX_SECS
+                ),
+            );
+        }
+    }
 }
 
 fn publish(cfg: &NodeConfig, r: &mut Report) {

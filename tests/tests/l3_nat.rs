@@ -482,3 +482,42 @@ fn one_port_ranges_udp_publishing_icmp_errors_and_replacement() {
     server.join(Duration::from_secs(20));
     assert!(answered, "the new container answers the published port");
 }
+
+/// `[conntrack]` timeouts apply: with `udp_unreplied = 2`, a masqueraded
+/// datagram nobody answers is tracked (its timeout under 3 s), then gone
+/// after the timeout, while the default (30 s) would still hold it.
+#[test]
+fn conntrack_timeouts_come_from_the_config() {
+    require_root!();
+    let lab = ControlLab::builder()
+        .network(Network::with_subnet("web", "198.18.96.0/24", "198.18.96.1").masquerade())
+        .uplink(uplink())
+        .extra_config("\n[conntrack]\nudp_unreplied = 2\n")
+        .start();
+    let outside = lab.outside();
+    let id = lab.id().to_string();
+    let w = lab.attach(&lab.netns("w"), "web", &format!("{id}-w"));
+    let out_ip = outside.ip();
+    w.host()
+        .spawn("one", move || {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+            s.send_to(b"x", SocketAddr::new(IpAddr::V4(out_ip), 9))
+                .unwrap();
+        })
+        .join(Duration::from_secs(10));
+    let udp_entries = |lab: &ControlLab| -> Vec<serde_json::Value> {
+        let ct = lab.ctl_json(&["conntrack"]);
+        ct["entries"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{ct}"))
+            .iter()
+            .filter(|e| e["original"]["protocol"] == 17)
+            .cloned()
+            .collect()
+    };
+    let found = udp_entries(&lab);
+    assert_eq!(found.len(), 1, "the datagram's flow is tracked: {found:?}");
+    assert!(found[0]["expires_in_secs"].as_u64() <= Some(2), "{found:?}");
+    std::thread::sleep(Duration::from_millis(3_000));
+    assert!(udp_entries(&lab).is_empty(), "gone after its 2 s timeout");
+}

@@ -5,10 +5,11 @@ use super::host_port::HostPort;
 use crate::placement::{place, WorkerPlacement};
 use crate::worker::PipelineKind;
 use std::sync::Arc;
+use switchyard_config::ConntrackTimeouts;
 use switchyard_config::{IdleMode, L4Protocol, NodeConfig, PipelineMode, XdpMode};
 use switchyard_drivers::afxdp::{AttachMode, XdpModeChoice};
 use switchyard_drivers::sys;
-use switchyard_pipeline::conntrack::ConntrackConfig;
+use switchyard_pipeline::conntrack::{ConntrackConfig, Timeouts};
 use switchyard_pipeline::gateway::Gateway;
 use switchyard_pipeline::nat::engine::{Masquerade, Nat};
 use switchyard_pipeline::nat::published::{Protocol, PublishRule, PublishedPorts};
@@ -79,6 +80,8 @@ pub const NAT_WORKER: usize = 0;
 pub struct NatPlan {
     /// Connections per worker.
     pub conntrack_size: usize,
+    /// Connection timeouts (Linux's, with the config's overrides).
+    pub timeouts: Timeouts,
     /// The uplink address and port range, when some network masquerades.
     pub masquerade: Option<Masquerade>,
     /// The published ports.
@@ -94,12 +97,35 @@ impl NatPlan {
     pub fn engine(&self) -> Nat {
         let mut nat = Nat::new(ConntrackConfig {
             max_entries: self.conntrack_size,
-            ..ConntrackConfig::default()
+            timeouts: self.timeouts,
         });
         nat.set_masquerade(self.masquerade);
         nat.set_published(Arc::clone(&self.published), &self.node_addresses);
         nat
     }
+}
+
+/// Linux's timeouts with `[conntrack]`'s overrides.
+pub fn timeouts(config: &ConntrackTimeouts) -> Timeouts {
+    let mut t = Timeouts::LINUX;
+    let set = |field: &mut u32, value: Option<u32>| {
+        if let Some(v) = value {
+            *field = v;
+        }
+    };
+    set(&mut t.tcp_syn_sent, config.tcp_syn_sent);
+    set(&mut t.tcp_syn_recv, config.tcp_syn_recv);
+    set(&mut t.tcp_established, config.tcp_established);
+    set(&mut t.tcp_fin_wait, config.tcp_fin_wait);
+    set(&mut t.tcp_close_wait, config.tcp_close_wait);
+    set(&mut t.tcp_last_ack, config.tcp_last_ack);
+    set(&mut t.tcp_time_wait, config.tcp_time_wait);
+    set(&mut t.tcp_close, config.tcp_close);
+    set(&mut t.tcp_unacknowledged, config.tcp_unacknowledged);
+    set(&mut t.udp_unreplied, config.udp_unreplied);
+    set(&mut t.udp_assured, config.udp_assured);
+    set(&mut t.icmp, config.icmp);
+    t
 }
 
 /// The published ports of `config`, as the workers look them up.
@@ -341,6 +367,7 @@ impl SwitchPlan {
         let needs_nat = config.networks.iter().any(|n| n.masquerade) || !config.publish.is_empty();
         let nat = needs_nat.then(|| NatPlan {
             conntrack_size: config.switch.conntrack_size,
+            timeouts: timeouts(&config.conntrack),
             masquerade: config
                 .uplink
                 .as_ref()

@@ -80,6 +80,7 @@ impl Controller {
             // NAT's engines are made at start (a table per worker).
             ("publish", publish(&new) != publish(&self.config)),
             ("masquerade", masquerade_changed),
+            ("conntrack", new.conntrack != self.config.conntrack),
         ] {
             if differs {
                 return Err(CtlError::new(
