@@ -20,6 +20,7 @@ mod mac;
 mod model;
 mod parse;
 mod port_range;
+mod publish;
 mod report;
 mod tree;
 mod validate;
@@ -35,6 +36,7 @@ pub use model::{
     UplinkConfig, XdpMode,
 };
 pub use port_range::PortRange;
+pub use publish::{check_publish, routed_subnets, PublishIssue, PublishScope, PublishSpec};
 
 /// Reads and parses the node file at `path`.
 ///

@@ -1,7 +1,7 @@
 //! [`PortRange`]: an L4 port or an inclusive range of them, as published
 //! ports and the masquerade range are written (`8080`, `"8080-8090"`).
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
 
@@ -89,6 +89,24 @@ impl Serialize for PortRange {
     }
 }
 
+impl<'de> Deserialize<'de> for PortRange {
+    /// From its string form (`"8080"`, `"8080-8090"`) or a port number, as
+    /// control requests and the state file carry it.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Text {
+            Port(u64),
+            Text(String),
+        }
+        let text = match Text::deserialize(d)? {
+            Text::Port(p) => p.to_string(),
+            Text::Text(t) => t,
+        };
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +121,22 @@ mod tests {
             assert!(bad.parse::<PortRange>().is_err(), "{bad}");
         }
         assert!(r.overlaps(&PortRange::single(8090)) && !r.overlaps(&PortRange::single(8091)));
+    }
+
+    #[test]
+    fn deserialises_from_text_or_number() {
+        let r: PortRange = serde_json::from_str("\"8080-8090\"").unwrap();
+        assert_eq!(
+            r,
+            PortRange {
+                first: 8080,
+                last: 8090
+            }
+        );
+        let r: PortRange = serde_json::from_str("8080").unwrap();
+        assert_eq!(r, PortRange::single(8080));
+        for bad in ["0", "\"90-80\"", "70000", "true"] {
+            assert!(serde_json::from_str::<PortRange>(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -50,60 +50,23 @@ fn publish(cfg: &NodeConfig, r: &mut Report) {
         .map(|u| u.address.addr)
         .chain(cfg.host.iter().map(|h| h.switch_address))
         .collect();
-    for (i, p) in cfg.publish.iter().enumerate() {
-        let f = |k: &str| format!("publish[{i}].{k}");
-        let fallback = Some(p.location);
-        if node_addresses.is_empty() {
+    let routed_subnets = crate::publish::routed_subnets(&cfg.networks);
+    let scope = crate::PublishScope {
+        node_addresses: &node_addresses,
+        routed_subnets: &routed_subnets,
+    };
+    let specs: Vec<crate::PublishSpec> = cfg.publish.iter().map(Into::into).collect();
+    for (i, (p, spec)) in cfg.publish.iter().zip(&specs).enumerate() {
+        let earlier = specs[..i]
+            .iter()
+            .enumerate()
+            .map(|(j, q)| (format!("publish[{j}]"), q));
+        for issue in crate::check_publish(spec, scope, earlier) {
             r.check_failed(
-                &f("host_port"),
-                fallback,
-                "a published port needs an address of the node to listen on: add [uplink] (or [host])",
+                &format!("publish[{i}].{}", issue.field()),
+                Some(p.location),
+                issue.to_string(),
             );
-            continue;
-        }
-        if let Some(a) = p.host_address {
-            if !node_addresses.contains(&a) {
-                r.check_failed(
-                    &f("host_address"),
-                    fallback,
-                    format!("{a} is not one of the node's addresses ({node_addresses:?}: the uplink's, the host port's switch address)"),
-                );
-            }
-        }
-        let routed = cfg.networks.iter().any(|n| {
-            !n.uplink && n.gateway.is_some() && n.subnet.is_some_and(|s| s.contains(p.address))
-        });
-        if !routed {
-            r.check_failed(
-                &f("address"),
-                fallback,
-                format!(
-                    "{} is in no routed network's subnet (a [[network]] with subnet and gateway)",
-                    p.address
-                ),
-            );
-        }
-        if u32::from(p.port) + p.host_port.len() - 1 > 65535 || p.port == 0 {
-            r.check_failed(
-                &f("port"),
-                fallback,
-                format!("{} ports from {} run past 65535", p.host_port.len(), p.port),
-            );
-        }
-        // Node-wide: a port is published once per protocol, whatever the
-        // host address (as the dataplane's one index per protocol keeps it).
-        for (j, q) in cfg.publish[..i].iter().enumerate() {
-            if p.protocol == q.protocol && p.host_port.overlaps(&q.host_port) {
-                r.check_failed(
-                    &f("host_port"),
-                    fallback,
-                    format!(
-                        "{} {} is already published by publish[{j}] ({} {})",
-                        p.protocol, p.host_port, q.protocol, q.host_port
-                    ),
-                );
-                break;
-            }
         }
     }
 }
