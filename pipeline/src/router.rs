@@ -298,11 +298,12 @@ impl Router {
     }
 
     /// Gives the router its NAT engine (or none) and the uplink's domain,
-    /// where masquerade applies. Control path: replacing the engine forgets
-    /// its flows.
-    pub fn set_nat(&mut self, nat: Option<Box<Nat>>, uplink: Option<DomainId>) {
-        self.nat = nat;
+    /// where masquerade applies; returns the engine it had, so a control
+    /// path can free it elsewhere. Control path: replacing the engine
+    /// forgets its flows.
+    pub fn set_nat(&mut self, nat: Option<Box<Nat>>, uplink: Option<DomainId>) -> Option<Box<Nat>> {
         self.nat_uplink = uplink;
+        std::mem::replace(&mut self.nat, nat)
     }
 
     /// Hands every routed frame to worker `worker` (or routes here: `None`).

@@ -7,7 +7,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use switchyard_switch::control::client;
-use switchyard_switch::control::protocol::{AttachRequest, Request};
+use switchyard_switch::control::protocol::{AttachRequest, PortMapping, PublishRequest, Request};
 
 /// Default control socket path (the config's default too).
 pub const DEFAULT_SOCKET: &str = "/run/switchyard/ctl.sock";
@@ -57,6 +57,11 @@ pub enum CtlCommand {
         /// Interface name inside the namespace.
         #[arg(long, default_value = "eth0")]
         ifname: String,
+        /// Publish a port to the container, as `docker run -p` does:
+        /// `[HOSTIP:]HOSTPORT:CONTAINERPORT[/udp]`; repeatable. Removed
+        /// with the container.
+        #[arg(short = 'p', long = "publish", value_parser = parse_mapping)]
+        publish: Vec<PortMapping>,
     },
     /// Detach an attached container: removes its port and veth.
     Detach {
@@ -82,6 +87,60 @@ pub enum CtlCommand {
     },
     /// Re-read the config file and apply the difference.
     Reload,
+    /// Publish a node port to a container (destination NAT), e.g.
+    /// `publish tcp 8080 web/c1:80`.
+    Publish {
+        /// `tcp` or `udp`.
+        protocol: String,
+        /// The node's port or range (`8080`, `8080-8090`).
+        host_port: String,
+        /// `NETWORK/PORTNAME:PORT` (an attached container; its detach
+        /// removes the rule) or `ADDRESS:PORT`.
+        target: String,
+        /// Only for traffic to this node address (default: any of them).
+        #[arg(long)]
+        host_address: Option<String>,
+    },
+    /// Remove a published port (`unpublish tcp 8080`).
+    Unpublish {
+        /// `tcp` or `udp`.
+        protocol: String,
+        /// The rule's node port or range, as published.
+        host_port: String,
+    },
+    /// Published ports, with where each came from and its owner.
+    Published,
+}
+
+/// `[HOSTIP:]HOSTPORT:CONTAINERPORT[/PROTOCOL]`, as `docker run -p` writes a
+/// port mapping.
+fn parse_mapping(text: &str) -> std::result::Result<PortMapping, String> {
+    let (ports, protocol) = match text.split_once('/') {
+        Some((ports, protocol)) => (ports, protocol.to_string()),
+        None => (text, "tcp".to_string()),
+    };
+    let parts: Vec<&str> = ports.split(':').collect();
+    let (host_ip, host, container) = match parts.as_slice() {
+        [host, container] => (None, *host, *container),
+        [ip, host, container] => (Some(ip.to_string()), *host, *container),
+        _ => {
+            return Err(format!(
+                "{text:?} is not [HOSTIP:]HOSTPORT:CONTAINERPORT[/udp] (e.g. 8080:80)"
+            ))
+        }
+    };
+    let port = |p: &str| {
+        p.parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("{text:?}: {p:?} is not a port (1-65535)"))
+    };
+    Ok(PortMapping {
+        host_port: port(host)?,
+        container_port: port(container)?,
+        protocol,
+        host_ip,
+    })
 }
 
 /// Runs one ctl command against the socket and prints the answer.
@@ -105,6 +164,7 @@ pub fn run(socket: &Path, json: bool, command: CtlCommand) -> Result<()> {
             ip,
             mac,
             ifname,
+            publish,
         } => Request::Attach(AttachRequest {
             netns: netns.clone(),
             network: network.clone(),
@@ -112,6 +172,7 @@ pub fn run(socket: &Path, json: bool, command: CtlCommand) -> Result<()> {
             ip: ip.clone(),
             mac: mac.clone(),
             ifname: Some(ifname.clone()),
+            port_mappings: publish.clone(),
         }),
         CtlCommand::Detach { name } => Request::Detach { name: name.clone() },
         CtlCommand::AddPort {
@@ -125,6 +186,25 @@ pub fn run(socket: &Path, json: bool, command: CtlCommand) -> Result<()> {
         },
         CtlCommand::DelPort { name } => Request::DelPort { name: name.clone() },
         CtlCommand::Reload => Request::Reload,
+        CtlCommand::Publish {
+            protocol,
+            host_port,
+            target,
+            host_address,
+        } => Request::Publish(PublishRequest {
+            protocol: protocol.clone(),
+            host_port: host_port.clone(),
+            target: target.clone(),
+            host_address: host_address.clone(),
+        }),
+        CtlCommand::Unpublish {
+            protocol,
+            host_port,
+        } => Request::Unpublish {
+            protocol: protocol.clone(),
+            host_port: host_port.clone(),
+        },
+        CtlCommand::Published => Request::Published,
     };
     let result =
         client::call(socket, &request, Duration::from_secs(60)).context("switchyard ctl")?;
@@ -154,6 +234,13 @@ pub fn run(socket: &Path, json: bool, command: CtlCommand) -> Result<()> {
             &["destination", "network", "via", "source", "isolated"],
         ),
         CtlCommand::Neighbours => print_table(&result, &["worker", "ip", "mac", "state"]),
+        CtlCommand::Published => print_table(&result, PUBLISHED_COLUMNS),
+        CtlCommand::Publish { .. } => {
+            println!("published {}", rule_line(&result));
+        }
+        CtlCommand::Unpublish { .. } => {
+            println!("unpublished {}", rule_line(&result["unpublished"]));
+        }
         CtlCommand::Attach { .. } => {
             let field = |k: &str| {
                 result
@@ -176,6 +263,34 @@ pub fn run(socket: &Path, json: bool, command: CtlCommand) -> Result<()> {
         _ => println!("{}", serde_json::to_string(&result)?),
     }
     Ok(())
+}
+
+/// The columns of `ctl published`.
+const PUBLISHED_COLUMNS: &[&str] = &[
+    "protocol",
+    "host_port",
+    "host_address",
+    "target",
+    "address",
+    "port",
+    "origin",
+    "owner",
+];
+
+/// One rule as a line: `tcp 8080 -> web/c1:80 (198.18.94.10:80)`.
+fn rule_line(rule: &Value) -> String {
+    let at = match rule.get("host_address").and_then(Value::as_str) {
+        Some(a) => format!("{a}:"),
+        None => String::new(),
+    };
+    format!(
+        "{} {at}{} -> {} ({}:{})",
+        cell(rule.get("protocol")),
+        cell(rule.get("host_port")),
+        cell(rule.get("target")),
+        cell(rule.get("address")),
+        cell(rule.get("port")),
+    )
 }
 
 fn cell(value: Option<&Value>) -> String {
@@ -236,4 +351,41 @@ pub fn socket_path(socket: Option<PathBuf>, config: Option<PathBuf>) -> Result<P
         return Ok(config.switch.control_socket);
     }
     Ok(PathBuf::from(DEFAULT_SOCKET))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_mappings_read_as_docker_writes_them() {
+        let m = parse_mapping("8080:80").unwrap();
+        assert_eq!(
+            (
+                m.host_port,
+                m.container_port,
+                m.protocol.as_str(),
+                m.host_ip
+            ),
+            (8080, 80, "tcp", None)
+        );
+        let m = parse_mapping("192.0.2.10:5353:53/udp").unwrap();
+        assert_eq!(
+            (m.host_port, m.container_port, m.protocol.as_str()),
+            (5353, 53, "udp")
+        );
+        assert_eq!(m.host_ip.as_deref(), Some("192.0.2.10"));
+        for bad in ["8080", "0:80", "8080:x", "a:b:c:d", "8080:70000"] {
+            assert!(parse_mapping(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_rule_prints_as_one_line() {
+        let rule = serde_json::json!({
+            "protocol": "tcp", "host_port": "8080", "host_address": null,
+            "target": "web/c1:80", "address": "10.0.0.5", "port": 80,
+        });
+        assert_eq!(rule_line(&rule), "tcp 8080 -> web/c1:80 (10.0.0.5:80)");
+    }
 }

@@ -256,13 +256,31 @@ impl<P: Port> Worker<P> {
     }
 
     /// Gives the router a NAT engine (masquerade toward `uplink`, published
-    /// ports), or none.
+    /// ports), or none; returns the engine it had (the caller decides where
+    /// it is freed: a conntrack table is large).
     pub fn set_nat(
         &mut self,
         nat: Option<Box<switchyard_pipeline::nat::engine::Nat>>,
         uplink: Option<DomainId>,
-    ) {
-        self.chain.router.set_nat(nat, uplink);
+    ) -> Option<Box<switchyard_pipeline::nat::engine::Nat>> {
+        self.chain.router.set_nat(nat, uplink)
+    }
+
+    /// Swaps in new published ports and the node addresses they listen on
+    /// (between bursts; established flows keep their translation). False
+    /// when the worker has no NAT engine to give them to.
+    pub fn set_published(
+        &mut self,
+        published: Arc<switchyard_pipeline::nat::published::PublishedPorts>,
+        node_addresses: &[std::net::Ipv4Addr],
+    ) -> bool {
+        match self.chain.router.nat_mut() {
+            Some(nat) => {
+                nat.set_published(published, node_addresses);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Hands every frame this worker would route to worker `worker`, which

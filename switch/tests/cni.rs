@@ -87,6 +87,9 @@ fn answer(
             if a.network != "web" {
                 return Reply::failure(ErrorCode::NotFound, format!("no network {}", a.network));
             }
+            if a.port_mappings.iter().any(|m| m.host_port == 1) {
+                return Reply::failure(ErrorCode::InvalidArgument, "host port 1 is refused");
+            }
             let name = a.name.unwrap_or_else(|| "anon".into());
             if ports.contains_key(&name) {
                 return Reply::failure(ErrorCode::AlreadyExists, format!("port {name} exists"));
@@ -297,6 +300,60 @@ fn add_check_del_del_lifecycle() {
     plugin(&vars("DEL", Some("")), &conf).nothing();
     // CHECK after DEL fails.
     plugin(&vars("CHECK", Some(NETNS)), &with_prev).error(102);
+}
+
+/// `runtimeConfig.portMappings` (the `portMappings` capability) goes to the
+/// daemon with the attach, unchanged; a refused mapping fails the ADD with the
+/// daemon's reason.
+#[test]
+fn port_mappings_go_with_the_attach() {
+    use switchyard_switch::control::protocol::PortMapping;
+    let daemon = FakeDaemon::start();
+    let conf = config(
+        "1.0.0",
+        &daemon.socket,
+        json!({
+            "capabilities": {"portMappings": true},
+            "runtimeConfig": {"portMappings": [
+                {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
+                {"hostPort": 9090, "containerPort": 90, "protocol": "udp", "hostIP": "192.0.2.10"}
+            ]}
+        }),
+    );
+    let add = plugin(&vars("ADD", Some(NETNS)), &conf);
+    assert!(add.success, "{} / {}", add.stdout, add.stderr);
+    let Request::Attach(attach) = &daemon.requests()[0] else {
+        panic!("{:?}", daemon.requests())
+    };
+    assert_eq!(
+        attach.port_mappings,
+        [
+            PortMapping {
+                host_port: 8080,
+                container_port: 80,
+                protocol: "tcp".into(),
+                host_ip: None
+            },
+            PortMapping {
+                host_port: 9090,
+                container_port: 90,
+                protocol: "udp".into(),
+                host_ip: Some("192.0.2.10".into())
+            },
+        ]
+    );
+    plugin(&vars("DEL", Some(NETNS)), &conf).nothing();
+    // The fake daemon refuses host port 1: the ADD fails with its words.
+    let refused = config(
+        "1.0.0",
+        &daemon.socket,
+        json!({"runtimeConfig": {"portMappings": [{"hostPort": 1, "containerPort": 80}]}}),
+    );
+    let e = plugin(&vars("ADD", Some(NETNS)), &refused).error(7);
+    assert!(
+        e["details"].as_str().unwrap().contains("host port 1"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -909,6 +909,7 @@ fn attach_all(
             ip: None,
             mac: None,
             ifname: None,
+            port_mappings: Vec::new(),
         });
         let t = Instant::now();
         let result = connection.call(&request);
@@ -1466,6 +1467,7 @@ mod tests {
             ip: None,
             mac: None,
             ifname: None,
+            port_mappings: Vec::new(),
         });
         let line = serde_json::to_string(&request).unwrap();
         assert!(line.starts_with("{\"cmd\":\"attach\""), "{line}");

@@ -51,6 +51,7 @@ where
         ip: None,
         mac: None,
         ifname: Some(attachment.ifname.clone()),
+        port_mappings: conf.port_mappings.clone(),
     });
     let reply = call(&conf.control_socket, &request, ATTACH_TIMEOUT)
         .map_err(|e| from_client(Operation::Add, e))?;

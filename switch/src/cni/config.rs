@@ -6,6 +6,7 @@
 //! name) is error 1 or 7.
 
 use super::error::CniError;
+use crate::control::protocol::PortMapping;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::path::PathBuf;
@@ -41,10 +42,24 @@ pub struct NetConf {
     pub dns: Map<String, Value>,
     /// The previous result in a chain (ADD passes it on, CHECK verifies it).
     pub prev_result: Option<Map<String, Value>>,
+    /// `runtimeConfig.portMappings`: what the runtime asks to publish (it
+    /// sends them when the network config list declares the plugin's
+    /// `capabilities: {"portMappings": true}`); ADD publishes them with the
+    /// attach, DEL removes them with the port.
+    pub port_mappings: Vec<PortMapping>,
 }
 
-/// The fields we read; everything else (`type`, `args`, `runtimeConfig`,
-/// `ipam`, ...) is allowed and ignored, as the spec asks of plugins.
+/// `runtimeConfig`: the capabilities we read (others, such as `aliases`,
+/// are ignored).
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RuntimeConfig {
+    #[serde(default)]
+    port_mappings: Vec<PortMapping>,
+}
+
+/// The fields we read; everything else (`type`, `args`, `ipam`, ...) is
+/// allowed and ignored, as the spec asks of plugins.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawConf {
@@ -60,6 +75,8 @@ struct RawConf {
     dns: Option<Map<String, Value>>,
     #[serde(default)]
     prev_result: Option<Map<String, Value>>,
+    #[serde(default)]
+    runtime_config: Option<RuntimeConfig>,
 }
 
 impl NetConf {
@@ -103,6 +120,7 @@ impl NetConf {
             control_socket,
             dns: raw.dns.unwrap_or_default(),
             prev_result: raw.prev_result,
+            port_mappings: raw.runtime_config.unwrap_or_default().port_mappings,
         })
     }
 }
@@ -179,6 +197,27 @@ mod tests {
         assert_eq!(c.control_socket, PathBuf::from("/tmp/s.sock"));
         assert_eq!(c.dns["nameservers"][0], "1.1.1.1");
         assert!(c.prev_result.is_some());
+        assert!(c.port_mappings.is_empty());
+    }
+
+    #[test]
+    fn port_mappings_come_from_runtime_config() {
+        let c = NetConf::parse(
+            br#"{"cniVersion":"1.0.0","name":"web","type":"switchyard-cni",
+                "capabilities":{"portMappings":true},
+                "runtimeConfig":{"aliases":{"web":["c1"]},"portMappings":[
+                    {"hostPort":8080,"containerPort":80,"protocol":"tcp"},
+                    {"hostPort":9090,"containerPort":90,"protocol":"udp","hostIP":"192.0.2.10"}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.port_mappings.len(), 2);
+        assert_eq!(c.port_mappings[0].host_port, 8080);
+        assert_eq!(c.port_mappings[1].host_ip.as_deref(), Some("192.0.2.10"));
+        let e = NetConf::parse(
+            br#"{"cniVersion":"1.0.0","name":"w","runtimeConfig":{"portMappings":[{"hostPort":"x"}]}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), 6);
     }
 
     #[test]

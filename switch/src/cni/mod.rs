@@ -10,7 +10,7 @@
 //!
 //! | `CNI_COMMAND` | control request | stdout on success |
 //! |---|---|---|
-//! | `ADD` | `attach` (netns, network, port name, ifname) | the CNI result |
+//! | `ADD` | `attach` (netns, network, port name, ifname, port mappings) | the CNI result |
 //! | `DEL` | `detach` (`not_found` counts as done) | nothing |
 //! | `CHECK` | `check`, then `prevResult`'s address against the port's | nothing |
 //! | `VERSION` | none | supported versions |
@@ -18,7 +18,11 @@
 //! The port name is derived from `(CNI_CONTAINERID, CNI_IFNAME)`, see
 //! [`port_name`]. Configuration fields beyond the spec's: `network` (the
 //! switchyard network, default `name`) and `controlSocket` (default
-//! `/run/switchyard/ctl.sock`).
+//! `/run/switchyard/ctl.sock`). With `capabilities: {"portMappings": true}`
+//! in the network config list the runtime sends `runtimeConfig.portMappings`
+//! (what `podman run -p` or a pod's `hostPort` asks for): ADD publishes them
+//! with the attach (a refused one fails the ADD, nothing stays), and DEL
+//! removes them with the port, as the standard `portmap` plugin does.
 //!
 //! Failures print the spec's error object on stdout (and a line on stderr for
 //! logs) and exit non-zero. Codes: 1 unsupported `cniVersion`, 4 missing or

@@ -77,6 +77,100 @@ pub enum Request {
     },
     /// Re-reads the config file and applies the difference.
     Reload,
+    /// Publishes a node port (destination NAT to a container), checked as a
+    /// `[[publish]]` table is; kept across restarts in the state file.
+    Publish(PublishRequest),
+    /// Removes a port published with `publish` or by an attach (config
+    /// file rules change with the file).
+    Unpublish {
+        /// `tcp` or `udp`.
+        protocol: String,
+        /// The rule's node port or range, as published (`"8080"`,
+        /// `"8080-8090"`, or a number).
+        #[serde(deserialize_with = "port_text")]
+        host_port: String,
+    },
+    /// Every published port with where it came from (`config`, `ctl`,
+    /// `attach`) and the port that owns it.
+    Published,
+}
+
+/// Parameters of `publish`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishRequest {
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// The node's port or range: `"8080"`, `"8080-8090"` (or a number).
+    #[serde(deserialize_with = "port_text")]
+    pub host_port: String,
+    /// Where it goes: `NETWORK/PORTNAME:PORT` (an attached container's port,
+    /// which then owns the rule: detaching it removes the rule) or
+    /// `ADDRESS:PORT` (an address in a routed network).
+    pub target: String,
+    /// Only traffic to this node address (by default any of the node's).
+    #[serde(default)]
+    pub host_address: Option<String>,
+}
+
+/// A port mapping of an attach, in the shape of CNI's `portMappings`
+/// capability (`runtimeConfig.portMappings`), so the CNI plugin passes the
+/// runtime's list through unchanged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortMapping {
+    /// The node's port.
+    pub host_port: u16,
+    /// The container's port.
+    pub container_port: u16,
+    /// `tcp` (the default) or `udp`, any case.
+    #[serde(default = "default_protocol")]
+    pub protocol: String,
+    /// Only traffic to this node address; empty or `0.0.0.0`: any.
+    #[serde(default, rename = "hostIP", skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+}
+
+fn default_protocol() -> String {
+    "tcp".to_string()
+}
+
+/// A port or range written as a string or a JSON number.
+fn port_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Number(u64),
+        Text(String),
+    }
+    Ok(match Text::deserialize(d)? {
+        Text::Number(n) => n.to_string(),
+        Text::Text(t) => t,
+    })
+}
+
+/// One row of `published`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedInfo {
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// The node's port or range (`8080`, `8080-8090`).
+    pub host_port: String,
+    /// The node address it is limited to, if any.
+    #[serde(default)]
+    pub host_address: Option<String>,
+    /// The container's address.
+    pub address: String,
+    /// The container's first port.
+    pub port: u16,
+    /// The target as given (`web/c1:80`, `10.0.0.5:80`).
+    pub target: String,
+    /// `config` (the file's `[[publish]]`), `ctl` (`publish`) or `attach`
+    /// (an attach's port mappings, CNI's included).
+    pub origin: String,
+    /// The port whose detach removes it, if any.
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 /// Parameters of `attach`.
@@ -100,6 +194,10 @@ pub struct AttachRequest {
     /// Interface name inside the namespace (default `eth0`).
     #[serde(default)]
     pub ifname: Option<String>,
+    /// Ports to publish to the container, applied with the attach (a refused
+    /// mapping fails the attach) and owned by its port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub port_mappings: Vec<PortMapping>,
 }
 
 /// What `attach` did.
@@ -245,7 +343,7 @@ pub fn decode_request(bytes: &[u8]) -> Result<Request, Reply> {
     // deny_unknown_fields; refuse them too, so a typo never passes silently.
     if matches!(
         request,
-        Request::Version | Request::Ports | Request::Stats | Request::Reload
+        Request::Version | Request::Ports | Request::Stats | Request::Reload | Request::Published
     ) {
         if let Some(extra) = value
             .as_object()

@@ -14,6 +14,7 @@ mod anchor;
 mod controller;
 mod host_port;
 mod plan;
+mod publish;
 mod report;
 mod server;
 mod support;

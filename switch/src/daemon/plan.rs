@@ -6,13 +6,13 @@ use crate::placement::{place, WorkerPlacement};
 use crate::worker::PipelineKind;
 use std::sync::Arc;
 use switchyard_config::ConntrackTimeouts;
-use switchyard_config::{IdleMode, L4Protocol, NodeConfig, PipelineMode, XdpMode};
+use switchyard_config::{IdleMode, NodeConfig, PipelineMode, XdpMode};
 use switchyard_drivers::afxdp::{AttachMode, XdpModeChoice};
 use switchyard_drivers::sys;
 use switchyard_pipeline::conntrack::{ConntrackConfig, Timeouts};
 use switchyard_pipeline::gateway::Gateway;
 use switchyard_pipeline::nat::engine::{Masquerade, Nat};
-use switchyard_pipeline::nat::published::{Protocol, PublishRule, PublishedPorts};
+use switchyard_pipeline::nat::published::PublishedPorts;
 use switchyard_pipeline::router::{RoutedNetwork, DEFAULT_MTU};
 use switchyard_pipeline::{DomainId, L2Config, MacAddr};
 
@@ -63,6 +63,10 @@ pub struct SwitchPlan {
     pub host: Option<HostPlan>,
     /// NAT, if some network masquerades or a port is published.
     pub nat: Option<NatPlan>,
+    /// The node's addresses published ports listen on: the uplink's, the
+    /// host port's switch address (fixed at start: changing either takes a
+    /// restart).
+    pub node_addresses: Vec<std::net::Ipv4Addr>,
 }
 
 /// The worker NAT runs on. A flow's packets must all meet one conntrack
@@ -130,22 +134,29 @@ pub fn timeouts(config: &ConntrackTimeouts) -> Timeouts {
 
 /// The published ports of `config`, as the workers look them up.
 pub fn published_ports(config: &NodeConfig) -> PublishedPorts {
-    let mut table = PublishedPorts::new();
-    for p in &config.publish {
-        // Validated (no overlaps, ranges fit): an error here cannot happen.
-        let _ = table.add(PublishRule {
-            protocol: match p.protocol {
-                L4Protocol::Tcp => Protocol::Tcp,
-                L4Protocol::Udp => Protocol::Udp,
-            },
-            host_first: p.host_port.first,
-            host_last: p.host_port.last,
-            host_address: p.host_address,
-            address: p.address,
-            port: p.port,
-        });
-    }
-    table
+    let entries: Vec<_> = config
+        .publish
+        .iter()
+        .enumerate()
+        .map(|(i, p)| super::publish::PublishEntry::from_config(i, p))
+        .collect();
+    // Validated (no overlaps, ranges fit, far fewer rules than the index
+    // numbers): an error here cannot happen.
+    super::publish::table(&entries).unwrap_or_default()
+}
+
+/// Where `config`'s masquerading networks' flows appear to come from, if any
+/// network masquerades.
+pub fn masquerade(config: &NodeConfig) -> Option<Masquerade> {
+    config
+        .uplink
+        .as_ref()
+        .filter(|_| config.networks.iter().any(|n| n.masquerade))
+        .map(|up| Masquerade {
+            address: up.address.addr,
+            first_port: up.nat_ports.first,
+            last_port: up.nat_ports.last,
+        })
 }
 
 /// The host port as the workers run it.
@@ -364,26 +375,19 @@ impl SwitchPlan {
                 neighbour: (hp.address.addr, MacAddr(hp.host_mac)),
             }
         });
+        let node_addresses: Vec<std::net::Ipv4Addr> = config
+            .uplink
+            .iter()
+            .map(|u| u.address.addr)
+            .chain(host_port.map(|h| h.switch_address))
+            .collect();
         let needs_nat = config.networks.iter().any(|n| n.masquerade) || !config.publish.is_empty();
         let nat = needs_nat.then(|| NatPlan {
             conntrack_size: config.switch.conntrack_size,
             timeouts: timeouts(&config.conntrack),
-            masquerade: config
-                .uplink
-                .as_ref()
-                .filter(|_| config.networks.iter().any(|n| n.masquerade))
-                .map(|up| Masquerade {
-                    address: up.address.addr,
-                    first_port: up.nat_ports.first,
-                    last_port: up.nat_ports.last,
-                }),
+            masquerade: masquerade(config),
             published: Arc::new(published_ports(config)),
-            node_addresses: config
-                .uplink
-                .iter()
-                .map(|u| u.address.addr)
-                .chain(host_port.map(|h| h.switch_address))
-                .collect(),
+            node_addresses: node_addresses.clone(),
             uplink_domain: uplink.as_ref().map(|u| u.domain),
         });
         SwitchPlan {
@@ -405,6 +409,22 @@ impl SwitchPlan {
             uplink,
             host,
             nat,
+            node_addresses,
+        }
+    }
+
+    /// The NAT plan of an engine made at run time, for the first published
+    /// port of a switch that started without NAT: `config`'s connection
+    /// table size, timeouts and masquerade, the plan's node addresses and
+    /// uplink.
+    pub fn live_nat(&self, config: &NodeConfig, published: Arc<PublishedPorts>) -> NatPlan {
+        NatPlan {
+            conntrack_size: config.switch.conntrack_size,
+            timeouts: timeouts(&config.conntrack),
+            masquerade: masquerade(config),
+            published,
+            node_addresses: self.node_addresses.clone(),
+            uplink_domain: self.uplink.as_ref().map(|u| u.domain),
         }
     }
 

@@ -12,6 +12,7 @@ use crate::published::{PortCells, WorkerBoard};
 use crate::stats::WorkerReport;
 use crate::worker::Worker;
 use crossbeam::channel::{self, Receiver, Sender};
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -21,6 +22,8 @@ use switchyard_drivers::afxdp::{
 };
 use switchyard_drivers::{sys, PortError};
 use switchyard_pipeline::guard::PortBinding;
+use switchyard_pipeline::nat::engine::Nat;
+use switchyard_pipeline::nat::published::PublishedPorts;
 use switchyard_pipeline::neighbour::NeighbourEntry;
 use switchyard_pipeline::router::RoutedNetwork;
 use switchyard_pipeline::{DomainId, L2Switch, PortId, Timestamp};
@@ -98,6 +101,34 @@ pub enum WorkerCommand {
         limit: usize,
         /// Answered with the copy.
         done: Sender<Option<crate::stats::ConntrackDump>>,
+    },
+    /// Swap in new published ports, built whole on the control thread (the
+    /// worker never sees a half-made table), and the node addresses they
+    /// listen on. The control thread keeps its own reference to the table,
+    /// so the one the worker lets go is never freed here. Answers false if
+    /// the worker has no NAT engine.
+    SetPublished {
+        /// The new table.
+        published: Arc<PublishedPorts>,
+        /// The node's addresses.
+        node_addresses: Arc<[Ipv4Addr]>,
+        /// Answered when done.
+        done: Sender<bool>,
+    },
+    /// Turn NAT on (or off) at run time, for the first published port of a
+    /// switch started without NAT: the NAT worker gets an engine made on
+    /// the control thread (its conntrack table is allocated there), the
+    /// others hand it what they would route. Answers with the engine it
+    /// replaced, so that is freed on the control thread too.
+    SetNat {
+        /// The engine (the NAT worker), or none.
+        nat: Option<Box<Nat>>,
+        /// The uplink's domain (where masquerade applies).
+        uplink: Option<DomainId>,
+        /// The worker routed frames are handed to (the others), or none.
+        elsewhere: Option<u16>,
+        /// Answered when done.
+        done: Sender<Option<Box<Nat>>>,
     },
 }
 
@@ -345,6 +376,22 @@ fn run(
             Ok(WorkerCommand::Neighbours(done)) => {
                 let _ = done.send(worker.neighbours());
             }
+            Ok(WorkerCommand::SetPublished {
+                published,
+                node_addresses,
+                done,
+            }) => {
+                let _ = done.send(worker.set_published(published, &node_addresses));
+            }
+            Ok(WorkerCommand::SetNat {
+                nat,
+                uplink,
+                elsewhere,
+                done,
+            }) => {
+                worker.set_nat_elsewhere(elsewhere);
+                let _ = done.send(worker.set_nat(nat, uplink));
+            }
             Err(channel::TryRecvError::Empty) => {}
             Err(channel::TryRecvError::Disconnected) => {
                 close(worker);
@@ -446,7 +493,7 @@ fn open(spec: &WorkerSpec) -> Result<Worker<XdpPort>, OpenError> {
         // NAT runs on worker 0 (see `NatPlan`); the others hand it what
         // they would route.
         if spec.index == super::plan::NAT_WORKER {
-            worker.set_nat(Some(Box::new(nat.engine())), nat.uplink_domain);
+            let _ = worker.set_nat(Some(Box::new(nat.engine())), nat.uplink_domain);
         } else {
             worker.set_nat_elsewhere(Some(super::plan::NAT_WORKER as u16));
         }

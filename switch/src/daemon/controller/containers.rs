@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use switchyard_config::Ipv4Cidr;
 use switchyard_pipeline::MacAddr;
-use tracing::warn;
+use tracing::{info, warn};
 
 impl Controller {
     pub(super) fn attach(&mut self, request: AttachRequest) -> CtlResult<AttachResult> {
@@ -103,6 +103,10 @@ impl Controller {
             }
             None => self.derive_mac(&network.name, address),
         };
+        // Port mappings are checked before anything is made: a refused one
+        // fails the attach with nothing to undo.
+        let mappings =
+            self.mapping_entries(&request.port_mappings, &name, &network.name, address)?;
         let host_name = self.derive_host_name(&name);
         let link = ContainerLink {
             host_name: host_name.clone(),
@@ -126,9 +130,23 @@ impl Controller {
             netns: Some(request.netns.clone()),
             ifname: Some(ifname.clone()),
         };
-        if let Err(error) = self.add_live_port(entry, self.config.switch.xdp_mode) {
-            let _ = netlink::delete_link(&host_name);
-            return Err(error);
+        let index = match self.add_live_port(entry, self.config.switch.xdp_mode) {
+            Ok(index) => index,
+            Err(error) => {
+                let _ = netlink::delete_link(&host_name);
+                return Err(error);
+            }
+        };
+        if !mappings.is_empty() {
+            let mut rules = self.published.clone();
+            rules.extend(mappings);
+            if let Err(error) = self.apply_published(rules) {
+                // All or nothing: the port goes again.
+                let _ = self.remove_live_port(index);
+                let _ = netlink::delete_link(&host_name);
+                return Err(error);
+            }
+            info!(port = %name, mappings = request.port_mappings.len(), "port mappings published");
         }
         self.save_state();
         Ok(AttachResult {
@@ -155,6 +173,8 @@ impl Controller {
                 ),
             ));
         }
+        // Its published ports first: nothing is forwarded to a gone container.
+        self.drop_owned_rules(name);
         let entry = self.remove_live_port(index)?;
         if let Err(error) = netlink::delete_link(&entry.interface) {
             warn!(%error, interface = %entry.interface, "could not delete the veth");

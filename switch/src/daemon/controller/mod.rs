@@ -13,6 +13,7 @@
 //! none of them.
 
 mod containers;
+mod publish;
 mod reload;
 mod routing;
 mod state;
@@ -175,6 +176,17 @@ pub struct Controller {
     epoch: Instant,
     /// The host port (`[host]`), whose routes follow the networks.
     host_port: Option<super::host_port::HostPort>,
+    /// Every published port: the config's, in file order, then run-time ones.
+    published: Vec<super::publish::PublishEntry>,
+    /// The table the workers have; this thread keeps a reference, so the one
+    /// a worker lets go of is never freed on the worker.
+    published_table: Arc<switchyard_pipeline::nat::published::PublishedPorts>,
+    /// The node's addresses published ports listen on (sent with each table).
+    node_addresses: Arc<[Ipv4Addr]>,
+    /// NAT is on: the NAT worker has its engine and the others hand it what
+    /// they route (from the start, or since the first published port of a
+    /// switch started without NAT).
+    nat_installed: bool,
 }
 
 impl Controller {
@@ -267,7 +279,22 @@ impl Controller {
             })
             .collect();
         let state_path = state_path(&config.switch.control_socket);
+        let published = config
+            .publish
+            .iter()
+            .enumerate()
+            .map(|(i, p)| super::publish::PublishEntry::from_config(i, p))
+            .collect();
+        let published_table = plan
+            .nat
+            .as_ref()
+            .map(|nat| Arc::clone(&nat.published))
+            .unwrap_or_default();
         Controller {
+            published,
+            published_table,
+            node_addresses: plan.node_addresses.clone().into(),
+            nat_installed: plan.nat.is_some(),
             config_path,
             config,
             ports,
@@ -412,6 +439,14 @@ impl Controller {
                 .check(&name, &netns, ifname.as_deref())
                 .map(|()| serde_json::json!({ "checked": name })),
             Request::Reload => self.reload(),
+            Request::Publish(request) => self.publish(request).map(|r| serde_json::json!(r)),
+            Request::Unpublish {
+                protocol,
+                host_port,
+            } => self
+                .unpublish(&protocol, &host_port)
+                .map(|r| serde_json::json!({ "unpublished": r })),
+            Request::Published => Ok(serde_json::json!(self.published_info())),
         };
         match result {
             Ok(value) => Reply::success(value),

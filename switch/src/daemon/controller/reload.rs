@@ -63,22 +63,10 @@ impl Controller {
                 .any(|n| n.name == fresh.name && n.masquerade);
             was != fresh.masquerade
         });
-        let publish = |c: &switchyard_config::NodeConfig| -> Vec<String> {
-            c.publish
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{} {} {:?} {}:{}",
-                        p.protocol, p.host_port, p.host_address, p.address, p.port
-                    )
-                })
-                .collect()
-        };
         for (section, differs) in [
             ("uplink", new.uplink != self.config.uplink),
             ("host", new.host != self.config.host),
-            // NAT's engines are made at start (a table per worker).
-            ("publish", publish(&new) != publish(&self.config)),
+            // Set in each worker's router as a network's first port arrives.
             ("masquerade", masquerade_changed),
             ("conntrack", new.conntrack != self.config.conntrack),
         ] {
@@ -157,6 +145,8 @@ impl Controller {
                 }
             }
         }
+        // [[publish]] changes apply live; run-time rules must still fit.
+        let publish_rules = self.reloaded_rules(&new)?;
         let wanted: Vec<PortEntry> = new
             .ports
             .iter()
@@ -188,7 +178,14 @@ impl Controller {
             .filter(|w| !self.ports.iter().flatten().any(|p| p == *w))
             .cloned()
             .collect();
-        // Apply: remove ports, then networks, add networks, then ports.
+        // Apply: the published ports (the one step a worker can refuse, so
+        // first: nothing else has changed if it fails), remove ports, then
+        // networks, add networks, then ports.
+        let publish_changed = publish_rules.is_some();
+        if let Some(rules) = publish_rules {
+            self.apply_published(rules)
+                .map_err(|e| CtlError::new(e.code, format!("publish: {}", e.message)))?;
+        }
         let mut removed = Vec::new();
         for index in to_remove {
             removed.push(self.remove_live_port(index)?.name);
@@ -253,8 +250,19 @@ impl Controller {
         let deferred = changed_settings(&self.config, &new);
         self.config = new;
         self.sync_host_routes();
-        info!(?added, ?removed, ?deferred, "config reloaded");
-        Ok(serde_json::json!({ "added": added, "removed": removed, "needs_restart": deferred }))
+        info!(
+            ?added,
+            ?removed,
+            ?deferred,
+            publish_changed,
+            "config reloaded"
+        );
+        Ok(serde_json::json!({
+            "added": added,
+            "removed": removed,
+            "publish_changed": publish_changed,
+            "needs_restart": deferred,
+        }))
     }
 }
 

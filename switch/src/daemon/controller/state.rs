@@ -1,6 +1,8 @@
-//! The state file: run-time ports recorded so a restarted daemon re-adopts them.
+//! The state file: run-time ports and published ports recorded so a
+//! restarted daemon re-adopts them.
 
 use super::{Controller, Origin, PortEntry};
+use crate::daemon::publish::{PublishEntry, PublishOrigin};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use switchyard_drivers::sys;
@@ -18,10 +20,14 @@ pub fn state_path(control_socket: &Path) -> PathBuf {
 }
 
 /// What the state file keeps: the ports made at run time, so a restarted daemon
-/// re-adopts them and containers keep their addresses.
+/// re-adopts them and containers keep their addresses, and the ports
+/// published at run time (`ctl publish`, attach mappings), so they keep
+/// forwarding; the config's own `[[publish]]` tables stay the file's.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct StateFile {
     ports: Vec<PortEntry>,
+    #[serde(default)]
+    publish: Vec<PublishEntry>,
 }
 
 impl Controller {
@@ -33,6 +39,12 @@ impl Controller {
                 .iter()
                 .flatten()
                 .filter(|p| matches!(p.origin, Origin::Attach | Origin::AddPort))
+                .cloned()
+                .collect(),
+            publish: self
+                .published
+                .iter()
+                .filter(|p| p.origin != PublishOrigin::Config)
                 .cloned()
                 .collect(),
         };
@@ -75,6 +87,7 @@ impl Controller {
                 Err(error) => warn!(port = %name, error = %error.message, "not re-adopted"),
             }
         }
+        self.readopt_published(state.publish);
         self.save_state();
     }
 }
