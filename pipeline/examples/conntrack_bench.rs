@@ -5,9 +5,9 @@
 //! inflates the mean, rarely the median), the best and the 99th percentile.
 //! One iteration is a batch of 256 packets.
 //!
-//! Ignored by default (a timing, not a check); run it optimised:
-//! `cargo test --release -p switchyard-pipeline --test conntrack_bench -- --ignored --nocapture`
-//! (`CT_BENCH_SECS` sets the seconds per case, default 1).
+//! An example, not a test (a timing, not a check: tests never time); run it
+//! optimised: `cargo run --release -p switchyard-pipeline --example
+//! conntrack_bench` (`CT_BENCH_SECS` sets the seconds per case, default 1).
 //!
 //! Cases, each with 1,000 and 100,000 established flows in a table of the
 //! default size (262,144), visited in a scattered order so that the large
@@ -271,9 +271,7 @@ fn bench_new_full() -> Timing {
     timing
 }
 
-#[test]
-#[ignore = "a timing: run with --release -- --ignored --nocapture"]
-fn conntrack_per_packet() {
+fn main() {
     if cfg!(debug_assertions) {
         println!("(debug build: numbers are not meaningful; use --release)");
     }
