@@ -122,6 +122,10 @@ pub struct Snapshot {
     switch_not_busy: Option<u64>,
     /// How many switch cores.
     switch_cores: usize,
+    /// Idle (and iowait, steal) ticks of every online core.
+    all_not_busy: Option<u64>,
+    /// How many online cores.
+    all_cores: usize,
     own: Option<ProcessTicks>,
     daemon: Option<ProcessTicks>,
 }
@@ -152,11 +156,14 @@ impl Snapshot {
     /// `switch_cores` the cores the dataplane works on.
     pub fn take(daemon_pid: Option<u32>, switch_cores: &[usize]) -> Self {
         let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let all: Vec<usize> = (0..crate::sys::online_cpus()).collect();
         Snapshot {
             taken: std::time::Instant::now(),
             system: parse_proc_stat(&stat),
             switch_not_busy: parse_cores_not_busy(&stat, switch_cores),
             switch_cores: switch_cores.len(),
+            all_not_busy: parse_cores_not_busy(&stat, &all),
+            all_cores: all.len(),
             own: ProcessTicks::read("self"),
             daemon: daemon_pid.and_then(|pid| ProcessTicks::read(&pid.to_string())),
         }
@@ -181,11 +188,24 @@ impl Snapshot {
     /// How busy the switch cores were from `self` to `later` (all work on
     /// them: a dataplane thread, softirq, anything else), % of one core.
     pub fn switch_busy_pct(&self, later: &Snapshot) -> Option<f64> {
-        let seconds = later.taken.duration_since(self.taken).as_secs_f64();
-        let not_busy = later.switch_not_busy?.saturating_sub(self.switch_not_busy?) as f64
-            / ticks_per_second();
-        let busy = (self.switch_cores as f64 * seconds - not_busy).max(0.0);
-        (seconds > 0.0).then(|| busy / seconds * 100.0)
+        busy_pct(
+            self.switch_cores,
+            later.taken.duration_since(self.taken).as_secs_f64(),
+            self.switch_not_busy?,
+            later.switch_not_busy?,
+        )
+    }
+
+    /// How busy every online core was from `self` to `later` (the
+    /// generator, the dataplane, the sink, softirq and anything else), % of
+    /// one core: with the delivered frames, CPU time per packet.
+    pub fn all_busy_pct(&self, later: &Snapshot) -> Option<f64> {
+        busy_pct(
+            self.all_cores,
+            later.taken.duration_since(self.taken).as_secs_f64(),
+            self.all_not_busy?,
+            later.all_not_busy?,
+        )
     }
 
     /// The daemon's CPU use (user + system) from `self` to `later`, % of one core.
@@ -193,6 +213,14 @@ impl Snapshot {
         let ticks = later.daemon?.total().saturating_sub(self.daemon?.total());
         Some(pct_of_core(ticks, seconds))
     }
+}
+
+/// Busy share of `cores` cores over `seconds`, % of one core, from their
+/// not-busy ticks before and after.
+fn busy_pct(cores: usize, seconds: f64, not_busy_before: u64, not_busy_after: u64) -> Option<f64> {
+    let not_busy = not_busy_after.saturating_sub(not_busy_before) as f64 / ticks_per_second();
+    let busy = (cores as f64 * seconds - not_busy).max(0.0);
+    (seconds > 0.0).then(|| busy / seconds * 100.0)
 }
 
 #[cfg(test)]
@@ -250,6 +278,9 @@ mod tests {
             // One switch core, idle for 0.25 s of the second.
             switch_not_busy: Some(if user > 0 { hz as u64 / 4 } else { 0 }),
             switch_cores: 1,
+            // Two cores, idle for 0.5 s of the second between them.
+            all_not_busy: Some(if user > 0 { hz as u64 / 2 } else { 0 }),
+            all_cores: 2,
             own: Some(ProcessTicks {
                 user: own,
                 system: 0,
@@ -270,6 +301,7 @@ mod tests {
         assert!(i.is_noisy());
         assert!((before.daemon_pct(&after, 1.0).unwrap() - 50.0).abs() < 1.5);
         assert!((before.switch_busy_pct(&after).unwrap() - 75.0).abs() < 1.5);
+        assert!((before.all_busy_pct(&after).unwrap() - 150.0).abs() < 1.5);
         assert!(!Interference::default().is_noisy());
     }
 }

@@ -96,7 +96,7 @@ struct E2eArgs {
     /// ~1 minute instead of ~5: two paced sweep points, shorter points and tests.
     #[arg(long)]
     quick: bool,
-    /// Scenarios: throughput, latency, macs, tcp, idle [default: all five].
+    /// Scenarios: throughput, latency, macs, routed, tcp, idle [default: all six].
     #[arg(long, value_delimiter = ',')]
     scenarios: Option<Vec<Scenario>>,
     /// Dataplanes, in order [default: bridge,switchyard,switchyard-empty].
@@ -173,6 +173,12 @@ struct E2eArgs {
     /// Frame size of the macs scenario (Ethernet without FCS).
     #[arg(long, default_value_t = 64)]
     mac_pairs_size: usize,
+    /// Frame sizes of the routed scenario (Ethernet without FCS).
+    #[arg(long, value_delimiter = ',', default_value = "64,1500")]
+    routed_sizes: Vec<usize>,
+    /// Flow counts (distinct UDP port pairs) of the routed scenario.
+    #[arg(long, value_delimiter = ',', default_value = "1,10000")]
+    routed_flows: Vec<usize>,
 }
 
 impl E2eArgs {
@@ -212,6 +218,8 @@ impl E2eArgs {
             flows: self.flows,
             mac_pairs: self.mac_pairs,
             mac_pairs_size: self.mac_pairs_size,
+            routed_sizes: self.routed_sizes,
+            routed_flows: self.routed_flows,
             switchyard_binary: daemon_binary(),
         }
     }
@@ -402,10 +410,9 @@ fn run_all(
         frame_size: 64,
         core: Some(last_core()),
     });
-    // Eight cases, each with a warm-up and a check before it is timed.
     let micro_planned = micro_options
         .as_ref()
-        .map_or(0.0, |m| 8.0 * (m.seconds + 0.3));
+        .map_or(0.0, MicroOptions::planned_seconds);
     let mut progress = Progress::new(micro_planned + options.planned_seconds());
     let pipeline = match micro_options {
         Some(micro_options) => {
@@ -540,7 +547,14 @@ mod tests {
         if two_cores {
             full.validate().unwrap();
         }
-        let micro = 8.0 * (0.5 + 0.3);
+        let micro = MicroOptions {
+            seconds: 0.5,
+            batches: vec![64, 256],
+            flows: 64,
+            frame_size: 64,
+            core: None,
+        }
+        .planned_seconds();
         assert!(
             full.planned_seconds() + micro < 300.0,
             "{}",

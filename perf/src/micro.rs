@@ -2,7 +2,10 @@
 //!
 //! Measures what one core can do per stage of the chain (the parse stage, the
 //! L2 stage, the whole chain) and for the poll worker's loop over two
-//! in-memory ports, with known-unicast traffic between learned MACs. Each stage
+//! in-memory ports, with known-unicast traffic between learned MACs; and the
+//! routed path: the router stage alone and the whole chain over frames from
+//! network A to its gateway, routed to an uplink-like network's static
+//! neighbour. Each stage
 //! runs through its `Stage` implementation over a `Batch`, as the worker runs
 //! it (counters included). The traffic cycles through `--flows` station pairs
 //! spread over as many prepared batches as it takes, so 4,096 flows really
@@ -19,10 +22,12 @@ use crate::machine::Machine;
 use anyhow::{bail, ensure, Result};
 use serde::Serialize;
 use std::hint::black_box;
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use switchyard_drivers::memory::{MemPool, MemPort};
 use switchyard_drivers::{BatchFrames, FramePool};
+use switchyard_pipeline::router::RoutedNetwork;
 use switchyard_pipeline::{
     Batch, Chain, Gateway, GatewayStage, L2Config, L2Switch, MacAddr, PacketMeta, ParseStage,
     PortId, Stage, Timestamp, Verdict, MAX_BURST,
@@ -44,13 +49,23 @@ pub struct MicroOptions {
     pub core: Option<usize>,
 }
 
+impl MicroOptions {
+    /// About how long a run takes: every case per batch size, each with its
+    /// warm-up (a quarter of its time, at most 0.2 s) and set-up.
+    pub fn planned_seconds(&self) -> f64 {
+        let per_case = self.seconds + (self.seconds / 4.0).min(0.2) + 0.05;
+        (CASE_NAMES.len() * self.batches.len()) as f64 * per_case
+    }
+}
+
 /// One measured case.
 #[derive(Clone, Debug, Serialize)]
 pub struct CaseResult {
     /// What was measured: `parse` (the parse stage), `l2_forward` (the L2
     /// stage), `pipeline` (the whole chain), `gw_echo` / `gw_arp` (the gateway
     /// responder answering echo requests in place / ARP requests with
-    /// originated replies; not in the worker's chain yet) or `worker`.
+    /// originated replies), `router` (the router stage alone over a routed
+    /// batch), `routed` (the whole chain over a routed batch) or `worker`.
     pub case: &'static str,
     /// Frames per stage call (per port per loop turn for `worker`).
     pub batch: usize,
@@ -128,6 +143,29 @@ const CHUNK: Duration = Duration::from_millis(1);
 /// One benchmark case: sets up its state, checks it, times it.
 type Bench = fn(&MicroOptions, usize, &AtomicBool) -> Result<Timing>;
 
+/// Every case, in the order a run measures them (per batch size).
+pub const CASE_NAMES: [&str; 8] = [
+    "parse",
+    "l2_forward",
+    "pipeline",
+    "gw_echo",
+    "gw_arp",
+    "router",
+    "routed",
+    "worker",
+];
+
+const CASES: [(&str, Bench); 8] = [
+    (CASE_NAMES[0], bench_parse),
+    (CASE_NAMES[1], bench_forward),
+    (CASE_NAMES[2], bench_pipeline),
+    (CASE_NAMES[3], bench_gateway_echo),
+    (CASE_NAMES[4], bench_gateway_arp),
+    (CASE_NAMES[5], bench_router),
+    (CASE_NAMES[6], bench_routed),
+    (CASE_NAMES[7], bench_worker),
+];
+
 /// Runs every case for every batch size.
 pub fn run(options: MicroOptions, stop: &AtomicBool) -> Result<MicroReport> {
     ensure!(
@@ -152,15 +190,7 @@ pub fn run(options: MicroOptions, stop: &AtomicBool) -> Result<MicroReport> {
     let unix_time = crate::report::unix_time();
     let mut results = Vec::new();
     'outer: for &batch in &options.batches {
-        let cases: [(&'static str, Bench); 6] = [
-            ("parse", bench_parse),
-            ("l2_forward", bench_forward),
-            ("pipeline", bench_pipeline),
-            ("gw_echo", bench_gateway_echo),
-            ("gw_arp", bench_gateway_arp),
-            ("worker", bench_worker),
-        ];
-        for (case, bench) in cases {
+        for (case, bench) in CASES {
             if stop.load(Ordering::Relaxed) {
                 break 'outer;
             }
@@ -536,6 +566,177 @@ fn bench_gateway_arp(options: &MicroOptions, batch: usize, stop: &AtomicBool) ->
         );
     }
     Ok(timing)
+}
+
+/// Network A of the routed cases (domain 0, port 0): the containers' side.
+const NET_A: RoutedNetwork = RoutedNetwork {
+    domain: 0,
+    subnet: Ipv4Addr::new(10, 83, 1, 0),
+    prefix_len: 24,
+    gateway: Gateway {
+        ip: Ipv4Addr::new(10, 83, 1, 1),
+        mac: MacAddr([0x02, 0x53, 0x59, 0, 1, 1]),
+    },
+    isolated: false,
+};
+
+/// The uplink-like network of the routed cases (domain 1, port 1).
+const NET_UP: RoutedNetwork = RoutedNetwork {
+    domain: 1,
+    subnet: Ipv4Addr::new(10, 83, 2, 0),
+    prefix_len: 24,
+    gateway: Gateway {
+        ip: Ipv4Addr::new(10, 83, 2, 10),
+        mac: MacAddr([0x02, 0x53, 0x59, 0, 2, 10]),
+    },
+    isolated: false,
+};
+
+/// The routed frames' destination: a static neighbour behind port 1.
+const OUTSIDE_IP: Ipv4Addr = Ipv4Addr::new(10, 83, 2, 1);
+
+/// Its MAC.
+const OUTSIDE_MAC: [u8; 6] = [0x02, 0x53, 0x59, 0xc0, 0, 1];
+
+/// A chain routing network A (port 0) to the uplink-like network (port 1),
+/// with the outside host a static neighbour whose port the L2 table knows.
+fn routed_chain() -> Result<Chain> {
+    let mut l2 = L2Switch::new(L2Config::default());
+    l2.set_port_domain(0, Some(NET_A.domain));
+    l2.set_port_domain(1, Some(NET_UP.domain));
+    let mut chain = Chain::new(l2);
+    chain.set_network(NET_A.domain, Some(NET_A));
+    chain.set_network(NET_UP.domain, Some(NET_UP));
+    chain
+        .router
+        .set_static_neighbour(OUTSIDE_IP, Some(MacAddr(OUTSIDE_MAC)));
+    // One frame from the outside host teaches the L2 table its port.
+    let mut frames = udp_flows(OUTSIDE_MAC, NET_UP.gateway.mac.0, 64, 1)?;
+    let mut metas = fresh_metas(1, 1);
+    chain.run(&mut Batch::new(
+        &mut frames,
+        &mut metas,
+        Timestamp::from_secs(1),
+    ));
+    Ok(chain)
+}
+
+/// `batch` frames from network A's stations to the outside host through A's
+/// gateway, flows `first..` (station MAC, source address and ports per flow).
+fn routed_frames(options: &MicroOptions, batch: usize, first: usize) -> Result<Vec<Vec<u8>>> {
+    (0..batch)
+        .map(|i| {
+            let flow = (first + i) % options.flows;
+            let host = 2 + (flow % 250) as u8;
+            crate::frames::udp_frame(
+                &crate::frames::Flow {
+                    src_mac: station(0xa0, flow),
+                    dst_mac: NET_A.gateway.mac.0,
+                    src_ip: [10, 83, 1, host],
+                    dst_ip: OUTSIDE_IP.octets(),
+                    src_port: 10_000 + (flow % 50_000) as u16,
+                    dst_port: 9,
+                },
+                options.frame_size,
+            )
+        })
+        .collect()
+}
+
+/// Routed batches covering every flow (see [`batch_sets`]).
+fn routed_sets(options: &MicroOptions, batch: usize) -> Result<Vec<Vec<Vec<u8>>>> {
+    (0..options.flows.div_ceil(batch).max(1))
+        .map(|set| routed_frames(options, batch, set * batch))
+        .collect()
+}
+
+/// Checks that every frame of a routed batch left for port 1, rewritten.
+fn check_routed(frames: &[Vec<u8>], metas: &[PacketMeta]) -> Result<()> {
+    if let Some(meta) = metas.iter().find(|m| m.verdict != Verdict::Forward(1)) {
+        bail!(
+            "expected routed frames to port 1, the chain said {:?}",
+            meta.verdict
+        );
+    }
+    if let Some(frame) = frames
+        .iter()
+        .find(|f| f[..6] != OUTSIDE_MAC || f[6..12] != NET_UP.gateway.mac.0 || f[22] != 63)
+    {
+        bail!("a routed frame was not rewritten: {:02x?}", &frame[..24]);
+    }
+    Ok(())
+}
+
+/// The router stage alone. Each iteration restores the frames (the router
+/// rewrote their MACs and TTL) and their metas as parse, L2 and the gateway
+/// stage leave them: a copy of each frame and meta, included in the time
+/// (as in `gw_echo`).
+fn bench_router(options: &MicroOptions, batch: usize, stop: &AtomicBool) -> Result<Timing> {
+    let mut chain = routed_chain()?;
+    let now = Timestamp::from_secs(2);
+    let sets = routed_sets(options, batch)?;
+    let mut parsed = Vec::with_capacity(sets.len());
+    for pristine in &sets {
+        let mut frames = pristine.clone();
+        let mut metas = fresh_metas(batch, 0);
+        chain.run(&mut Batch::new(&mut frames, &mut metas, now));
+        check_routed(&frames, &metas)?;
+        // The metas as the router finds them: parse + L2 + gateway only.
+        let mut frames = pristine.clone();
+        let mut metas = fresh_metas(batch, 0);
+        {
+            let mut b = Batch::new(&mut frames, &mut metas, now);
+            Stage::process(&mut chain.parse, &mut b);
+            Stage::process(&mut chain.l2, &mut b);
+            Stage::process(&mut chain.gateway, &mut b);
+        }
+        ensure!(
+            metas.iter().all(|m| m.verdict == Verdict::ToGateway),
+            "routed frames did not reach the router as ToGateway"
+        );
+        parsed.push(metas);
+    }
+    let mut frames = sets[0].clone();
+    let mut metas = fresh_metas(batch, 0);
+    let mut set = 0;
+    Ok(time_case(options.seconds, stop, || {
+        for (frame, pristine) in frames.iter_mut().zip(&sets[set]) {
+            frame.copy_from_slice(pristine);
+        }
+        metas.copy_from_slice(&parsed[set]);
+        set = (set + 1) % sets.len();
+        let mut b = Batch::new(black_box(&mut frames), &mut metas, now);
+        chain.router.route(&chain.l2, &mut b);
+        black_box(&metas);
+        batch
+    }))
+}
+
+/// The whole chain (parse, L2, gateway, router) over routed batches; each
+/// iteration restores the frames first (a copy each, included in the time).
+fn bench_routed(options: &MicroOptions, batch: usize, stop: &AtomicBool) -> Result<Timing> {
+    let mut chain = routed_chain()?;
+    let now = Timestamp::from_secs(2);
+    let sets = routed_sets(options, batch)?;
+    for pristine in &sets {
+        let mut frames = pristine.clone();
+        let mut metas = fresh_metas(batch, 0);
+        chain.run(&mut Batch::new(&mut frames, &mut metas, now));
+        check_routed(&frames, &metas)?;
+    }
+    let mut frames = sets[0].clone();
+    let mut metas = fresh_metas(batch, 0);
+    let mut set = 0;
+    Ok(time_case(options.seconds, stop, || {
+        for (frame, pristine) in frames.iter_mut().zip(&sets[set]) {
+            frame.copy_from_slice(pristine);
+        }
+        metas.fill(PacketMeta::new(0));
+        set = (set + 1) % sets.len();
+        chain.run(&mut Batch::new(black_box(&mut frames), &mut metas, now));
+        black_box(&metas);
+        batch
+    }))
 }
 
 /// Raw timing of one case.

@@ -96,6 +96,25 @@ pub struct DaemonSettings {
     /// plain L2 network of the generator and sink.
     #[serde(default)]
     pub container_network: Option<ContainerNetwork>,
+    /// Route instead of switch (the `routed` scenario): the generator's host
+    /// end is a port of a routed network, the sink's host end the uplink;
+    /// `None`: both host ends in one plain L2 network.
+    #[serde(default)]
+    pub routed: Option<RoutedSettings>,
+}
+
+/// The routed layout of the daemon: one network with a gateway on the
+/// generator's side, the node's uplink on the sink's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutedSettings {
+    /// The generator's network (name, subnet, gateway).
+    pub network: ContainerNetwork,
+    /// `[uplink] address`: the node's address on the uplink with its prefix.
+    pub uplink_address: String,
+    /// `[uplink] gateway`: the uplink's next hop.
+    pub uplink_gateway: String,
+    /// `[uplink.neighbours]`: static neighbours on the uplink, (IPv4, MAC).
+    pub uplink_neighbours: Vec<(String, String)>,
 }
 
 /// A network with a subnet and gateway that `attach` takes addresses from.
@@ -541,7 +560,7 @@ impl Drop for Daemon {
 }
 
 /// The RPS mask (hex, as /sys wants it) selecting `cores`.
-fn rps_mask(cores: &[usize]) -> Result<String> {
+pub(super) fn rps_mask(cores: &[usize]) -> Result<String> {
     if cores.is_empty() {
         bail!("RPS steering needs at least one core");
     }
@@ -576,18 +595,48 @@ fn config_text(topology: &Topology, settings: &DaemonSettings, control_socket: &
             )
         })
         .unwrap_or_default();
-    format!(
+    let switch = format!(
         "[switch]\nworkers = [{workers}]\nstats_interval_secs = 0\npipeline = \"{}\"\nidle = \"{}\"\n\
-         mac_table_size = {}\ncontrol_socket = \"{}\"\n\n\
-         [[network]]\nname = \"bench\"\n\n\
-         [[port]]\nname = \"gen\"\ndriver = \"af_xdp\"\ninterface = \"{}\"\nnetwork = \"bench\"\n\n\
-         [[port]]\nname = \"sink\"\ndriver = \"af_xdp\"\ninterface = \"{}\"\nnetwork = \"bench\"\n{containers}",
+         mac_table_size = {}\ncontrol_socket = \"{}\"\n\n",
         settings.pipeline,
         settings.idle,
         settings.mac_table_size,
         control_socket.display(),
+    );
+    let layout = match &settings.routed {
+        None => format!(
+            "[[network]]\nname = \"bench\"\n\n\
+             [[port]]\nname = \"gen\"\ndriver = \"af_xdp\"\ninterface = \"{}\"\nnetwork = \"bench\"\n\n\
+             [[port]]\nname = \"sink\"\ndriver = \"af_xdp\"\ninterface = \"{}\"\nnetwork = \"bench\"\n",
+            topology.gen.host_interface, topology.sink.host_interface
+        ),
+        Some(routed) => routed_layout(topology, routed),
+    };
+    format!("{switch}{layout}{containers}")
+}
+
+/// The networks, port and uplink of [`RoutedSettings`]: the generator's host
+/// end in the routed network, the sink's host end as the uplink.
+fn routed_layout(topology: &Topology, routed: &RoutedSettings) -> String {
+    let n = &routed.network;
+    let neighbours: String = routed
+        .uplink_neighbours
+        .iter()
+        .map(|(ip, mac)| format!("\"{ip}\" = \"{mac}\"\n"))
+        .collect();
+    format!(
+        "[[network]]\nname = \"{}\"\nsubnet = \"{}\"\ngateway = \"{}\"\n\n\
+         [[port]]\nname = \"gen\"\ndriver = \"af_xdp\"\ninterface = \"{}\"\nnetwork = \"{}\"\n\n\
+         [uplink]\ninterface = \"{}\"\naddress = \"{}\"\ngateway = \"{}\"\n\n\
+         [uplink.neighbours]\n{neighbours}",
+        n.name,
+        n.subnet,
+        n.gateway,
         topology.gen.host_interface,
-        topology.sink.host_interface
+        n.name,
+        topology.sink.host_interface,
+        routed.uplink_address,
+        routed.uplink_gateway,
     )
 }
 

@@ -12,12 +12,16 @@
 //! - `macs`: the L2 path with 1, 1,000 and 100,000 source/destination MAC
 //!   pairs (see [`mac_scale`]): whether the MAC table's cost stays flat as the
 //!   node's station count grows.
+//! - `routed`: container -> gateway -> uplink -> outside with 1 and 10,000
+//!   flows (see [`routed`]): Switchyard's router against the kernel's IP
+//!   forwarding behind a bridge, and against the same dataplane's L2 rate.
 //! - `tcp`: iperf3 with 1 and 4 streams between the namespaces, MTU 1500.
 //! - `idle`: the daemon with no traffic, `idle = "backoff"` and
 //!   `idle = "busy-poll"`: its CPU use from `/proc/<pid>/stat`.
 
 pub mod cmd;
 pub mod dataplane;
+pub mod kernel_router;
 pub mod learn;
 pub mod mac_report;
 pub mod mac_scale;
@@ -25,6 +29,8 @@ pub mod netns;
 pub mod node_scale;
 pub mod node_scale_report;
 pub mod report;
+pub mod routed;
+pub mod routed_report;
 pub mod tcp;
 pub mod topology;
 pub mod traffic;
@@ -58,6 +64,9 @@ pub enum Scenario {
     Latency,
     /// The L2 path with many learned MAC pairs.
     Macs,
+    /// Container -> gateway -> uplink -> outside, against the kernel's
+    /// forwarding and the L2 path.
+    Routed,
     /// iperf3 TCP streams.
     Tcp,
     /// The idle daemon's CPU use per idle mode.
@@ -66,10 +75,11 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order a run measures them.
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::Throughput,
         Scenario::Latency,
         Scenario::Macs,
+        Scenario::Routed,
         Scenario::Tcp,
         Scenario::Idle,
     ];
@@ -79,6 +89,7 @@ impl Scenario {
             Scenario::Throughput => "throughput",
             Scenario::Latency => "latency",
             Scenario::Macs => "macs",
+            Scenario::Routed => "routed",
             Scenario::Tcp => "tcp",
             Scenario::Idle => "idle",
         }
@@ -95,13 +106,15 @@ impl FromStr for Scenario {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Self> {
         if s == "all" {
-            bail!("use the scenario names: throughput,latency,macs,tcp,idle");
+            bail!("use the scenario names: throughput,latency,macs,routed,tcp,idle");
         }
         Scenario::ALL
             .into_iter()
             .find(|x| x.name() == s)
             .ok_or_else(|| {
-                anyhow::anyhow!("unknown scenario {s:?} (throughput, latency, macs, tcp or idle)")
+                anyhow::anyhow!(
+                    "unknown scenario {s:?} (throughput, latency, macs, routed, tcp or idle)"
+                )
             })
     }
 }
@@ -157,6 +170,12 @@ pub struct E2eOptions {
     /// Frame size of the `macs` scenario.
     #[serde(default = "mac_scale::default_frame_size")]
     pub mac_pairs_size: usize,
+    /// Frame sizes of the `routed` scenario.
+    #[serde(default = "routed::default_sizes")]
+    pub routed_sizes: Vec<usize>,
+    /// Flow counts (UDP port pairs) of the `routed` scenario.
+    #[serde(default = "routed::default_flows")]
+    pub routed_flows: Vec<usize>,
     /// The daemon binary.
     pub switchyard_binary: PathBuf,
 }
@@ -164,7 +183,11 @@ pub struct E2eOptions {
 impl E2eOptions {
     /// Checks the options before anything is created.
     pub fn validate(&self) -> Result<()> {
-        let sizes = self.sizes.iter().chain(&self.latency_sizes);
+        let sizes = self
+            .sizes
+            .iter()
+            .chain(&self.latency_sizes)
+            .chain(&self.routed_sizes);
         for &size in sizes.chain([&self.mac_pairs_size]) {
             if !(MIN_FRAME_LEN..=MAX_FRAME_LEN).contains(&size) {
                 bail!("frame size {size} is outside {MIN_FRAME_LEN}..={MAX_FRAME_LEN} (Ethernet without FCS)");
@@ -221,6 +244,14 @@ impl E2eOptions {
         if self.runs(Scenario::Macs) && self.mac_pairs.is_empty() {
             bail!("the macs scenario needs at least one --mac-pairs count");
         }
+        for &n in &self.routed_flows {
+            crate::flows::PortFlows::new(n).map_err(|e| anyhow::anyhow!("--routed-flows: {e}"))?;
+        }
+        if self.runs(Scenario::Routed)
+            && (self.routed_flows.is_empty() || self.routed_sizes.is_empty())
+        {
+            bail!("the routed scenario needs at least one --routed-sizes and one --routed-flows value");
+        }
         for mode in self.idle_modes.iter().chain([&self.switch_idle]) {
             if mode != "backoff" && mode != "busy-poll" {
                 bail!("idle mode {mode:?} is not backoff or busy-poll");
@@ -235,9 +266,14 @@ impl E2eOptions {
 
     /// Whether a scenario needs the AF_XDP generator and sink.
     fn runs_udp(&self) -> bool {
-        [Scenario::Throughput, Scenario::Latency, Scenario::Macs]
-            .iter()
-            .any(|s| self.runs(*s))
+        [
+            Scenario::Throughput,
+            Scenario::Latency,
+            Scenario::Macs,
+            Scenario::Routed,
+        ]
+        .iter()
+        .any(|s| self.runs(*s))
     }
 
     /// About how long the run takes, for the progress estimate.
@@ -271,6 +307,14 @@ impl E2eOptions {
             .count();
         let mut total =
             per_dataplane * self.dataplanes.len() as f64 + starts as f64 * DAEMON_START_S + 1.0;
+        if self.runs(Scenario::Routed) {
+            let routing = self
+                .dataplanes
+                .iter()
+                .filter(|d| routed::routes(**d))
+                .count();
+            total += routing as f64 * routed::planned_seconds(self);
+        }
         if self.runs(Scenario::Idle) {
             total += self.idle_modes.len() as f64
                 * (DAEMON_START_S + IDLE_SETTLE.as_secs_f64() + self.idle_seconds);
@@ -339,6 +383,11 @@ pub struct Point {
     /// one core, over `wall_seconds`: with the delivered frames, the
     /// dataplane's Mpps per core.
     pub switch_cores_busy_pct: Option<f64>,
+    /// How busy every online core was (generator, dataplane, sink and
+    /// anything else), % of one core, over `wall_seconds`: with the
+    /// delivered frames, CPU time per packet.
+    #[serde(default)]
+    pub cores_busy_pct: Option<f64>,
     /// Time the CPU figures cover: sending plus the drain after it.
     pub wall_seconds: f64,
 }
@@ -388,6 +437,9 @@ pub struct DataplaneRun {
     /// The `macs` scenario, per MAC pair count.
     #[serde(default)]
     pub mac_scale: Vec<mac_scale::MacScale>,
+    /// The `routed` scenario: the L2 reference and the routed points.
+    #[serde(default)]
+    pub routed: Option<routed::RoutedRun>,
     /// iperf3 results.
     pub tcp: Vec<tcp::TcpResult>,
     /// Whether the dataplane had learned the sink's MAC on the sink port
@@ -609,6 +661,7 @@ fn daemon_settings(options: &E2eOptions, pipeline: &str, idle: &str) -> DaemonSe
             crate::macs::DEFAULT_MAC_TABLE_SIZE
         },
         container_network: None,
+        routed: None,
     }
 }
 
@@ -650,6 +703,7 @@ fn run_dataplane(
         sweeps: Vec::new(),
         latency: Vec::new(),
         mac_scale: Vec::new(),
+        routed: None,
         tcp: Vec::new(),
         sink_mac_learned: None,
         sink_xdp_mode: None,
@@ -716,6 +770,16 @@ fn run_dataplane(
         }
     }
     drop(attached);
+    if options.runs(Scenario::Routed) && !stop.load(Ordering::Relaxed) {
+        if routed::routes(kind) {
+            routed::measure_routed(&mut run, topology, options, stop, progress, ids);
+        } else {
+            run.notes.push(
+                "routed skipped: the empty pipeline forwards port to port and cannot route"
+                    .to_string(),
+            );
+        }
+    }
     run
 }
 
@@ -758,6 +822,7 @@ fn udp_scenarios(
         ids,
         stop,
         mac_pairs: None,
+        routed: None,
     };
     if options.runs(Scenario::Throughput) {
         for &size in &options.sizes {
@@ -811,6 +876,9 @@ fn udp_scenarios(
             }
         }
     }
+    if options.runs(Scenario::Routed) && routed::routes(kind) && !stop.load(Ordering::Relaxed) {
+        routed::measure_l2(&mut ctx, run, progress);
+    }
 }
 
 /// What every point needs.
@@ -825,6 +893,9 @@ struct PointContext<'a> {
     /// MAC pairs the generator cycles through (the `macs` scenario); `None`:
     /// the topology's one generator/sink pair.
     mac_pairs: Option<crate::macs::MacPairs>,
+    /// The `routed` scenario's frames (addresses, destination MAC, port
+    /// flows); `None`: the topology's pair with `options.flows` templates.
+    routed: Option<routed::RoutedTraffic>,
 }
 
 impl PointContext<'_> {
@@ -847,12 +918,15 @@ impl PointContext<'_> {
         if self.stop.load(Ordering::Relaxed) {
             bail!("interrupted");
         }
-        let templates = traffic::templates(
-            self.topology.gen.mac,
-            self.topology.sink.mac,
-            size,
-            self.options.flows,
-        )?;
+        let templates = match &self.routed {
+            Some(r) => routed::templates(self.topology.gen.mac, r.dst_mac, size)?,
+            None => traffic::templates(
+                self.topology.gen.mac,
+                self.topology.sink.mac,
+                size,
+                self.options.flows,
+            )?,
+        };
         let duration = Duration::from_secs_f64(seconds);
         let spec = PointSpec {
             run: self.ids.next_id(),
@@ -861,6 +935,7 @@ impl PointContext<'_> {
             duration,
             max_frames: traffic::max_frames(rate_pps, duration),
             mac_pairs: self.mac_pairs,
+            port_flows: self.routed.map(|r| r.flows),
         };
         let pid = self.daemon.and_then(Daemon::pid);
         let cores = &self.options.switch_cores;
@@ -895,6 +970,7 @@ impl PointContext<'_> {
             daemon_cpu_pct: before.daemon_pct(&after, wall),
             interference: before.interference(&after, wall),
             switch_cores_busy_pct: before.switch_busy_pct(&after),
+            cores_busy_pct: before.all_busy_pct(&after),
             wall_seconds: wall,
         })
     }

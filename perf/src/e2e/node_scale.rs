@@ -191,6 +191,8 @@ impl ScaleOptions {
             flows: 64,
             mac_pairs: Vec::new(),
             mac_pairs_size: FRAME_SIZE,
+            routed_sizes: Vec::new(),
+            routed_flows: Vec::new(),
             switchyard_binary: self.switchyard_binary.clone(),
         }
     }
@@ -1053,6 +1055,7 @@ pub fn run(
             subnet,
             gateway,
         }),
+        routed: None,
     };
     let mut daemon = Daemon::start(&topology, &options.switchyard_binary, &settings, &stop)?;
     let pid = daemon
@@ -1169,6 +1172,7 @@ fn measure_phases(
             ids,
             stop,
             mac_pairs: None,
+            routed: None,
         };
         match pair_points(&mut ctx, idle_ports, options, progress) {
             Ok(t) => report.throughput.push(t),

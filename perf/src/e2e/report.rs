@@ -149,6 +149,7 @@ pub fn ratios(runs: &[DataplaneRun]) -> Vec<Ratio> {
             }
         }
     }
+    out.extend(super::routed_report::ratios(runs));
     out
 }
 
@@ -298,6 +299,7 @@ pub fn render(report: &E2eReport) -> String {
         }
     }
     out.push_str(&super::mac_report::render(runs));
+    out.push_str(&super::routed_report::render(runs));
     if runs.iter().any(|r| !r.tcp.is_empty()) {
         let _ = writeln!(
             out,
@@ -773,6 +775,8 @@ mod tests {
                 flows: 64,
                 mac_pairs: vec![1, 1000],
                 mac_pairs_size: 64,
+                routed_sizes: Vec::new(),
+                routed_flows: Vec::new(),
                 switchyard_binary: "/x".into(),
             },
             ratios: ratios(&runs),

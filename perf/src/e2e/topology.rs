@@ -66,7 +66,8 @@ pub fn object_name(id: &str, suffix: &str) -> Result<String> {
     Ok(name)
 }
 
-fn format_mac(mac: &[u8; 6]) -> String {
+/// `aa:bb:cc:dd:ee:ff`, as `ip` prints and takes a MAC.
+pub fn format_mac(mac: &[u8; 6]) -> String {
     mac.iter()
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()

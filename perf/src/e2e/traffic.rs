@@ -25,6 +25,7 @@
 //! when the rig is dropped.
 
 use super::netns::{self, NsThread};
+use crate::flows::PortFlows;
 use crate::latency::ProbeStats;
 use crate::macs::MacPairs;
 use crate::pacing::Pacer;
@@ -95,6 +96,9 @@ pub struct PointSpec {
     /// Rewrite each frame's MACs to cycle through these pairs (frame *k*
     /// gets pair *k mod count*); `None` keeps the templates' MACs.
     pub mac_pairs: Option<MacPairs>,
+    /// Rewrite each frame's UDP ports to cycle through these flows (frame
+    /// *k* gets flow *k mod count*); `None` keeps the templates' ports.
+    pub port_flows: Option<PortFlows>,
 }
 
 /// What the generator did during one point.
@@ -581,6 +585,7 @@ fn send_point(
         let run = spec.run;
         let first = seq as u32;
         let pairs = spec.mac_pairs;
+        let flows = spec.port_flows;
         let sent = socket.send(due, |k, frame| {
             let probe = Probe {
                 run,
@@ -590,6 +595,9 @@ fn send_point(
             probe.write_to_frame(frame);
             if let Some(pairs) = &pairs {
                 pairs.write(frame, pairs.index(seq + k as u64));
+            }
+            if let Some(flows) = &flows {
+                flows.write(frame, flows.index(seq + k as u64));
             }
         })?;
         if sent == 0 {
