@@ -564,8 +564,10 @@ mod tests {
         if two_cores {
             quick.validate().unwrap();
         }
+        // Under two minutes, as the name says (the routed scenario took it
+        // past 100 s).
         assert!(
-            quick.planned_seconds() < 100.0,
+            quick.planned_seconds() < 120.0,
             "{}",
             quick.planned_seconds()
         );
@@ -651,6 +653,40 @@ mod tests {
         if sys::online_cpus() >= 2 {
             let zero = scale(&["switchyard-perf", "scale", "--containers", "0"]);
             assert!(zero.validate().is_err());
+        }
+    }
+
+    #[test]
+    fn routed_options_parse_and_are_checked() {
+        let full = options(&["switchyard-perf", "run"]);
+        assert!(full.scenarios.contains(&Scenario::Routed));
+        assert_eq!(full.routed_sizes, vec![64, 1500]);
+        assert_eq!(full.routed_flows, vec![1, 10_000]);
+        let o = options(&[
+            "switchyard-perf",
+            "e2e",
+            "--scenarios",
+            "routed",
+            "--dataplanes",
+            "bridge,switchyard",
+            "--routed-sizes",
+            "128",
+            "--routed-flows",
+            "1,50000",
+        ]);
+        assert_eq!(o.scenarios, vec![Scenario::Routed]);
+        assert_eq!(o.routed_sizes, vec![128]);
+        assert_eq!(o.routed_flows, vec![1, 50_000]);
+        let plan = o.planned_seconds();
+        assert!(plan > 10.0 && plan < 60.0, "{plan}");
+        if sys::online_cpus() >= 2 {
+            o.validate().unwrap();
+            let many = options(&["switchyard-perf", "e2e", "--routed-flows", "50001"]);
+            assert!(many.validate().is_err());
+            let none = options(&["switchyard-perf", "e2e", "--routed-flows", "0"]);
+            assert!(none.validate().is_err());
+            let tiny = options(&["switchyard-perf", "e2e", "--routed-sizes", "59"]);
+            assert!(tiny.validate().is_err());
         }
     }
 

@@ -577,7 +577,10 @@ const NET_A: RoutedNetwork = RoutedNetwork {
         ip: Ipv4Addr::new(10, 83, 1, 1),
         mac: MacAddr([0x02, 0x53, 0x59, 0, 1, 1]),
     },
-    isolated: false,
+    // Isolated, as networks are by default: the uplink is open to it.
+    isolated: true,
+    open: false,
+    mtu: 1500,
 };
 
 /// The uplink-like network of the routed cases (domain 1, port 1).
@@ -589,7 +592,10 @@ const NET_UP: RoutedNetwork = RoutedNetwork {
         ip: Ipv4Addr::new(10, 83, 2, 10),
         mac: MacAddr([0x02, 0x53, 0x59, 0, 2, 10]),
     },
+    // Open to every network, as the daemon's uplink network is.
     isolated: false,
+    open: true,
+    mtu: 1500,
 };
 
 /// The routed frames' destination: a static neighbour behind port 1.

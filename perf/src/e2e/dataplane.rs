@@ -656,6 +656,54 @@ mod tests {
         );
     }
 
+    fn settings(routed: Option<RoutedSettings>) -> DaemonSettings {
+        DaemonSettings {
+            workers: vec![1],
+            pipeline: "l2".into(),
+            idle: "backoff".into(),
+            napi_cores: None,
+            mac_table_size: 65_536,
+            container_network: None,
+            routed,
+        }
+    }
+
+    #[test]
+    fn daemon_configs_parse_in_both_layouts() {
+        let topology = Topology::for_tests("4242");
+        let l2 = config_text(&topology, &settings(None), Path::new("/tmp/x.sock"));
+        let config = switchyard_config::parse_str(&l2, "l2.toml").unwrap();
+        assert_eq!(config.ports.len(), 2);
+        assert!(config.uplink.is_none());
+        let routed = RoutedSettings {
+            network: ContainerNetwork {
+                name: "a".into(),
+                subnet: "10.83.1.0/24".into(),
+                gateway: "10.83.1.1".into(),
+            },
+            uplink_address: "10.83.2.10/24".into(),
+            uplink_gateway: "10.83.2.1".into(),
+            uplink_neighbours: vec![("10.83.2.1".into(), "02:53:59:02:00:01".into())],
+        };
+        let text = config_text(&topology, &settings(Some(routed)), Path::new("/tmp/x.sock"));
+        let config = switchyard_config::parse_str(&text, "routed.toml").unwrap();
+        assert_eq!(
+            config.ports.len(),
+            1,
+            "the generator's port; the sink's end is the uplink"
+        );
+        assert_eq!(config.ports[0].interface.as_deref(), Some("syp4242-g"));
+        let uplink = config.uplink.unwrap();
+        assert_eq!(uplink.interface, "syp4242-s");
+        assert_eq!(uplink.address.to_string(), "10.83.2.10/24");
+        assert_eq!(uplink.gateway, Some("10.83.2.1".parse().unwrap()));
+        assert_eq!(uplink.neighbours.len(), 1);
+        assert_eq!(
+            config.networks[0].gateway,
+            Some("10.83.1.1".parse().unwrap())
+        );
+    }
+
     #[test]
     fn rps_masks_select_the_cores() {
         assert_eq!(rps_mask(&[1]).unwrap(), "2");

@@ -643,6 +643,7 @@ pub fn write_plots(report: &E2eReport, dir: &Path, prefix: &str) -> Result<Vec<P
 mod tests {
     use super::*;
     use crate::e2e::mac_scale::{Learning, MacScale};
+    use crate::e2e::routed::{Path, RoutedPoint, RoutedRun};
     use crate::e2e::tcp::TcpResult;
     use crate::e2e::{summarize_sweep, E2eOptions, IdleRun, Scenario};
     use crate::latency::ProbeStats;
@@ -683,9 +684,35 @@ mod tests {
             sink_max_rx_backlog: 0,
             interference: None,
             switch_cores_busy_pct: Some(50.0),
+            cores_busy_pct: Some(150.0),
             wall_seconds: 1.0,
             daemon_cpu_pct: Some(99.0),
         }
+    }
+
+    /// The routed scenario on `kind`: L2 at `sat`, routed at `routed` x it.
+    fn routed_run(kind: DataplaneKind, sat: f64, routed: f64) -> Option<RoutedRun> {
+        if !crate::e2e::routed::routes(kind) {
+            return None;
+        }
+        let mut points = Vec::new();
+        for (path, rate) in [(Path::L2, sat), (Path::Routed, sat * routed)] {
+            for flows in [1, 10_000] {
+                points.push(RoutedPoint {
+                    path,
+                    frame_size: 64,
+                    flows,
+                    saturation: point(64, None, 1.0, rate, 10_000),
+                    latency: (path == Path::Routed)
+                        .then(|| point(64, Some(rate / 2.0), rate / 2.0, rate / 2.0, 10_000)),
+                });
+            }
+        }
+        Some(RoutedRun {
+            gateway_mac: Some("02:53:59:11:00:01".into()),
+            points,
+            daemon_stats: None,
+        })
     }
 
     fn run(kind: DataplaneKind, sat: f64, p50_ns: u64, gbps: f64) -> DataplaneRun {
@@ -721,6 +748,16 @@ mod tests {
                     latency: Some(point(64, Some(sat / 2.0), sat / 2.0, sat / 2.0, p50_ns)),
                 })
                 .collect(),
+            // The kernel loses 10 % routing, Switchyard 5 %.
+            routed: routed_run(
+                kind,
+                sat,
+                if kind == DataplaneKind::Bridge {
+                    0.9
+                } else {
+                    0.95
+                },
+            ),
             tcp: vec![TcpResult {
                 streams: 1,
                 seconds: 3.0,
@@ -875,6 +912,12 @@ mod tests {
             "saturation Mpps, 64 B, 1000 MAC pairs",
             "2002 / 2000",
             "- (no learning)",
+            "Routed: container 10.83.1.2",
+            "kernel router  routed",
+            "routed Mpps, 64 B, 10000 flows",
+            // 0.9 * 0.95 / (0.6 * 0.9): 1.58x the kernel, 0.95 of its L2.
+            "vs kernel router 1.58 (met), vs its l2 0.95 (met)",
+            "routed / l2 Mpps, 64 B, 1 flows        bridge/bridge: 0.90",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }

@@ -107,6 +107,17 @@ pub fn render(runs: &[DataplaneRun]) -> String {
                 label(kind, Path::Routed)
             );
         }
+        if let Some(c) = routed.router_counts() {
+            let _ = writeln!(
+                out,
+                "  {}: router stage over the routed run: {} frames in, {} forwarded, {} flooded (next hop's port unknown), {} dropped",
+                kind.name(),
+                c.frames_in,
+                c.forwarded,
+                c.flooded,
+                c.dropped
+            );
+        }
     }
     out
 }

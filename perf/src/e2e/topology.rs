@@ -44,6 +44,19 @@ pub struct Station {
     pub host_mac: [u8; 6],
 }
 
+impl Station {
+    /// Station `suffix` of topology `id`: namespace `syp<id>-<suffix>`, host
+    /// end `syp<id>-<first letter>`, MACs tagged `tag`.
+    fn named(id: &str, suffix: &str, tag: u8) -> Result<Station> {
+        Ok(Station {
+            netns: object_name(id, suffix)?,
+            mac: test_mac(tag, 1),
+            host_interface: object_name(id, &suffix[..1])?,
+            host_mac: test_mac(tag | 0x10, 1),
+        })
+    }
+}
+
 /// The generator and sink stations; deletes them on drop.
 #[derive(Debug)]
 pub struct Topology {
@@ -80,17 +93,9 @@ impl Topology {
     /// measurement), links up.
     pub fn create() -> Result<Self> {
         let id = format!("{:x}", std::process::id());
-        let station = |suffix: &str, tag: u8| -> Result<Station> {
-            Ok(Station {
-                netns: object_name(&id, suffix)?,
-                mac: test_mac(tag, 1),
-                host_interface: object_name(&id, &suffix[..1])?,
-                host_mac: test_mac(tag | 0x10, 1),
-            })
-        };
         let mut topology = Topology {
-            gen: station("gen", 1)?,
-            sink: station("sink", 2)?,
+            gen: Station::named(&id, "gen", 1)?,
+            sink: Station::named(&id, "sink", 2)?,
             id,
             created_netns: Vec::new(),
             created_links: Vec::new(),
@@ -101,6 +106,20 @@ impl Topology {
                 .with_context(|| format!("creating station {}", station.netns))?;
         }
         Ok(topology)
+    }
+
+    /// The names and MACs [`Topology::create`] would use for `id`, with
+    /// nothing created (and so nothing deleted on drop): for tests of what
+    /// the harness writes.
+    #[cfg(test)]
+    pub(crate) fn for_tests(id: &str) -> Self {
+        Topology {
+            gen: Station::named(id, "gen", 1).unwrap(),
+            sink: Station::named(id, "sink", 2).unwrap(),
+            id: id.to_string(),
+            created_netns: Vec::new(),
+            created_links: Vec::new(),
+        }
     }
 
     fn add_station(&mut self, station: &Station) -> Result<()> {
