@@ -165,7 +165,7 @@ fn cpu(p: &Point) -> String {
 
 /// CPU others took during a point (foreign user time + steal), with a `!`
 /// when it was enough to distort the point.
-fn others(p: &Point) -> String {
+pub(super) fn others(p: &Point) -> String {
     match p.interference {
         Some(i) => format!(
             "{:.0}{}",
@@ -383,6 +383,12 @@ pub fn render(report: &E2eReport) -> String {
                 .iter()
                 .flat_map(|s| s.points.iter())
                 .chain(r.latency.iter().map(|l| &l.point))
+                .chain(
+                    r.routed
+                        .iter()
+                        .flat_map(|x| &x.points)
+                        .flat_map(|p| std::iter::once(&p.saturation).chain(&p.latency)),
+                )
         })
     };
     let noisy = points()

@@ -67,6 +67,10 @@ const PREFIX_LEN: u8 = 24;
 /// Switchyard's name for network A.
 const NETWORK_NAME: &str = "a";
 
+/// The daemon's CPU share below which an unpaced point that lost frames
+/// was disturbed (see [`RoutedPoint::disturbed`]).
+pub const WORKER_DISTURBED_PCT: f64 = 80.0;
+
 /// Load of the latency points, % of the routed saturation rate.
 pub const LATENCY_LOAD_PCT: f64 = 50.0;
 
@@ -132,6 +136,17 @@ impl RoutedPoint {
         let p = &self.saturation;
         let cpu = p.daemon_cpu_pct? / 100.0 * p.wall_seconds;
         (p.delivered_frames > 0).then(|| cpu / p.delivered_frames as f64 * 1e9)
+    }
+
+    /// True when others disturbed the point: other processes or the
+    /// hypervisor took more than [`crate::cpu::NOISY_PCT`] of a core, or
+    /// the daemon, losing frames, had less than [`WORKER_DISTURBED_PCT`] of
+    /// its core (its busy worker alone keeps ~90 %).
+    pub fn disturbed(&self) -> bool {
+        let p = &self.saturation;
+        p.interference.is_some_and(|i| i.is_noisy())
+            || (!self.generator_bound()
+                && p.daemon_cpu_pct.is_some_and(|c| c < WORKER_DISTURBED_PCT))
     }
 
     /// True when even the unpaced generator lost (almost) nothing: the

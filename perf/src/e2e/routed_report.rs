@@ -7,7 +7,7 @@
 
 use super::dataplane::DataplaneKind;
 use super::report::Ratio;
-use super::routed::{Path, RoutedPoint, RoutedRun, LATENCY_LOAD_PCT};
+use super::routed::{Path, RoutedPoint, RoutedRun, LATENCY_LOAD_PCT, WORKER_DISTURBED_PCT};
 use super::DataplaneRun;
 use crate::latency::format_us;
 use std::fmt::Write;
@@ -59,11 +59,12 @@ pub fn render(runs: &[DataplaneRun]) -> String {
         "\nRouted: container 10.83.1.2 -> gateway 10.83.1.1 -> uplink 10.83.2.10 -> outside 10.83.2.1 \
          (sat = unpaced delivered rate; l2 = the same frames switched to the sink's MAC; \
          CPU ns/pkt = busy time of all cores, generator and sink included, per delivered frame; \
-         daemon = switchyard's own; vs l2 = routed sat / the same dataplane's l2 sat; latency at {LATENCY_LOAD_PCT:.0} % of sat)"
+         daemon = switchyard's own; vs l2 = routed sat / the same dataplane's l2 sat; latency at {LATENCY_LOAD_PCT:.0} % of sat; \
+         others = other processes + steal at sat, % of a core, ! = noisy)"
     );
     let _ = writeln!(
         out,
-        "{:>5} {:>6}  {:<14} {:<6} {:>9} {:>7} {:>14} {:>7} {:>7} {:>6} {:>8} {:>8} {:>8}",
+        "{:>5} {:>6}  {:<14} {:<6} {:>9} {:>7} {:>14} {:>7} {:>7} {:>6} {:>8} {:>8} {:>8} {:>7}",
         "size",
         "flows",
         "dataplane",
@@ -76,7 +77,8 @@ pub fn render(runs: &[DataplaneRun]) -> String {
         "vs l2",
         "p50 µs",
         "p99 µs",
-        "p99.9"
+        "p99.9",
+        "others"
     );
     for &(size, flows) in &keys {
         for (kind, routed) in routed_runs(runs) {
@@ -134,13 +136,15 @@ fn row(kind: DataplaneKind, p: &RoutedPoint, l2: Option<&RoutedPoint>) -> String
     let pct = |f: fn(&crate::latency::Percentiles) -> f64| {
         latency.map_or("-".to_string(), |l| format_us(f(&l)))
     };
-    let note = if p.generator_bound() {
-        "  generator-bound"
-    } else {
-        ""
+    let note = match (p.generator_bound(), s.daemon_cpu_pct) {
+        (true, _) => "  generator-bound".to_string(),
+        (false, Some(cpu)) if cpu < WORKER_DISTURBED_PCT => {
+            format!("  the daemon had {cpu:.0} % of a core: disturbed")
+        }
+        _ => String::new(),
     };
     format!(
-        "{:>5} {:>6}  {:<14} {:<6} {:>9.3} {:>7.2} {:>14.2} {:>7} {:>7} {:>6} {:>8} {:>8} {:>8}{note}",
+        "{:>5} {:>6}  {:<14} {:<6} {:>9.3} {:>7.2} {:>14.2} {:>7} {:>7} {:>6} {:>8} {:>8} {:>8} {:>7}{note}",
         p.frame_size,
         p.flows,
         label(kind, p.path),
@@ -154,6 +158,7 @@ fn row(kind: DataplaneKind, p: &RoutedPoint, l2: Option<&RoutedPoint>) -> String
         pct(|l| l.p50_us),
         pct(|l| l.p99_us),
         pct(|l| l.p999_us),
+        super::report::others(s),
     )
 }
 
@@ -183,14 +188,15 @@ fn targets(runs: &[DataplaneRun], keys: &[(usize, usize)]) -> Vec<String> {
                 let kernel_rate = k.saturation.delivered_mpps;
                 if kernel_rate > 0.0 {
                     let r = rate / kernel_rate;
+                    let bound = match (k.generator_bound(), routed.generator_bound()) {
+                        (true, true) => "; both generator-bound: the generator set both rates",
+                        (true, false) => "; the kernel was generator-bound",
+                        (false, true) => "; switchyard was generator-bound",
+                        (false, false) => "",
+                    };
                     parts.push(format!(
-                        "vs kernel router {r:.2} ({}{})",
-                        verdict(r, TARGET_VS_KERNEL),
-                        if k.generator_bound() {
-                            "; the kernel was generator-bound"
-                        } else {
-                            ""
-                        }
+                        "vs kernel router {r:.2} ({}{bound})",
+                        verdict(r, TARGET_VS_KERNEL)
                     ));
                 }
             }
@@ -198,13 +204,34 @@ fn targets(runs: &[DataplaneRun], keys: &[(usize, usize)]) -> Vec<String> {
                 let l2_rate = l2.saturation.delivered_mpps;
                 if l2_rate > 0.0 {
                     let r = rate / l2_rate;
-                    parts.push(format!("vs its l2 {r:.2} ({})", verdict(r, TARGET_VS_L2)));
+                    parts.push(format!(
+                        "vs its l2 {r:.2} ({}{})",
+                        verdict(r, TARGET_VS_L2),
+                        if routed.generator_bound() && !l2.generator_bound() {
+                            "; routed generator-bound: the generator set its rate"
+                        } else {
+                            ""
+                        }
+                    ));
                 }
             }
+            let disturbed = [
+                Some(routed),
+                kernel.and_then(|k| k.point(Path::Routed, size, flows)),
+            ]
+            .into_iter()
+            .chain([sy.point(Path::L2, size, flows)])
+            .flatten()
+            .any(RoutedPoint::disturbed);
             (!parts.is_empty()).then(|| {
                 format!(
-                    "{size:>5} B, {flows:>6} flows: switchyard routed {rate:.3} Mpps: {}",
-                    parts.join(", ")
+                    "{size:>5} B, {flows:>6} flows: switchyard routed {rate:.3} Mpps: {}{}",
+                    parts.join(", "),
+                    if disturbed {
+                        " [disturbed points: measure again on a quiet machine]"
+                    } else {
+                        ""
+                    }
                 )
             })
         })
@@ -220,7 +247,7 @@ pub fn ratios(runs: &[DataplaneRun]) -> Vec<Ratio> {
             .and_then(|r| r.routed.as_ref())
     };
     let mut out = Vec::new();
-    let noisy = |p: &RoutedPoint| p.saturation.interference.is_some_and(|i| i.is_noisy());
+    let noisy = |p: &RoutedPoint| p.disturbed();
     for (size, flows) in keys(runs) {
         let sy = find(DataplaneKind::Switchyard).and_then(|r| r.point(Path::Routed, size, flows));
         let kernel = find(DataplaneKind::Bridge).and_then(|r| r.point(Path::Routed, size, flows));
@@ -232,7 +259,7 @@ pub fn ratios(runs: &[DataplaneRun]) -> Vec<Ratio> {
                         .push("kernel router generator-bound: the generator's core set its rate");
                 }
                 if noisy(a) || noisy(b) {
-                    caveats.push("noisy points");
+                    caveats.push("disturbed points");
                 }
                 out.push(Ratio {
                     metric: format!("routed Mpps, {size} B, {flows} flows"),
@@ -259,7 +286,7 @@ pub fn ratios(runs: &[DataplaneRun]) -> Vec<Ratio> {
                     denominator: kind,
                     value: a.saturation.delivered_mpps / b.saturation.delivered_mpps,
                     higher_is_better: true,
-                    caveat: (noisy(a) || noisy(b)).then(|| "noisy points".to_string()),
+                    caveat: (noisy(a) || noisy(b)).then(|| "disturbed points".to_string()),
                 });
             }
         }
