@@ -35,7 +35,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Everything: pipeline micro-benchmarks, then every end-to-end scenario
-    /// (needs root). About 3 minutes on a 2-core VM, 1 with --quick.
+    /// (needs root). About 4 minutes on a 2-core VM, 1.5 with --quick.
     Run {
         #[command(flatten)]
         e2e: E2eArgs,
@@ -614,6 +614,26 @@ mod tests {
         assert!(e2e.options.mac_pairs.is_empty());
         assert_eq!(e2e.options.mac_pairs_size, 64);
         assert!(e2e.runs.iter().all(|r| r.mac_scale.is_empty()));
+    }
+
+    #[test]
+    fn the_saved_routed_run_loads_and_renders() {
+        let text = include_str!("../results/routed/e2e-latest.json");
+        let saved: SavedDocument = serde_json::from_str(text).unwrap();
+        let e2e = saved.e2e.unwrap();
+        assert_eq!(e2e.options.scenarios, vec![Scenario::Routed]);
+        let routed: Vec<_> = e2e.runs.iter().filter_map(|r| r.routed.as_ref()).collect();
+        assert_eq!(routed.len(), 2, "kernel router and switchyard");
+        for run in &routed {
+            assert_eq!(
+                run.points.len(),
+                8,
+                "2 sizes x 2 flow counts x (l2, routed)"
+            );
+            assert!(run.gateway_mac.is_some());
+        }
+        let text = e2e::report::render(&e2e);
+        assert!(text.contains("Routed targets"), "{text}");
     }
 
     #[test]

@@ -126,8 +126,10 @@ impl MicroReport {
             );
         }
         println!(
-            "{}-byte frames, {} flows, known unicast; worker = poll loop over 2 in-memory ports \
-             (includes copying each frame into the pool)",
+            "{}-byte frames, {} flows, known unicast; router / routed = frames from network A \
+             through its gateway to an uplink-like network's static neighbour (each iteration \
+             restores the rewritten frames: a copy each, included); worker = poll loop over 2 \
+             in-memory ports (includes copying each frame into the pool)",
             self.options.frame_size, self.options.flows
         );
     }
