@@ -583,6 +583,7 @@ const NET_A: RoutedNetwork = RoutedNetwork {
     isolated: true,
     open: false,
     mtu: 1500,
+    masquerade: false,
 };
 
 /// The uplink-like network of the routed cases (domain 1, port 1).
@@ -598,6 +599,7 @@ const NET_UP: RoutedNetwork = RoutedNetwork {
     isolated: false,
     open: true,
     mtu: 1500,
+    masquerade: false,
 };
 
 /// The routed frames' destination: a static neighbour behind port 1.
