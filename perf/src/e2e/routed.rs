@@ -146,7 +146,18 @@ impl RoutedPoint {
         let p = &self.saturation;
         p.interference.is_some_and(|i| i.is_noisy())
             || (!self.generator_bound()
-                && p.daemon_cpu_pct.is_some_and(|c| c < WORKER_DISTURBED_PCT))
+                && self
+                    .daemon_pct_while_sending()
+                    .is_some_and(|c| c < WORKER_DISTURBED_PCT))
+    }
+
+    /// The daemon's CPU at saturation, % of one core, over the sending time
+    /// only: the point's CPU figures also cover the drain after it, when an
+    /// unloaded worker backs off (150 ms of a 0.5 s quick point).
+    pub fn daemon_pct_while_sending(&self) -> Option<f64> {
+        let p = &self.saturation;
+        let cpu = p.daemon_cpu_pct?;
+        (p.seconds > 0.0).then(|| cpu * p.wall_seconds / p.seconds)
     }
 
     /// True when even the unpaced generator lost (almost) nothing: the
@@ -699,6 +710,38 @@ mod tests {
                 flooded: 1,
                 dropped: 2
             })
+        );
+    }
+
+    #[test]
+    fn a_worker_off_its_core_marks_a_point_disturbed() {
+        let text = include_str!("../../results/run-latest.json");
+        let saved: serde_json::Value = serde_json::from_str(text).unwrap();
+        let mut point: Point =
+            serde_json::from_value(saved["e2e"]["runs"][0]["sweeps"][0]["points"][0].clone())
+                .unwrap();
+        point.interference = None;
+        point.probes.loss_pct = 20.0;
+        // A quick point: 0.5 s of sending in 0.65 s; the worker busy while
+        // sending and backing off in the drain reads 77 % over the wall.
+        point.seconds = 0.5;
+        point.wall_seconds = 0.65;
+        point.daemon_cpu_pct = Some(77.0);
+        let mut p = RoutedPoint {
+            path: Path::Routed,
+            frame_size: 64,
+            flows: 1,
+            saturation: point,
+            latency: None,
+        };
+        assert!((p.daemon_pct_while_sending().unwrap() - 100.1).abs() < 0.1);
+        assert!(!p.disturbed());
+        p.saturation.daemon_cpu_pct = Some(30.0);
+        assert!(p.disturbed(), "the worker had 39 % of its core");
+        p.saturation.probes.loss_pct = 0.0;
+        assert!(
+            !p.disturbed(),
+            "generator-bound: the worker had nothing more to do"
         );
     }
 

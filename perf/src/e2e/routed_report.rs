@@ -136,10 +136,10 @@ fn row(kind: DataplaneKind, p: &RoutedPoint, l2: Option<&RoutedPoint>) -> String
     let pct = |f: fn(&crate::latency::Percentiles) -> f64| {
         latency.map_or("-".to_string(), |l| format_us(f(&l)))
     };
-    let note = match (p.generator_bound(), s.daemon_cpu_pct) {
+    let note = match (p.generator_bound(), p.daemon_pct_while_sending()) {
         (true, _) => "  generator-bound".to_string(),
         (false, Some(cpu)) if cpu < WORKER_DISTURBED_PCT => {
-            format!("  the daemon had {cpu:.0} % of a core: disturbed")
+            format!("  the daemon had {cpu:.0} % of a core while sending: disturbed")
         }
         _ => String::new(),
     };
