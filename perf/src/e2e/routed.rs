@@ -141,7 +141,7 @@ impl RoutedPoint {
     /// True when others disturbed the point: other processes or the
     /// hypervisor took more than [`crate::cpu::NOISY_PCT`] of a core, or
     /// the daemon, losing frames, had less than [`WORKER_DISTURBED_PCT`] of
-    /// its core (its busy worker alone keeps ~90 %).
+    /// its core while sending (its busy worker alone keeps ~95 %).
     pub fn disturbed(&self) -> bool {
         let p = &self.saturation;
         p.interference.is_some_and(|i| i.is_noisy())
