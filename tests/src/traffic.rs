@@ -469,6 +469,81 @@ pub fn udp_burst(from: &Host, to: &Host, burst: UdpBurst) -> UdpReport {
     report
 }
 
+/// Connects to `to`, retrying a 2 s connect up to `attempts` times 100 ms
+/// apart (a server thread that is still binding, a NAT rule still being
+/// installed); the last error when every attempt failed.
+pub fn connect_retrying(to: SocketAddr, attempts: u32) -> Result<TcpStream, String> {
+    let mut last = String::from("no attempt");
+    for _ in 0..attempts {
+        match TcpStream::connect_timeout(&to, Duration::from_secs(2)) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => {
+                last = e.to_string();
+                thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    Err(format!("connect to {to}: {last}"))
+}
+
+/// Serves one TCP connection on `listen` inside `server`'s namespace, for at
+/// most `window`: reads it to the end and answers with the byte count (the
+/// client side is [`count_echo_client`]). Returns the bytes read and the
+/// peer it saw, or `None` when nobody connected in time.
+pub fn count_echo_server(
+    server: &Host,
+    listen: SocketAddr,
+    window: Duration,
+) -> crate::netns::NsThread<Option<(usize, SocketAddr)>> {
+    server.spawn("count-echo-srv", move || {
+        let listener = TcpListener::bind(listen).expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let deadline = Instant::now() + window;
+        while Instant::now() < deadline {
+            match listener.accept() {
+                Ok((mut stream, peer)) => {
+                    stream.set_nonblocking(false).expect("blocking");
+                    stream
+                        .set_read_timeout(Some(SOCKET_TIMEOUT))
+                        .expect("timeout");
+                    let mut got = Vec::new();
+                    stream.read_to_end(&mut got).expect("read");
+                    let _ = stream.write_all(&(got.len() as u64).to_be_bytes());
+                    return Some((got.len(), peer));
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("accept on {listen}: {e}"),
+            }
+        }
+        None
+    })
+}
+
+/// From `client`'s namespace: connects to `to` ([`connect_retrying`] with
+/// `attempts`), sends `len` bytes, and returns the count the
+/// [`count_echo_server`] echoed, or why not.
+pub fn count_echo_client(
+    client: &Host,
+    to: SocketAddr,
+    len: usize,
+    attempts: u32,
+) -> Result<u64, String> {
+    client
+        .spawn("count-echo-cli", move || {
+            let mut stream = connect_retrying(to, attempts)?;
+            let io = |e: std::io::Error| e.to_string();
+            stream.set_read_timeout(Some(SOCKET_TIMEOUT)).map_err(io)?;
+            stream.write_all(&vec![0x5a; len]).map_err(io)?;
+            stream.shutdown(std::net::Shutdown::Write).map_err(io)?;
+            let mut n = [0u8; 8];
+            stream.read_exact(&mut n).map_err(io)?;
+            Ok(u64::from_be_bytes(n))
+        })
+        .join(Duration::from_secs(u64::from(attempts) * 3 + 30))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

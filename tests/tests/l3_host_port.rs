@@ -8,12 +8,13 @@
 //! Switchyard only.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::time::Duration;
 
 use switchyard_tests::cmd;
 use switchyard_tests::control::{link_exists, ControlLab, Network};
 use switchyard_tests::require_root;
+use switchyard_tests::traffic::connect_retrying;
 
 const HOST_END: Ipv4Addr = Ipv4Addr::new(198, 18, 86, 1);
 
@@ -83,17 +84,7 @@ fn the_host_reaches_containers_through_the_host_port() {
         (got, peer)
     });
     let payload: Vec<u8> = (0..1_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    let mut stream = None;
-    for _ in 0..50 {
-        match TcpStream::connect_timeout(&listen, Duration::from_secs(2)) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
-    let mut stream = stream.expect("connect from the host to the container");
+    let mut stream = connect_retrying(listen, 50).expect("connect from the host to the container");
     stream
         .set_write_timeout(Some(Duration::from_secs(10)))
         .unwrap();

@@ -10,10 +10,12 @@
 //! Switchyard only.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use switchyard_tests::control::{ping_from, ControlLab, Network, Uplink};
+use switchyard_tests::netns::NsThread;
+use switchyard_tests::traffic::{connect_retrying, count_echo_client, count_echo_server};
 use switchyard_tests::{require_root, tcp_transfer, udp_burst, Host, UdpBurst};
 
 const NODE: Ipv4Addr = Ipv4Addr::new(198, 18, 80, 2);
@@ -29,52 +31,17 @@ fn uplink() -> Uplink {
     }
 }
 
-/// Serves one TCP connection on `listen` inside `server`'s namespace: reads
-/// it to the end, answers with the byte count, and returns the peer it saw.
-fn serve_once(
-    server: &Host,
-    listen: SocketAddr,
-) -> switchyard_tests::netns::NsThread<(usize, SocketAddr)> {
-    server.spawn("srv", move || {
-        let listener = TcpListener::bind(listen).expect("bind");
-        listener.set_nonblocking(false).unwrap();
-        let (mut stream, peer) = listener.accept().expect("accept");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut got = Vec::new();
-        stream.read_to_end(&mut got).expect("read");
-        let _ = stream.write_all(&(got.len() as u64).to_be_bytes());
-        (got.len(), peer)
-    })
+/// Serves one connection on `listen` in `server`'s namespace (see
+/// [`count_echo_server`]); join it for the bytes read and the peer seen.
+fn serve_once(server: &Host, listen: SocketAddr) -> NsThread<Option<(usize, SocketAddr)>> {
+    count_echo_server(server, listen, Duration::from_secs(30))
 }
 
 /// Connects from `client`'s namespace to `to`, sends `len` bytes, returns
 /// the count the server echoed.
+#[track_caller]
 fn send_once(client: &Host, to: SocketAddr, len: usize) -> u64 {
-    client
-        .spawn("cli", move || {
-            let mut stream = None;
-            for _ in 0..50 {
-                match TcpStream::connect_timeout(&to, Duration::from_secs(2)) {
-                    Ok(s) => {
-                        stream = Some(s);
-                        break;
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
-                }
-            }
-            let mut stream = stream.unwrap_or_else(|| panic!("connect to {to}"));
-            stream
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .unwrap();
-            stream.write_all(&vec![0x5a; len]).expect("send");
-            stream.shutdown(std::net::Shutdown::Write).unwrap();
-            let mut n = [0u8; 8];
-            stream.read_exact(&mut n).expect("echoed count");
-            u64::from_be_bytes(n)
-        })
-        .join(Duration::from_secs(30))
+    count_echo_client(client, to, len, 50).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
@@ -130,7 +97,7 @@ fn masquerade_published_ports_and_hairpin() {
     // sees the outside's own address.
     let server = serve_once(&w.host(), SocketAddr::new(IpAddr::V4(WEB), 80));
     let echoed = send_once(outside, SocketAddr::new(IpAddr::V4(NODE), 8080), 100_000);
-    let (got, peer) = server.join(Duration::from_secs(30));
+    let (got, peer) = server.join(Duration::from_secs(60)).expect("a connection");
     assert_eq!(
         (got, echoed),
         (100_000, 100_000),
@@ -146,7 +113,7 @@ fn masquerade_published_ports_and_hairpin() {
     // address; the server sees the node (so replies come back the same way).
     let server = serve_once(&w.host(), SocketAddr::new(IpAddr::V4(WEB), 80));
     let echoed = send_once(&c.host(), SocketAddr::new(IpAddr::V4(NODE), 8080), 50_000);
-    let (got, peer) = server.join(Duration::from_secs(30));
+    let (got, peer) = server.join(Duration::from_secs(60)).expect("a connection");
     assert_eq!((got, echoed), (50_000, 50_000), "hairpin both ways");
     assert_eq!(
         peer.ip(),
@@ -229,7 +196,7 @@ fn nat_on_two_workers_sees_both_directions_of_every_flow() {
     assert_eq!(report.peer.ip(), IpAddr::V4(NODE));
     let server = serve_once(&w.host(), SocketAddr::new(IpAddr::V4(WEB), 80));
     let echoed = send_once(outside, SocketAddr::new(IpAddr::V4(NODE), 8080), 100_000);
-    let (got, _) = server.join(Duration::from_secs(30));
+    let (got, _) = server.join(Duration::from_secs(60)).expect("a connection");
     assert_eq!(
         (got, echoed),
         (100_000, 100_000),
@@ -277,17 +244,7 @@ fn a_flood_of_new_flows_does_not_cut_an_established_connection() {
     let sent = w
         .host()
         .spawn("ssh-like", move || {
-            let mut stream = None;
-            for _ in 0..50 {
-                match TcpStream::connect_timeout(&listen, Duration::from_secs(2)) {
-                    Ok(s) => {
-                        stream = Some(s);
-                        break;
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
-                }
-            }
-            let mut stream = stream.expect("connect");
+            let mut stream = connect_retrying(listen, 50).expect("connect");
             stream
                 .set_read_timeout(Some(Duration::from_secs(10)))
                 .unwrap();
@@ -307,7 +264,7 @@ fn a_flood_of_new_flows_does_not_cut_an_established_connection() {
             u64::from_be_bytes(n)
         })
         .join(Duration::from_secs(60));
-    let (got, _) = server.join(Duration::from_secs(30));
+    let (got, _) = server.join(Duration::from_secs(60)).expect("a connection");
     assert_eq!(
         (got, sent),
         (20_000, 20_000),

@@ -12,15 +12,14 @@
 //!
 //! Switchyard only.
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use switchyard_tests::cmd;
 use switchyard_tests::control::{link_exists, switchyard_cni_bin, ControlLab, Network, Uplink};
-use switchyard_tests::netns::NsThread;
+use switchyard_tests::traffic::{count_echo_client, count_echo_server};
 use switchyard_tests::{require_root, Host};
 
 const NODE: Ipv4Addr = Ipv4Addr::new(198, 18, 82, 2);
@@ -38,81 +37,17 @@ fn uplink() -> Uplink {
     }
 }
 
-/// Serves TCP on `listen` inside `server`'s namespace for at most `window`
-/// or until one connection was served: reads it to the end, answers with the
-/// byte count. Returns the peer served, if any.
-fn serve(server: &Host, listen: SocketAddr, window: Duration) -> NsThread<Option<SocketAddr>> {
-    server.spawn("srv", move || {
-        let listener = TcpListener::bind(listen).expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let deadline = Instant::now() + window;
-        while Instant::now() < deadline {
-            match listener.accept() {
-                Ok((mut stream, peer)) => {
-                    stream.set_nonblocking(false).expect("blocking");
-                    stream
-                        .set_read_timeout(Some(Duration::from_secs(10)))
-                        .expect("timeout");
-                    let mut got = Vec::new();
-                    stream.read_to_end(&mut got).expect("read");
-                    let _ = stream.write_all(&(got.len() as u64).to_be_bytes());
-                    return Some(peer);
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => panic!("accept: {e}"),
-            }
-        }
-        None
-    })
-}
-
-/// From `client`'s namespace: connects to `to` (up to `attempts` tries of a
-/// 2 s connect each), sends `len` bytes and returns the count echoed, or why
-/// not.
-fn exchange(client: &Host, to: SocketAddr, len: usize, attempts: u32) -> Result<u64, String> {
-    client
-        .spawn("cli", move || {
-            let mut last = String::new();
-            for _ in 0..attempts {
-                match TcpStream::connect_timeout(&to, Duration::from_secs(2)) {
-                    Ok(mut stream) => {
-                        stream
-                            .set_read_timeout(Some(Duration::from_secs(10)))
-                            .map_err(|e| e.to_string())?;
-                        stream
-                            .write_all(&vec![0x5a; len])
-                            .map_err(|e| e.to_string())?;
-                        stream
-                            .shutdown(std::net::Shutdown::Write)
-                            .map_err(|e| e.to_string())?;
-                        let mut n = [0u8; 8];
-                        stream.read_exact(&mut n).map_err(|e| e.to_string())?;
-                        return Ok(u64::from_be_bytes(n));
-                    }
-                    Err(e) => {
-                        last = e.to_string();
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
-                }
-            }
-            Err(format!("connect to {to}: {last}"))
-        })
-        .join(Duration::from_secs(u64::from(attempts) * 3 + 30))
-}
-
 /// The outside reaches `container` (listening on its port 80) through the
 /// node's `port`; the container sees the outside's own address.
 #[track_caller]
 fn assert_reaches(outside: &Host, container: &Host, port: u16, what: &str) {
-    let server = serve(
+    let server = count_echo_server(
         container,
         SocketAddr::new(IpAddr::V4(container.ip()), 80),
         Duration::from_secs(40),
     );
-    let echoed = exchange(outside, SocketAddr::new(IpAddr::V4(NODE), port), 20_000, 15);
-    let peer = server.join(Duration::from_secs(60));
+    let echoed = count_echo_client(outside, SocketAddr::new(IpAddr::V4(NODE), port), 20_000, 15);
+    let peer = server.join(Duration::from_secs(60)).map(|(_, peer)| peer);
     assert_eq!(
         echoed,
         Ok(20_000),
@@ -129,13 +64,13 @@ fn assert_reaches(outside: &Host, container: &Host, port: u16, what: &str) {
 /// listens on its port 80 (one bounded connect).
 #[track_caller]
 fn assert_refused(outside: &Host, container: &Host, port: u16, what: &str) {
-    let server = serve(
+    let server = count_echo_server(
         container,
         SocketAddr::new(IpAddr::V4(container.ip()), 80),
         Duration::from_secs(4),
     );
-    let result = exchange(outside, SocketAddr::new(IpAddr::V4(NODE), port), 100, 1);
-    let peer = server.join(Duration::from_secs(30));
+    let result = count_echo_client(outside, SocketAddr::new(IpAddr::V4(NODE), port), 100, 1);
+    let peer = server.join(Duration::from_secs(30)).map(|(_, peer)| peer);
     assert!(result.is_err(), "{what}: {NODE}:{port} still connects");
     assert_eq!(peer, None, "{what}: the container was reached");
 }
