@@ -286,6 +286,18 @@ fn fmt_mac(mac: &[u8]) -> String {
         .join(":")
 }
 
+/// The link called `name`, which must exist (ENODEV otherwise), for the
+/// steps that act on a link this module just made or was named.
+async fn existing_link(h: &rtnetlink::Handle, name: &str) -> Result<rtnl::LinkState, NetlinkError> {
+    rtnl::get_link(h, name)
+        .await
+        .map_err(io_step(format!("looking up {name}")))?
+        .ok_or_else(|| NetlinkError::Step {
+            step: format!("looking up {name}"),
+            source: io::Error::from_raw_os_error(libc::ENODEV),
+        })
+}
+
 /// Runs netlink requests in the calling thread's namespace; `what` names the
 /// namespace for the error when no socket could be opened.
 fn with_netlink<T, F, Fut>(what: &str, body: F) -> Result<T, NetlinkError>
@@ -541,13 +553,7 @@ pub fn create_anchor_pair(name: &str, peer: &str, queues: u32) -> Result<(), Net
                 source: rtnl::to_io(e),
             })?;
         for end in [name, peer] {
-            let link = rtnl::get_link(&h, end)
-                .await
-                .map_err(io_step(format!("looking up {end}")))?
-                .ok_or_else(|| NetlinkError::Step {
-                    step: format!("looking up {end}"),
-                    source: io::Error::from_raw_os_error(libc::ENODEV),
-                })?;
+            let link = existing_link(&h, end).await?;
             rtnl::set_up(&h, link.index)
                 .await
                 .map_err(|e| NetlinkError::Step {
@@ -587,13 +593,7 @@ pub fn create_host_pair(
         rtnl::create_veth(&h, &spec)
             .await
             .map_err(step_err(format!("creating the host port veth {host_end}")))?;
-        let link = rtnl::get_link(&h, host_end)
-            .await
-            .map_err(io_step(format!("looking up {host_end}")))?
-            .ok_or_else(|| NetlinkError::Step {
-                step: format!("looking up {host_end}"),
-                source: io::Error::from_raw_os_error(libc::ENODEV),
-            })?;
+        let link = existing_link(&h, host_end).await?;
         Ok(link.index)
     })?;
     let mut rollback = Rollback {
@@ -611,13 +611,7 @@ pub fn create_host_pair(
                 "adding {address}/{prefix_len} to {host_end}"
             )))?;
         for end in [host_end, switch_end] {
-            let link = rtnl::get_link(&h, end)
-                .await
-                .map_err(io_step(format!("looking up {end}")))?
-                .ok_or_else(|| NetlinkError::Step {
-                    step: format!("looking up {end}"),
-                    source: io::Error::from_raw_os_error(libc::ENODEV),
-                })?;
+            let link = existing_link(&h, end).await?;
             rtnl::set_up(&h, link.index)
                 .await
                 .map_err(step_err(format!("bringing {end} up")))?;
@@ -640,13 +634,7 @@ pub fn set_route(
 ) -> Result<(), NetlinkError> {
     check_ifname("route interface", interface)?;
     with_netlink(HOST_NS, |h| async move {
-        let link = rtnl::get_link(&h, interface)
-            .await
-            .map_err(io_step(format!("looking up {interface}")))?
-            .ok_or_else(|| NetlinkError::Step {
-                step: format!("looking up {interface}"),
-                source: io::Error::from_raw_os_error(libc::ENODEV),
-            })?;
+        let link = existing_link(&h, interface).await?;
         let step = format!(
             "{} the route to {destination}/{prefix_len} via {gateway} dev {interface}",
             if add { "adding" } else { "deleting" }
