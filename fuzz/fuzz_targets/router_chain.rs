@@ -10,6 +10,8 @@
 //! Input format, repeated: `[n_frames]` then per frame `[port, len, bytes..]`.
 #![no_main]
 
+mod common;
+
 use libfuzzer_sys::fuzz_target;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -90,18 +92,8 @@ fuzz_target!(|data: &[u8]| {
     let mut frames: Vec<Vec<u8>> = Vec::with_capacity(2 * MAX_BURST);
     let mut metas = vec![PacketMeta::new(0); 64];
     let mut now = 0;
-    while let [n, tail @ ..] = rest {
-        rest = tail;
+    while common::next_burst(&mut rest, &mut frames, &mut metas, 4) {
         now += 1_000_000_000;
-        frames.clear();
-        let n = usize::from(*n % 32);
-        for k in 0..n {
-            let [port, len, tail @ ..] = rest else { break };
-            let len = usize::from(*len).min(tail.len());
-            frames.push(tail[..len].to_vec());
-            metas[k] = PacketMeta::new(u16::from(*port % 4));
-            rest = &tail[len..];
-        }
         let received = frames.len();
         let lens: Vec<usize> = frames.iter().map(Vec::len).collect();
         let mut batch = Batch::new(&mut frames, &mut metas, Timestamp(now));
