@@ -61,7 +61,10 @@ fuzz_target!(|data: &[u8]| {
                     }
                 }
                 Verdict::Drop(_) => {}
-                Verdict::ToGateway | Verdict::Local | Verdict::Routed { .. } | Verdict::HandOff(_) => {
+                Verdict::ToGateway
+                | Verdict::Local
+                | Verdict::Routed { .. }
+                | Verdict::HandOff(_) => {
                     panic!("no gateway configured, nothing routed: {:?}", meta.verdict)
                 }
             }

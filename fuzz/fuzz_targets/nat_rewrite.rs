@@ -31,6 +31,13 @@ fuzz_target!(|data: &[u8]| {
     let _ = if head[0] & 1 == 0 {
         rewrite(&mut bytes, l3, l4, protocol, head[0] & 2 == 0, to)
     } else {
-        rewrite_icmp_error(&mut bytes, l3, l4, (head[0] & 16 == 0).then_some(to.src), to.dst, to)
+        rewrite_icmp_error(
+            &mut bytes,
+            l3,
+            l4,
+            (head[0] & 16 == 0).then_some(to.src),
+            to.dst,
+            to,
+        )
     };
 });

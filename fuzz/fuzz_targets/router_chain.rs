@@ -85,9 +85,10 @@ fuzz_target!(|data: &[u8]| {
             ip: Some(Ipv4Addr::new(10, 0, 0, 5)),
         }),
     );
-    chain
-        .router
-        .set_static_neighbour(Ipv4Addr::new(10, 0, 1, 7), Some(MacAddr([2, 0, 0, 1, 0, 7])));
+    chain.router.set_static_neighbour(
+        Ipv4Addr::new(10, 0, 1, 7),
+        Some(MacAddr([2, 0, 0, 1, 0, 7])),
+    );
     let mut rest = data;
     let mut frames: Vec<Vec<u8>> = Vec::with_capacity(2 * MAX_BURST);
     let mut metas = vec![PacketMeta::new(0); 64];
