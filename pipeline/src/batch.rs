@@ -14,6 +14,7 @@ pub struct Batch<'a, F: FrameStore + ?Sized> {
     metas: &'a mut [PacketMeta],
     len: usize,
     now: Timestamp,
+    handed_in: bool,
 }
 
 impl<'a, F: FrameStore + ?Sized> Batch<'a, F> {
@@ -27,7 +28,22 @@ impl<'a, F: FrameStore + ?Sized> Batch<'a, F> {
             metas,
             len,
             now,
+            handed_in: false,
         }
+    }
+
+    /// Marks the batch as frames another worker handed to this one to
+    /// process (NAT flow ownership): stages then never hand them on, so a
+    /// frame is handed over at most once.
+    pub fn handed_in(mut self) -> Self {
+        self.handed_in = true;
+        self
+    }
+
+    /// True for frames another worker handed to this one to process.
+    #[inline]
+    pub fn is_handed_in(&self) -> bool {
+        self.handed_in
     }
 
     /// Frames in the batch, originated ones included.

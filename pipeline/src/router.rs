@@ -201,9 +201,6 @@ pub struct Router {
     nat: Option<Box<Nat>>,
     /// The uplink's domain: where masquerade applies.
     nat_uplink: Option<DomainId>,
-    /// The worker NAT runs on, when it is another one: routed frames are
-    /// handed to it (see [`Router::set_nat_elsewhere`]).
-    nat_elsewhere: Option<u16>,
 }
 
 impl Default for Router {
@@ -233,7 +230,6 @@ impl Router {
             counters: StageCounters::default(),
             nat: None,
             nat_uplink: None,
-            nat_elsewhere: None,
         }
     }
 
@@ -304,15 +300,6 @@ impl Router {
     pub fn set_nat(&mut self, nat: Option<Box<Nat>>, uplink: Option<DomainId>) -> Option<Box<Nat>> {
         self.nat_uplink = uplink;
         std::mem::replace(&mut self.nat, nat)
-    }
-
-    /// Hands every routed frame to worker `worker` (or routes here: `None`).
-    /// NAT keeps its flows on one worker, which must see every packet of
-    /// them; with NAT configured the other workers send it what they would
-    /// route, as they received it, and it runs the chain over them. Control
-    /// path.
-    pub fn set_nat_elsewhere(&mut self, worker: Option<u16>) {
-        self.nat_elsewhere = worker;
     }
 
     /// The NAT engine, if any (stats, published ports, tests).
@@ -629,9 +616,15 @@ impl Router {
         let Some(ingress) = self.network(meta.domain) else {
             return Verdict::Drop(DropReason::NoGateway);
         };
-        if let Some(worker) = self.nat_elsewhere {
-            // Untouched so far: the NAT worker routes it from scratch.
-            return Verdict::HandOff(worker);
+        if !batch.is_handed_in() {
+            if let Some(nat) = self.nat.as_deref().filter(|n| n.active()) {
+                // A flow another worker's engine holds: handed to it
+                // untouched, it routes it from scratch (`crate::nat::owner`).
+                let owner = nat.owner(batch.frames().frame(i), meta, ingress.masquerade);
+                if owner != nat.worker() {
+                    return Verdict::HandOff(owner);
+                }
+            }
         }
         // NAT before routing: tracked flows and published ports (the
         // packet's addresses may change, so `meta` is the router's own copy).

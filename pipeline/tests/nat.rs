@@ -15,6 +15,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use switchyard_pipeline::conntrack::ConntrackConfig;
 use switchyard_pipeline::nat::engine::{Masquerade, Nat};
+use switchyard_pipeline::nat::owner::FlowOwners;
 use switchyard_pipeline::nat::published::{Protocol, PublishRule, PublishedPorts};
 use switchyard_pipeline::router::RoutedNetwork;
 use switchyard_pipeline::{
@@ -35,6 +36,12 @@ const C2: [u8; 4] = [10, 1, 0, 6];
 const FAR: [u8; 4] = [203, 0, 113, 9];
 
 fn chain() -> Chain {
+    chain_of(FlowOwners::single(), 0)
+}
+
+/// Worker `worker`'s chain, its NAT engine one of those `owners` spreads
+/// flows over.
+fn chain_of(owners: FlowOwners, worker: u16) -> Chain {
     let mut l2 = L2Switch::new(L2Config::default());
     l2.set_port_domain(1, Some(1));
     l2.set_port_domain(3, Some(3));
@@ -65,6 +72,7 @@ fn chain() -> Chain {
         max_entries: 1024,
         ..ConntrackConfig::default()
     });
+    nat.set_owners(owners, worker);
     nat.set_masquerade(Some(Masquerade {
         address: UP.ip,
         first_port: 1024,
@@ -93,6 +101,26 @@ fn run(chain: &mut Chain, frame: Vec<u8>, port: u16) -> (PacketMeta, Vec<u8>) {
     chain.run(&mut batch);
     let meta = batch.metas()[0];
     (meta, frames.frame(0).to_vec())
+}
+
+/// Runs `frame` on worker `on` of `chains` as the daemon does: a frame
+/// handed to another worker is run there, marked handed in. Returns the
+/// worker that processed it with its meta and bytes.
+fn deliver(chains: &mut [Chain], on: usize, frame: Vec<u8>, port: u16) -> (usize, PacketMeta, Vec<u8>) {
+    let (meta, out) = run(&mut chains[on], frame.clone(), port);
+    let Verdict::HandOff(owner) = meta.verdict else {
+        return (on, meta, out);
+    };
+    let owner = usize::from(owner);
+    assert_ne!(owner, on, "never handed to itself");
+    assert_eq!(out, frame, "handed over untouched");
+    let mut frames = vec![frame];
+    let mut metas = vec![PacketMeta::new(port); 4];
+    let mut batch = Batch::new(&mut frames, &mut metas, Timestamp::from_secs(1)).handed_in();
+    chains[owner].run(&mut batch);
+    let meta = batch.metas()[0];
+    assert!(!matches!(meta.verdict, Verdict::HandOff(_)), "never handed on");
+    (owner, meta, frames.frame(0).to_vec())
 }
 
 fn udp(
@@ -272,4 +300,57 @@ fn a_one_port_range_serves_one_flow_per_destination_and_counts_the_rest() {
     let (_, out) = run(&mut chain, udp(mac(6), GW1.mac.0, C2, 4000, FAR, 54), 1);
     assert_eq!(endpoints(&out).1, 40_000);
     assert_eq!(chain.router.nat().unwrap().stats().ports_exhausted, 1);
+}
+
+/// Two workers, each with its own engine, packets landing on either one:
+/// every masqueraded flow leaves translated and its reply comes back to its
+/// container, every connection to the published port reaches the container
+/// and its replies leave from the node's port, and both workers own flows.
+#[test]
+fn two_workers_see_both_directions_of_every_flow_wherever_packets_land() {
+    let owners = FlowOwners::with_seed(2, 42);
+    let mut chains = [chain_of(owners, 0), chain_of(owners, 1)];
+    let mut owned = [0usize; 2];
+    for flow in 0..64u16 {
+        let sport = 4000 + flow;
+        let out_on = usize::from(flow % 2);
+        let (owner, meta, out) =
+            deliver(&mut chains, out_on, udp(mac(5), GW1.mac.0, C1, sport, FAR, 53), 1);
+        assert!(matches!(meta.verdict, Verdict::Flood | Verdict::Forward(3)), "{meta:?}");
+        owned[owner] += 1;
+        let (src, port, dst, _) = endpoints(&out);
+        assert_eq!((src, dst), (UP.ip, Ipv4Addr::from(FAR)), "flow {flow}");
+        // The reply lands on either worker and finds its flow.
+        let reply = udp(mac(4), UP.mac.0, FAR, 53, [192, 0, 2, 10], port);
+        let (back_owner, meta, back) = deliver(&mut chains, usize::from(flow % 3 == 0), reply, 3);
+        assert_eq!(back_owner, owner, "flow {flow}: the reply met its flow");
+        assert!(matches!(meta.verdict, Verdict::Flood | Verdict::Forward(1)), "{meta:?}");
+        assert_eq!(endpoints(&back), (Ipv4Addr::from(FAR), 53, Ipv4Addr::from(C1), sport));
+
+        // A connection to the published port, and the container's answer
+        // on the other worker.
+        let cport = 30_000 + flow;
+        let syn = tcp(mac(4), UP.mac.0, FAR, cport, [192, 0, 2, 10], 8080, true);
+        let (owner, meta, inbound) = deliver(&mut chains, out_on, syn, 3);
+        assert!(matches!(meta.verdict, Verdict::Flood | Verdict::Forward(1)), "{meta:?}");
+        assert_eq!(endpoints(&inbound), (Ipv4Addr::from(FAR), cport, Ipv4Addr::from(C1), 80));
+        let mut synack = Vec::new();
+        PacketBuilder::ethernet2(mac(5), GW1.mac.0)
+            .ipv4(C1, FAR, 64)
+            .tcp(80, cport, 7000, 64_000)
+            .syn()
+            .ack(1001)
+            .write(&mut synack, &[])
+            .unwrap();
+        let (answer_owner, meta, out) = deliver(&mut chains, 1 - out_on, synack, 1);
+        assert_eq!(answer_owner, owner, "flow {flow}: the answer met its flow");
+        assert!(matches!(meta.verdict, Verdict::Flood | Verdict::Forward(3)), "{meta:?}");
+        assert_eq!(endpoints(&out), (UP.ip, 8080, Ipv4Addr::from(FAR), cport));
+    }
+    assert!(owned.iter().all(|&n| n > 8), "flows spread over both: {owned:?}");
+    let total: usize = chains
+        .iter()
+        .map(|c| c.router.nat().unwrap().stats().conntrack.entries)
+        .sum();
+    assert_eq!(total, 128, "one entry per flow, on its owner only");
 }

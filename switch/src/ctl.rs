@@ -31,9 +31,12 @@ pub enum CtlCommand {
     Neighbours,
     /// NAT's connection table (as JSON).
     Conntrack {
-        /// Most connections listed.
+        /// Most connections listed (per worker).
         #[arg(long, default_value_t = 1000)]
         limit: usize,
+        /// Only connections with an address in this network.
+        #[arg(long)]
+        network: Option<String>,
     },
     /// Daemon and protocol version.
     Version,
@@ -153,8 +156,9 @@ pub fn run(socket: &Path, json: bool, command: CtlCommand) -> Result<()> {
         CtlCommand::Stats => Request::Stats,
         CtlCommand::Routes => Request::Routes,
         CtlCommand::Neighbours => Request::Neighbours,
-        CtlCommand::Conntrack { limit } => Request::Conntrack {
+        CtlCommand::Conntrack { limit, network } => Request::Conntrack {
             limit: Some(*limit),
+            network: network.clone(),
         },
         CtlCommand::Version => Request::Version,
         CtlCommand::Attach {

@@ -364,7 +364,7 @@ mod tests {
     }
 }
 
-/// What `ctl conntrack` shows of the NAT worker's connection table.
+/// What `ctl conntrack` shows of one worker's connection table.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ConntrackDump {
     /// The engine's counters (the table's included).

@@ -283,12 +283,6 @@ impl<P: Port> Worker<P> {
         }
     }
 
-    /// Hands every frame this worker would route to worker `worker`, which
-    /// runs NAT (or routes here again: `None`).
-    pub fn set_nat_elsewhere(&mut self, worker: Option<u16>) {
-        self.chain.router.set_nat_elsewhere(worker);
-    }
-
     /// The NAT engine's counters and up to `limit` of its connections, if
     /// this worker runs NAT (control requests only).
     pub fn conntrack_dump(
@@ -623,12 +617,12 @@ impl<P: Port> Worker<P> {
             }
             taken += 1;
             if self.rx.len() == self.burst {
-                self.classify_received(now);
+                self.classify_received(now, true);
                 self.rx.clear();
             }
         }
         if !self.rx.is_empty() {
-            self.classify_received(now);
+            self.classify_received(now, true);
             self.rx.clear();
         }
         self.stats.handed_in += taken as u64;
@@ -653,13 +647,14 @@ impl<P: Port> Worker<P> {
             *meta = PacketMeta::new(in_port);
         }
         self.counters[in_port as usize].count_rx(self.rx.len() as u64, bytes);
-        self.classify_received(now);
+        self.classify_received(now, false);
         n
     }
 
     /// Runs the pipeline over the batch in hand (`rx`, `metas` set) and
-    /// queues each frame on its output ports.
-    fn classify_received(&mut self, now: Timestamp) {
+    /// queues each frame on its output ports. `handed_in`: frames another
+    /// worker handed over to be processed here (never handed on).
+    fn classify_received(&mut self, now: Timestamp, handed_in: bool) {
         let n = self.rx.len();
         match self.pipeline {
             PipelineKind::L2 => {
@@ -668,6 +663,9 @@ impl<P: Port> Worker<P> {
                     handles: &mut self.rx,
                 };
                 let mut batch = Batch::new(&mut frames, &mut self.metas, now);
+                if handed_in {
+                    batch = batch.handed_in();
+                }
                 self.chain.run(&mut batch);
                 self.publish_learn_events();
                 self.publish_neighbour_events();

@@ -136,6 +136,24 @@ pub struct ConntrackStats {
     pub invalid: InvalidCounters,
 }
 
+impl ConntrackStats {
+    /// Adds `other` (totals over several workers' tables: entries and
+    /// bounds add up too).
+    pub fn add(&mut self, other: &ConntrackStats) {
+        self.entries += other.entries;
+        self.max_entries += other.max_entries;
+        self.evictable += other.evictable;
+        self.inserted += other.inserted;
+        self.expired += other.expired;
+        self.early_dropped += other.early_dropped;
+        self.reopened += other.reopened;
+        self.removed += other.removed;
+        self.full += other.full;
+        self.related += other.related;
+        self.invalid.add(&other.invalid);
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     original: Tuple,

@@ -75,6 +75,13 @@ impl InvalidCounters {
     pub fn total(&self) -> u64 {
         self.counts.iter().sum()
     }
+
+    /// Adds `other`'s counts (totals over several workers' tables).
+    pub fn add(&mut self, other: &InvalidCounters) {
+        for (mine, theirs) in self.counts.iter_mut().zip(other.counts) {
+            *mine += theirs;
+        }
+    }
 }
 
 impl Serialize for InvalidCounters {

@@ -26,9 +26,12 @@
 //! reply that would leave a masquerading network untranslated is INVALID
 //! and dropped, so private addresses never leak out of the uplink.
 //!
-//! One engine per worker: both directions of a flow must reach it (see
-//! the daemon's worker placement for how that is arranged).
+//! One engine per worker, each with its own table and its share of the
+//! masquerade ports: [`Nat::owner`] tells which worker's engine a packet
+//! belongs to (see [`super::owner`] for the scheme and why both directions
+//! of every flow meet there).
 
+use super::owner::FlowOwners;
 use super::published::PublishedPorts;
 use super::rewrite::{rewrite, rewrite_icmp_error, Endpoints};
 use crate::conntrack::{
@@ -87,6 +90,19 @@ pub struct NatStats {
     pub conntrack: ConntrackStats,
 }
 
+impl NatStats {
+    /// Adds `other` (totals over several workers' engines).
+    pub fn add(&mut self, other: &NatStats) {
+        self.masqueraded += other.masqueraded;
+        self.published += other.published;
+        self.hairpin += other.hairpin;
+        self.translated += other.translated;
+        self.related += other.related;
+        self.ports_exhausted += other.ports_exhausted;
+        self.conntrack.add(&other.conntrack);
+    }
+}
+
 /// The engine (see the module docs).
 #[derive(Clone, Debug)]
 pub struct Nat {
@@ -94,7 +110,13 @@ pub struct Nat {
     published: Arc<PublishedPorts>,
     /// Addresses published ports listen on (the uplink's, the host port's).
     node_addresses: Vec<Ipv4Addr>,
+    /// The whole masquerade range (what the owner rules look at).
+    masquerade_range: Option<Masquerade>,
+    /// This worker's share of it (what its new flows get ports from).
     masquerade: Option<Masquerade>,
+    owners: FlowOwners,
+    /// This engine's worker.
+    worker: u16,
     removed: Vec<Removed>,
     stats: NatStats,
 }
@@ -106,15 +128,50 @@ impl Nat {
             table: ConntrackTable::new(config),
             published: Arc::new(PublishedPorts::new()),
             node_addresses: Vec::with_capacity(4),
+            masquerade_range: None,
             masquerade: None,
+            owners: FlowOwners::single(),
+            worker: 0,
             removed: Vec::with_capacity(4 * crate::frame::MAX_BATCH),
             stats: NatStats::default(),
         }
     }
 
-    /// Sets the masquerade address and range (control path).
+    /// Sets the masquerade address and range (control path); this engine
+    /// allocates from its worker's share of the range.
     pub fn set_masquerade(&mut self, masquerade: Option<Masquerade>) {
-        self.masquerade = masquerade;
+        self.masquerade_range = masquerade;
+        self.masquerade = masquerade.map(|m| self.owners.share(m, self.worker));
+    }
+
+    /// Makes this the engine of worker `worker` of those `owners` spreads
+    /// flows over (control path, before traffic: flows already made keep
+    /// their ports).
+    pub fn set_owners(&mut self, owners: FlowOwners, worker: u16) {
+        self.owners = owners;
+        self.worker = worker;
+        self.set_masquerade(self.masquerade_range);
+    }
+
+    /// The worker whose engine `frame`'s flow belongs to (this one's index
+    /// when it is this one); the router hands the frame there untouched.
+    /// `from_masquerading`: it came from a masquerading network.
+    #[inline]
+    pub fn owner(&self, frame: &[u8], meta: &PacketMeta, from_masquerading: bool) -> u16 {
+        self.owners.owner(
+            frame,
+            meta,
+            self.worker,
+            from_masquerading,
+            self.masquerade_range,
+            &self.published,
+            &self.node_addresses,
+        )
+    }
+
+    /// This engine's worker.
+    pub fn worker(&self) -> u16 {
+        self.worker
     }
 
     /// Replaces the published ports and the node addresses they listen on
@@ -280,8 +337,13 @@ impl Nat {
         now: Timestamp,
     ) -> Result<EntryId, DropReason> {
         let first = u32::from(m.first_port);
-        let span = u32::from(m.last_port) - first + 1;
+        // An empty share (fewer ports than workers) has `first = last + 1`.
+        let span = (u32::from(m.last_port) + 1).saturating_sub(first);
         let echo = reply.protocol == ip_proto::ICMP;
+        if span == 0 {
+            self.stats.ports_exhausted += 1;
+            return Err(DropReason::NatPortsExhausted);
+        }
         let start = if (m.first_port..=m.last_port).contains(&own) {
             u32::from(own) - first
         } else {
@@ -291,6 +353,10 @@ impl Nat {
             // The flow's own port first, then a stride through the range.
             let offset = (start + k * (1 + hash % 7919)) % span;
             let port = (first + offset) as u16;
+            if !echo && self.published.is_published_port(reply.protocol, port) {
+                // Its replies would look like new published connections.
+                continue;
+            }
             if echo {
                 reply.dst_port = port;
                 reply.src_port = 0;

@@ -3,8 +3,10 @@
 //! tracking.
 //!
 //! [`engine`] decides and applies translations (with conntrack), [`rewrite`]
-//! rewrites packets in place, [`published`] holds the published ports.
+//! rewrites packets in place, [`published`] holds the published ports, [`owner`] spreads flows over
+//! the workers.
 
 pub mod engine;
+pub mod owner;
 pub mod published;
 pub mod rewrite;

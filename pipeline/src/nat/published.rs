@@ -6,6 +6,8 @@
 //! control thread builds a new table for every change and the worker swaps
 //! it in between bursts, so the worker never sees a half-made table.
 
+use crate::keyed_hash::KeyedState;
+use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
 /// An L4 protocol ports are published for.
@@ -76,6 +78,15 @@ pub struct PublishedPorts {
     rules: Vec<PublishRule>,
     /// Rule number per port, per protocol (TCP, UDP); `NONE` for none.
     index: [Vec<u16>; 2],
+    /// Every container endpoint some rule maps to (protocol, address, port
+    /// packed by [`target_key`]): how a worker tells a published flow's
+    /// reply from a container's own flow (`super::owner`).
+    targets: HashSet<u64, KeyedState>,
+}
+
+/// One word for a container endpoint of `protocol`.
+fn target_key(protocol: u8, address: Ipv4Addr, port: u16) -> u64 {
+    (u64::from(protocol) << 48) | (u64::from(u32::from(address)) << 16) | u64::from(port)
 }
 
 impl Default for PublishedPorts {
@@ -90,6 +101,7 @@ impl PublishedPorts {
         PublishedPorts {
             rules: Vec::new(),
             index: [vec![NONE; 65_536], vec![NONE; 65_536]],
+            targets: HashSet::with_hasher(KeyedState::random()),
         }
     }
 
@@ -121,6 +133,8 @@ impl PublishedPorts {
         let n = self.rules.len() as u16;
         for p in rule.host_first..=rule.host_last {
             index[usize::from(p)] = n;
+            let target = rule.port + (p - rule.host_first);
+            self.targets.insert(target_key(rule.protocol.number(), rule.address, target));
         }
         self.rules.push(rule);
         Ok(())
@@ -137,6 +151,21 @@ impl PublishedPorts {
             return None;
         }
         Some((rule.address, rule.port + (port - rule.host_first)))
+    }
+
+    /// True when `address:port` over `protocol` is the container end of a
+    /// published port (its packets may be replies of published flows).
+    #[inline]
+    pub fn is_target(&self, protocol: u8, address: Ipv4Addr, port: u16) -> bool {
+        !self.targets.is_empty() && self.targets.contains(&target_key(protocol, address, port))
+    }
+
+    /// True when `port` over `protocol` is published for any node address
+    /// (translated source ports avoid these).
+    #[inline]
+    pub fn is_published_port(&self, protocol: u8, port: u16) -> bool {
+        Protocol::from_number(protocol)
+            .is_some_and(|p| self.index[Self::slot(p)][usize::from(port)] != NONE)
     }
 
     /// Every rule, in the order added.
@@ -186,5 +215,9 @@ mod tests {
         only.host_address = Some(Ipv4Addr::new(192, 0, 2, 11));
         p.add(only).unwrap();
         assert_eq!(p.lookup(6, ip, 9000), None, "for another node address");
+        let web = Ipv4Addr::new(10, 0, 0, 5);
+        assert!(p.is_target(6, web, 80) && p.is_target(6, web, 90));
+        assert!(!p.is_target(6, web, 91) && !p.is_target(17, web, 80));
+        assert!(p.is_published_port(6, 8085) && !p.is_published_port(17, 8085));
     }
 }

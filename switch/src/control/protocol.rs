@@ -39,9 +39,12 @@ pub enum Request {
     Neighbours,
     /// NAT's connection table: counters and up to `limit` connections.
     Conntrack {
-        /// Most connections listed (default 1,000).
+        /// Most connections listed per worker (default 1,000).
         #[serde(default)]
         limit: Option<usize>,
+        /// Only connections with an address in this network's subnet.
+        #[serde(default)]
+        network: Option<String>,
     },
     /// Creates a veth into a container's namespace and attaches its host end.
     Attach(AttachRequest),

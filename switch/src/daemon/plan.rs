@@ -12,6 +12,7 @@ use switchyard_drivers::sys;
 use switchyard_pipeline::conntrack::{ConntrackConfig, Timeouts};
 use switchyard_pipeline::gateway::Gateway;
 use switchyard_pipeline::nat::engine::{Masquerade, Nat};
+use switchyard_pipeline::nat::owner::FlowOwners;
 use switchyard_pipeline::nat::published::PublishedPorts;
 use switchyard_pipeline::router::{RoutedNetwork, DEFAULT_MTU};
 use switchyard_pipeline::{DomainId, L2Config, MacAddr};
@@ -69,21 +70,17 @@ pub struct SwitchPlan {
     pub node_addresses: Vec<std::net::Ipv4Addr>,
 }
 
-/// The worker NAT runs on. A flow's packets must all meet one conntrack
-/// table, and a reply often arrives on another worker than its flow's first
-/// packet (veth and NIC queue hashing is not symmetric), so with NAT
-/// configured every routed frame is handed to this worker through the
-/// fabric and routed there; switching within a network stays on every
-/// worker. Correct for any placement; routed throughput is then one core's
-/// (VPP's per-worker flow ownership with port partitions would spread it:
-/// later work).
-pub const NAT_WORKER: usize = 0;
 
-/// What the NAT worker's engine starts with.
+/// What each worker's NAT engine starts with. Every worker has its own
+/// engine and conntrack table; a flow belongs to one of them, found from any
+/// of its packets, and the other workers hand its frames there
+/// (`switchyard_pipeline::nat::owner`).
 #[derive(Clone, Debug)]
 pub struct NatPlan {
     /// Connections per worker.
     pub conntrack_size: usize,
+    /// How flows are spread over the workers (one set of hash keys for all).
+    pub owners: FlowOwners,
     /// Connection timeouts (Linux's, with the config's overrides).
     pub timeouts: Timeouts,
     /// The uplink address and port range, when some network masquerades.
@@ -97,12 +94,13 @@ pub struct NatPlan {
 }
 
 impl NatPlan {
-    /// A fresh engine for one worker (allocates its conntrack table).
-    pub fn engine(&self) -> Nat {
+    /// A fresh engine for worker `worker` (allocates its conntrack table).
+    pub fn engine(&self, worker: usize) -> Nat {
         let mut nat = Nat::new(ConntrackConfig {
             max_entries: self.conntrack_size,
             timeouts: self.timeouts,
         });
+        nat.set_owners(self.owners, worker as u16);
         nat.set_masquerade(self.masquerade);
         nat.set_published(Arc::clone(&self.published), &self.node_addresses);
         nat
@@ -384,6 +382,7 @@ impl SwitchPlan {
         let needs_nat = config.networks.iter().any(|n| n.masquerade) || !config.publish.is_empty();
         let nat = needs_nat.then(|| NatPlan {
             conntrack_size: config.switch.conntrack_size,
+            owners: FlowOwners::new(config.switch.workers.len() as u16),
             timeouts: timeouts(&config.conntrack),
             masquerade: masquerade(config),
             published: Arc::new(published_ports(config)),
@@ -420,6 +419,7 @@ impl SwitchPlan {
     pub fn live_nat(&self, config: &NodeConfig, published: Arc<PublishedPorts>) -> NatPlan {
         NatPlan {
             conntrack_size: config.switch.conntrack_size,
+            owners: FlowOwners::new(self.cores.len() as u16),
             timeouts: timeouts(&config.conntrack),
             masquerade: masquerade(config),
             published,

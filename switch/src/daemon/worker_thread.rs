@@ -116,17 +116,15 @@ pub enum WorkerCommand {
         done: Sender<bool>,
     },
     /// Turn NAT on (or off) at run time, for the first published port of a
-    /// switch started without NAT: the NAT worker gets an engine made on
-    /// the control thread (its conntrack table is allocated there), the
-    /// others hand it what they would route. Answers with the engine it
-    /// replaced, so that is freed on the control thread too.
+    /// switch started without NAT: each worker gets an engine made on the
+    /// control thread (its conntrack table is allocated there). Answers
+    /// with the engine it replaced, so that is freed on the control thread
+    /// too.
     SetNat {
-        /// The engine (the NAT worker), or none.
+        /// The engine, or none.
         nat: Option<Box<Nat>>,
         /// The uplink's domain (where masquerade applies).
         uplink: Option<DomainId>,
-        /// The worker routed frames are handed to (the others), or none.
-        elsewhere: Option<u16>,
         /// Answered when done.
         done: Sender<Option<Box<Nat>>>,
     },
@@ -386,10 +384,8 @@ fn run(
             Ok(WorkerCommand::SetNat {
                 nat,
                 uplink,
-                elsewhere,
                 done,
             }) => {
-                worker.set_nat_elsewhere(elsewhere);
                 let _ = done.send(worker.set_nat(nat, uplink));
             }
             Err(channel::TryRecvError::Empty) => {}
@@ -490,13 +486,8 @@ fn open(spec: &WorkerSpec) -> Result<Worker<XdpPort>, OpenError> {
         worker.set_network(domain as DomainId, *network);
     }
     if let Some(nat) = &plan.nat {
-        // NAT runs on worker 0 (see `NatPlan`); the others hand it what
-        // they would route.
-        if spec.index == super::plan::NAT_WORKER {
-            let _ = worker.set_nat(Some(Box::new(nat.engine())), nat.uplink_domain);
-        } else {
-            worker.set_nat_elsewhere(Some(super::plan::NAT_WORKER as u16));
-        }
+        // Every worker its own engine (see `NatPlan`).
+        let _ = worker.set_nat(Some(Box::new(nat.engine(spec.index))), nat.uplink_domain);
     }
     if let Some(host) = &plan.host {
         worker.set_static_neighbour(host.neighbour.0, host.neighbour.1);

@@ -416,7 +416,9 @@ impl Controller {
             }
             Request::Routes => self.routes(),
             Request::Neighbours => self.neighbours(),
-            Request::Conntrack { limit } => self.conntrack(limit.unwrap_or(1000)),
+            Request::Conntrack { limit, network } => {
+                self.conntrack(limit.unwrap_or(1000), network.as_deref())
+            }
             Request::Attach(request) => self.attach(request).map(|r| serde_json::json!(r)),
             Request::Detach { name } => self
                 .detach(&name)

@@ -12,7 +12,6 @@
 
 use super::{Controller, CtlError, CtlResult, WORKER_REPLY_TIMEOUT};
 use crate::control::protocol::{ErrorCode, PortMapping, PublishRequest, PublishedInfo};
-use crate::daemon::plan::NAT_WORKER;
 use crate::daemon::publish::{self, PublishEntry, PublishOrigin, Target};
 use crate::daemon::worker_thread::WorkerCommand;
 use crossbeam::channel::{self, Sender};
@@ -355,16 +354,17 @@ impl Controller {
     }
 
     /// Makes `rules` the published ports: builds their table here, hands it
-    /// to the NAT worker (turning NAT on first if the switch has none) and
-    /// waits; the registry changes only if it took it, else the old table
-    /// (or no NAT) is restored.
+    /// to every worker's NAT engine (turning NAT on first if the switch has
+    /// none) and waits; the registry changes only if all took it, else the
+    /// old table (or no NAT) is restored.
     pub(super) fn apply_published(&mut self, rules: Vec<PublishEntry>) -> CtlResult<()> {
         let table = publish::table(&rules)
             .map_err(|e| CtlError::new(ErrorCode::InvalidArgument, e.to_string()))?;
         let table = Arc::new(table);
         if self.nat_installed {
             let node = Arc::clone(&self.node_addresses);
-            let took = self.ask_workers([NAT_WORKER], |done| WorkerCommand::SetPublished {
+            let all = 0..self.workers.len();
+            let took = self.ask_workers(all.clone(), |done| WorkerCommand::SetPublished {
                 published: Arc::clone(&table),
                 node_addresses: Arc::clone(&node),
                 done,
@@ -373,16 +373,15 @@ impl Controller {
                 // Commands are taken in order: a late worker ends up with the
                 // old table too.
                 let old = Arc::clone(&self.published_table);
-                let _ = self.ask_workers([NAT_WORKER], |done| WorkerCommand::SetPublished {
+                let _ = self.ask_workers(all, |done| WorkerCommand::SetPublished {
                     published: Arc::clone(&old),
                     node_addresses: Arc::clone(&node),
                     done,
                 });
-                warn!("the NAT worker did not take the new published ports in time; restored");
+                warn!("a worker did not take the new published ports in time; restored");
                 return Err(CtlError::new(
                     ErrorCode::Internal,
-                    "the NAT worker did not take the new published ports in time; nothing was \
-                     changed",
+                    "a worker did not take the new published ports in time; nothing was changed",
                 ));
             }
         } else if !table.is_empty() {
@@ -394,44 +393,31 @@ impl Controller {
         Ok(())
     }
 
-    /// Turns NAT on for a switch started without it: the NAT worker gets an
-    /// engine with `table` (made here, conntrack table included), then the
-    /// other workers start handing it what they route. All or nothing.
+    /// Turns NAT on for a switch started without it: every worker gets its
+    /// engine with `table` (made here, conntrack table included). All or
+    /// nothing: if one does not take it, all are turned off again.
     fn install_nat(&mut self, table: &Arc<PublishedPorts>) -> CtlResult<()> {
         let plan = self.plan.live_nat(&self.config, Arc::clone(table));
-        let mut engine = Some(Box::new(plan.engine()));
-        let others: Vec<usize> = (0..self.workers.len())
-            .filter(|&w| w != NAT_WORKER)
+        let mut engines: Vec<Option<Box<_>>> = (0..self.workers.len())
+            .map(|w| Some(Box::new(plan.engine(w))))
             .collect();
+        let mut next = 0;
         let took = self
-            .ask_workers([NAT_WORKER], |done| WorkerCommand::SetNat {
-                nat: engine.take(),
-                uplink: plan.uplink_domain,
-                elsewhere: None,
-                done,
-            })
-            .is_some()
-            && self
-                .ask_workers(others.iter().copied(), |done| WorkerCommand::SetNat {
-                    nat: None,
-                    uplink: None,
-                    elsewhere: Some(NAT_WORKER as u16),
+            .ask_workers(0..self.workers.len(), |done| {
+                let nat = engines.get_mut(next).and_then(Option::take);
+                next += 1;
+                WorkerCommand::SetNat {
+                    nat,
+                    uplink: plan.uplink_domain,
                     done,
-                })
-                .is_some();
+                }
+            })
+            .is_some();
         if !took {
-            // Routing back where it was, then the engine out again (it comes
-            // back here to be freed).
-            let _ = self.ask_workers(others.iter().copied(), |done| WorkerCommand::SetNat {
+            // The engines out again (they come back here to be freed).
+            let _ = self.ask_workers(0..self.workers.len(), |done| WorkerCommand::SetNat {
                 nat: None,
                 uplink: None,
-                elsewhere: None,
-                done,
-            });
-            let _ = self.ask_workers([NAT_WORKER], |done| WorkerCommand::SetNat {
-                nat: None,
-                uplink: None,
-                elsewhere: None,
                 done,
             });
             warn!("a worker did not take NAT in time; turned off again");
@@ -443,7 +429,7 @@ impl Controller {
         self.nat_installed = true;
         info!(
             conntrack_size = plan.conntrack_size,
-            worker = NAT_WORKER,
+            workers = self.workers.len(),
             "NAT turned on for published ports"
         );
         Ok(())

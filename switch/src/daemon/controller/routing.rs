@@ -59,31 +59,74 @@ impl Controller {
         Ok(Value::Array(rows))
     }
 
-    /// The NAT worker's counters and up to `limit` connections (`null` when
-    /// no NAT is configured).
-    pub(super) fn conntrack(&self, limit: usize) -> CtlResult<Value> {
-        let Some(worker) = self.workers.get(crate::daemon::plan::NAT_WORKER) else {
-            return Ok(Value::Null);
+    /// NAT's counters, summed over the workers and per worker, and up to
+    /// `limit` connections of each worker (`null` when no NAT is
+    /// configured); with `network`, only connections with an address in
+    /// that network's subnet.
+    pub(super) fn conntrack(&self, limit: usize, network: Option<&str>) -> CtlResult<Value> {
+        let subnet = match network {
+            None => None,
+            Some(name) => match self.network(name).and_then(|n| n.subnet) {
+                Some(subnet) => Some(subnet),
+                None => {
+                    return Err(super::CtlError::new(
+                        crate::control::protocol::ErrorCode::NotFound,
+                        format!("network: {name:?} is not a routed network"),
+                    ))
+                }
+            },
         };
-        let (tx, rx) = channel::bounded(1);
         let limit = limit.min(100_000);
-        if worker
-            .commands
-            .send(WorkerCommand::Conntrack { limit, done: tx })
-            .is_err()
-        {
-            return Err(super::CtlError::new(
-                crate::control::protocol::ErrorCode::SystemError,
-                "the NAT worker is gone",
-            ));
+        let mut pending = Vec::with_capacity(self.workers.len());
+        for worker in &self.workers {
+            let (tx, rx) = channel::bounded(1);
+            // Filtered here: when filtering, each worker is asked for up to
+            // 100,000 (a copy that size is the most a worker makes between
+            // two bursts).
+            let ask = if subnet.is_some() { 100_000 } else { limit };
+            let sent = worker
+                .commands
+                .send(WorkerCommand::Conntrack { limit: ask, done: tx })
+                .is_ok();
+            pending.push((worker.index, sent.then_some(rx)));
         }
-        match rx.recv_timeout(NEIGHBOURS_WAIT) {
-            Ok(dump) => Ok(serde_json::to_value(dump).unwrap_or(Value::Null)),
-            Err(_) => Err(super::CtlError::new(
-                crate::control::protocol::ErrorCode::SystemError,
-                "the NAT worker did not answer within 1 s",
-            )),
+        let mut total = switchyard_pipeline::nat::engine::NatStats::default();
+        let mut per_worker = Vec::new();
+        let mut entries = Vec::new();
+        let mut any = false;
+        for (index, rx) in pending {
+            let dump = match rx.map(|rx| rx.recv_timeout(NEIGHBOURS_WAIT)) {
+                Some(Ok(dump)) => dump,
+                _ => {
+                    return Err(super::CtlError::new(
+                        crate::control::protocol::ErrorCode::SystemError,
+                        format!("worker {index} did not answer within 1 s"),
+                    ))
+                }
+            };
+            let Some(dump) = dump else { continue };
+            any = true;
+            total.add(&dump.stats);
+            per_worker.push(json!({ "worker": index, "stats": dump.stats }));
+            let wanted = dump.entries.into_iter().filter(|e| {
+                subnet.is_none_or(|net| {
+                    [e.original.src, e.original.dst, e.reply.src, e.reply.dst]
+                        .into_iter()
+                        .any(|ip| net.contains(ip))
+                })
+            });
+            for entry in wanted.take(limit) {
+                let mut row = serde_json::to_value(entry).unwrap_or(Value::Null);
+                if let Some(map) = row.as_object_mut() {
+                    map.insert("worker".into(), json!(index));
+                }
+                entries.push(row);
+            }
         }
+        if !any {
+            return Ok(Value::Null);
+        }
+        Ok(json!({ "stats": total, "workers": per_worker, "entries": entries }))
     }
 
     /// Every worker's neighbour entries, one row each with the worker's
