@@ -1,11 +1,12 @@
-//! A flood of new flows: many UDP datagrams, each from its own source port
-//! (a new 5-tuple per datagram), from one raw IPv4 socket in batches of
-//! `sendmmsg`, paced to a rate. A socket per datagram would take minutes for
-//! 100,000 flows; this takes seconds.
+//! A flood of new flows: many UDP datagrams or TCP SYNs, each from its own
+//! source port (a new 5-tuple per packet), from one raw IPv4 socket in
+//! batches of `sendmmsg`, paced to a rate. A socket per flow would take
+//! minutes for 100,000 flows; this takes seconds.
 //!
-//! Every datagram is a whole, valid IPv4/UDP packet (IP and UDP checksums
-//! right), so a switch tracks and translates it as any other and the
-//! receiver's kernel delivers it to a socket.
+//! Every packet is a whole, valid IPv4/UDP or IPv4/TCP packet (IP and
+//! transport checksums right), so a switch tracks and translates it as any
+//! other and the receiver's kernel takes it (a socket gets the datagram; a
+//! SYN gets a SYN-ACK or a reset).
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,16 +25,27 @@ pub const FIRST_PORT: u16 = 1024;
 /// How many source ports a flood cycles through (see [`FIRST_PORT`]).
 pub const PORTS: u32 = 64_000;
 
-/// Parameters of a UDP flood.
+/// What each packet of a flood is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloodKind {
+    /// A UDP datagram with an 8-byte payload (see [`flood_sink`]).
+    Udp,
+    /// A TCP SYN, as a connection's first segment.
+    TcpSyn,
+}
+
+/// Parameters of a flood.
 #[derive(Debug, Clone, Copy)]
-pub struct UdpFlood {
+pub struct Flood {
+    /// UDP datagrams or TCP SYNs.
+    pub kind: FloodKind,
     /// The sender's own address (the packets' source).
     pub src: Ipv4Addr,
     /// Where the datagrams go.
     pub dst: Ipv4Addr,
     /// The first destination port (see [`FIRST_PORT`]).
     pub dst_port: u16,
-    /// New flows (datagrams) to send.
+    /// New flows (packets) to send.
     pub flows: u32,
     /// Datagrams per `sendmmsg`.
     pub batch: usize,
@@ -46,7 +58,7 @@ pub struct UdpFlood {
 /// What a flood sent.
 #[derive(Debug, Clone, Copy)]
 pub struct FloodReport {
-    /// Datagrams the kernel took.
+    /// Packets the kernel took.
     pub sent: u32,
     /// Send calls that failed (ENOBUFS and the like: the sender's side).
     pub errors: u32,
@@ -76,17 +88,20 @@ fn sum16(mut acc: u32, data: &[u8]) -> u32 {
     acc
 }
 
-/// Writes flow `k`'s packet (IPv4 + UDP + 8-byte payload: `k` and a magic
-/// word) into `out`.
-fn build(flood: &UdpFlood, k: u32, out: &mut [u8; 36]) {
+/// Writes flow `k`'s packet into `out` and returns its length: IPv4, then
+/// UDP with an 8-byte payload (`k` and a magic word), or a TCP SYN.
+fn build(flood: &Flood, k: u32, out: &mut [u8; PACKET_MAX]) -> usize {
     let sport = FIRST_PORT + (k % PORTS) as u16;
     let dport = flood.dst_port + (k / PORTS) as u16;
     let (src, dst) = (flood.src.octets(), flood.dst.octets());
-    let udp_len = 8 + 8u16;
-    let total = 20 + udp_len;
-    // IPv4: version 4, IHL 5, DF, TTL 64, UDP.
+    let (protocol, l4_len) = match flood.kind {
+        FloodKind::Udp => (17u8, 16u16),
+        FloodKind::TcpSyn => (6u8, 20u16),
+    };
+    let total = 20 + l4_len;
+    // IPv4: version 4, IHL 5, DF, TTL 64.
     out[..20].copy_from_slice(&[
-        0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, protocol, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     ]);
     out[2..4].copy_from_slice(&total.to_be_bytes());
     out[4..6].copy_from_slice(&(k as u16).to_be_bytes());
@@ -94,34 +109,54 @@ fn build(flood: &UdpFlood, k: u32, out: &mut [u8; 36]) {
     out[16..20].copy_from_slice(&dst);
     let ip_sum = !(sum16(0, &out[..20]) as u16);
     out[10..12].copy_from_slice(&ip_sum.to_be_bytes());
-    // UDP.
-    out[20..22].copy_from_slice(&sport.to_be_bytes());
-    out[22..24].copy_from_slice(&dport.to_be_bytes());
-    out[24..26].copy_from_slice(&udp_len.to_be_bytes());
-    out[26..28].copy_from_slice(&[0, 0]);
-    out[28..32].copy_from_slice(&k.to_be_bytes());
-    out[32..36].copy_from_slice(&MAGIC.to_be_bytes());
+    let l4 = &mut out[20..usize::from(total)];
+    l4[0..2].copy_from_slice(&sport.to_be_bytes());
+    l4[2..4].copy_from_slice(&dport.to_be_bytes());
+    let sum_at = match flood.kind {
+        FloodKind::Udp => {
+            l4[4..6].copy_from_slice(&l4_len.to_be_bytes());
+            l4[6..8].copy_from_slice(&[0, 0]);
+            l4[8..12].copy_from_slice(&k.to_be_bytes());
+            l4[12..16].copy_from_slice(&MAGIC.to_be_bytes());
+            6
+        }
+        FloodKind::TcpSyn => {
+            // Sequence k, no ack, header of 5 words, SYN, window 64240.
+            l4[4..8].copy_from_slice(&k.wrapping_mul(2_654_435_761).to_be_bytes());
+            l4[8..12].copy_from_slice(&[0; 4]);
+            l4[12..20].copy_from_slice(&[0x50, 0x02, 0xfa, 0xf0, 0, 0, 0, 0]);
+            16
+        }
+    };
     let mut pseudo = [0u8; 12];
     pseudo[..4].copy_from_slice(&src);
     pseudo[4..8].copy_from_slice(&dst);
-    pseudo[9] = 17;
-    pseudo[10..12].copy_from_slice(&udp_len.to_be_bytes());
-    let sum = !(sum16(sum16(0, &pseudo), &out[20..36]) as u16);
-    // 0 means "no checksum" over IPv4; a computed 0 is sent as 0xffff.
-    let sum = if sum == 0 { 0xffff } else { sum };
-    out[26..28].copy_from_slice(&sum.to_be_bytes());
+    pseudo[9] = protocol;
+    pseudo[10..12].copy_from_slice(&l4_len.to_be_bytes());
+    let sum = !(sum16(sum16(0, &pseudo), l4) as u16);
+    // 0 means "no checksum" for UDP over IPv4; a computed 0 is sent as 0xffff.
+    let sum = if sum == 0 && protocol == 17 {
+        0xffff
+    } else {
+        sum
+    };
+    l4[sum_at..sum_at + 2].copy_from_slice(&sum.to_be_bytes());
+    usize::from(total)
 }
+
+/// The longest packet a flood sends.
+const PACKET_MAX: usize = 40;
 
 const MAGIC: u32 = 0x5359_464c; // "SYFL"
 
 /// Starts a flood from `from`'s namespace (on its own thread; join it for
 /// the report). Bounded by `flood.timeout`.
 #[track_caller]
-pub fn udp_flood(from: &Host, flood: UdpFlood) -> NsThread<FloodReport> {
+pub fn flood(from: &Host, flood: Flood) -> NsThread<FloodReport> {
     assert!(flood.batch > 0 && flood.rate > 0, "{flood:?}");
-    from.spawn("udp-flood", move || {
+    from.spawn("flood", move || {
         let sock = crate::sys::raw_ipv4_socket().expect("raw IPv4 socket (needs CAP_NET_RAW)");
-        let mut packets = vec![[0u8; 36]; flood.batch];
+        let mut packets = vec![([0u8; PACKET_MAX], 0); flood.batch];
         let start = Instant::now();
         let deadline = start + flood.timeout;
         let mut report = FloodReport {
@@ -131,10 +166,10 @@ pub fn udp_flood(from: &Host, flood: UdpFlood) -> NsThread<FloodReport> {
         };
         while report.sent < flood.flows && Instant::now() < deadline {
             let n = (flood.flows - report.sent).min(flood.batch as u32) as usize;
-            for (i, p) in packets[..n].iter_mut().enumerate() {
-                build(&flood, report.sent + i as u32, p);
+            for (i, (p, len)) in packets[..n].iter_mut().enumerate() {
+                *len = build(&flood, report.sent + i as u32, p);
             }
-            let refs: Vec<&[u8]> = packets[..n].iter().map(|p| &p[..]).collect();
+            let refs: Vec<&[u8]> = packets[..n].iter().map(|(p, len)| &p[..*len]).collect();
             match crate::sys::send_ipv4_batch(&sock, flood.dst, &refs) {
                 Ok(taken) => report.sent += taken as u32,
                 Err(_) => {
@@ -214,27 +249,39 @@ mod tests {
 
     #[test]
     fn packets_have_valid_checksums_and_distinct_tuples() {
-        let flood = UdpFlood {
-            src: Ipv4Addr::new(198, 18, 0, 1),
-            dst: Ipv4Addr::new(198, 18, 0, 2),
-            dst_port: 9000,
-            flows: 100_000,
-            batch: 64,
-            rate: 1,
-            timeout: Duration::from_secs(1),
-        };
-        let mut p = [0u8; 36];
-        let mut tuples = std::collections::HashSet::new();
-        for k in [0, 1, PORTS - 1, PORTS, PORTS + 1, 99_999] {
-            build(&flood, k, &mut p);
-            assert_eq!(sum16(0, &p[..20]), 0xffff, "IP header checksum");
-            let mut pseudo = [0u8; 12];
-            pseudo[..4].copy_from_slice(&p[12..16]);
-            pseudo[4..8].copy_from_slice(&p[16..20]);
-            pseudo[9] = 17;
-            pseudo[10..12].copy_from_slice(&p[24..26]);
-            assert_eq!(sum16(sum16(0, &pseudo), &p[20..]), 0xffff, "UDP checksum");
-            assert!(tuples.insert((p[20..22].to_vec(), p[22..24].to_vec())));
+        for kind in [FloodKind::Udp, FloodKind::TcpSyn] {
+            let flood = Flood {
+                kind,
+                src: Ipv4Addr::new(198, 18, 0, 1),
+                dst: Ipv4Addr::new(198, 18, 0, 2),
+                dst_port: 9000,
+                flows: 100_000,
+                batch: 64,
+                rate: 1,
+                timeout: Duration::from_secs(1),
+            };
+            let mut p = [0u8; PACKET_MAX];
+            let mut tuples = std::collections::HashSet::new();
+            for k in [0, 1, PORTS - 1, PORTS, PORTS + 1, 99_999] {
+                let len = build(&flood, k, &mut p);
+                assert_eq!(len, if kind == FloodKind::Udp { 36 } else { 40 });
+                assert_eq!(usize::from(u16::from_be_bytes([p[2], p[3]])), len);
+                assert_eq!(sum16(0, &p[..20]), 0xffff, "IP header checksum");
+                let mut pseudo = [0u8; 12];
+                pseudo[..4].copy_from_slice(&p[12..16]);
+                pseudo[4..8].copy_from_slice(&p[16..20]);
+                pseudo[9] = p[9];
+                pseudo[10..12].copy_from_slice(&((len - 20) as u16).to_be_bytes());
+                assert_eq!(
+                    sum16(sum16(0, &pseudo), &p[20..len]),
+                    0xffff,
+                    "{kind:?} checksum"
+                );
+                assert!(tuples.insert((p[20..22].to_vec(), p[22..24].to_vec())));
+            }
+            if kind == FloodKind::TcpSyn {
+                assert_eq!(p[33], 0x02, "SYN only");
+            }
         }
         assert_eq!(dst_ports(9000, 100_000), vec![9000, 9001]);
         assert_eq!(dst_ports(9000, PORTS), vec![9000]);

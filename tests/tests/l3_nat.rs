@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchyard_tests::control::{ping_from, ControlLab, Network, Uplink};
-use switchyard_tests::flood::{dst_ports, flood_sink, udp_flood, UdpFlood};
+use switchyard_tests::flood::{dst_ports, flood, flood_sink, Flood, FloodKind};
 use switchyard_tests::netns::NsThread;
 use switchyard_tests::traffic::{count_echo_client, count_echo_server, Chat};
 use switchyard_tests::{require_root, tcp_transfer, udp_burst, Host, UdpBurst};
@@ -226,15 +226,17 @@ fn nat_on_two_workers_sees_both_directions_of_every_flow() {
 /// default config), an interactive TCP session through masquerade (small
 /// writes both ways, every byte checked, SSH-like) keeps going while the same
 /// container sends 100,000 UDP datagrams, each a new flow (its own source
-/// port), a hundred times the table; and after it. The table stays at its
-/// bound throughout, the flood's flows are evicted for newer ones (early
-/// drop) while the session's entry, established, stays; the flood's
-/// datagrams reach the outside translated; new connections, out and in
-/// through a published port, work afterwards.
+/// port), and the outside sends 50,000 TCP SYNs to a published port (each
+/// answered by the container's reset), about 150 times the table in 2 s;
+/// and after it. The table stays at its bound throughout, flood flows are
+/// evicted for newer ones (early drop), none is refused, and the session's
+/// entry, established, stays; the UDP flood reaches the outside translated;
+/// new connections, out and in through the published port, work afterwards.
 #[test]
 fn a_flood_of_new_flows_does_not_cut_an_established_connection() {
     const TABLE: u64 = 1024;
     const FLOWS: u32 = 100_000;
+    const SYNS: u32 = 50_000;
     const WEB95: Ipv4Addr = Ipv4Addr::new(198, 18, 95, 10);
     require_root!();
     let publish = format!(
@@ -281,7 +283,11 @@ fn a_flood_of_new_flows_does_not_cut_an_established_connection() {
         before >= 20,
         "the session runs before the flood: {before} rounds"
     );
-    let inserted_before = counter(&conntrack(), "inserted");
+    let ct = conntrack();
+    let (inserted_before, published_before) = (
+        counter(&ct, "inserted"),
+        ct["stats"]["published"].as_u64().expect("published"),
+    );
 
     // The flood, counted where it arrives.
     let stop = Arc::new(AtomicBool::new(false));
@@ -291,9 +297,23 @@ fn a_flood_of_new_flows_does_not_cut_an_established_connection() {
         stop.clone(),
         Duration::from_secs(90),
     );
-    let flood = udp_flood(
+    let syns = flood(
+        outside,
+        Flood {
+            kind: FloodKind::TcpSyn,
+            src: outside.ip(),
+            dst: NODE,
+            dst_port: 8080,
+            flows: SYNS,
+            batch: 32,
+            rate: 25_000,
+            timeout: Duration::from_secs(30),
+        },
+    );
+    let udp = flood(
         &w.host(),
-        UdpFlood {
+        Flood {
+            kind: FloodKind::Udp,
             src: WEB95,
             dst: outside.ip(),
             dst_port: 9000,
@@ -310,7 +330,8 @@ fn a_flood_of_new_flows_does_not_cut_an_established_connection() {
         let ct = conntrack();
         samples.push((counter(&ct, "entries"), counter(&ct, "inserted")));
     }
-    let flood = flood.join(Duration::from_secs(60));
+    let udp = udp.join(Duration::from_secs(60));
+    let syns = syns.join(Duration::from_secs(60));
     let during = chat.rounds() - before;
     stop.store(true, Ordering::Relaxed);
     let (delivered, sources) = sink.join(Duration::from_secs(60));
@@ -318,22 +339,30 @@ fn a_flood_of_new_flows_does_not_cut_an_established_connection() {
     let ct = lab.ctl_json(&["conntrack", "--limit", "2000"]);
     let session = chat.finish();
     let flood_inserted = counter(&ct, "inserted") - inserted_before;
+    let published = ct["stats"]["published"].as_u64().expect("published") - published_before;
     eprintln!(
-        "flood: {flood:?}, {flood_inserted} tracked, {delivered} delivered from {sources:?}; \
+        "UDP out: {udp:?}, {delivered} delivered from {sources:?}; SYNs in: {syns:?}, \
+         {published} published; {flood_inserted} new entries; \
          session: {} rounds ({during} during the flood), slowest {:?}; \
          table (entries, inserted) while flooding: {samples:?}; conntrack: {}",
         session.rounds, session.slowest_round, ct["stats"]
     );
 
     // The flood was a flood: sent whole, most of it tracked and translated.
-    assert_eq!(flood.sent, FLOWS, "the sender's own failure: {flood:?}");
+    assert_eq!(
+        (udp.sent, syns.sent),
+        (FLOWS, SYNS),
+        "the senders' own failure"
+    );
+    let flows = u64::from(FLOWS + SYNS);
     assert!(
-        flood_inserted >= u64::from(FLOWS) * 9 / 10,
-        "most of the flood reached the table ({flood_inserted} of {FLOWS}): {ct}"
+        flood_inserted >= flows * 9 / 10 && published >= u64::from(SYNS) * 9 / 10,
+        "most of the flood reached the table ({flood_inserted} of {flows}, \
+         {published} of {SYNS} SYNs to the published port): {ct}"
     );
     assert!(
         delivered >= u64::from(FLOWS) * 9 / 10 && sources == [NODE],
-        "most of the flood reached the outside, from the node's address: \
+        "most of the UDP flood reached the outside, from the node's address: \
          {delivered} from {sources:?}"
     );
     // Bounded: at most TABLE entries at any time, older flood flows evicted
