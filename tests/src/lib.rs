@@ -23,6 +23,7 @@ pub mod bridge;
 pub mod cmd;
 pub mod control;
 pub mod daemon;
+pub mod flood;
 pub mod host;
 pub mod lab;
 pub mod names;

@@ -164,3 +164,68 @@ pub fn thread_named(pid: u32, name: &str) -> Option<u32> {
         .parse()
         .ok()
 }
+
+/// Opens a raw IPv4 socket (`IPPROTO_RAW`, so `IP_HDRINCL`): each send is one
+/// whole IP packet the caller built, routed and resolved by the kernel as any
+/// other. The flood generator uses it to send datagrams from any source port
+/// without a socket per port.
+pub fn raw_ipv4_socket() -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: socket has no memory-safety preconditions.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new descriptor nobody else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Sends `packets` (whole IPv4 packets) on a [`raw_ipv4_socket`] to `dst` with
+/// one `sendmmsg`; returns how many the kernel took (at most `packets.len()`,
+/// at most 1024 per call).
+pub fn send_ipv4_batch(
+    sock: &impl AsRawFd,
+    dst: std::net::Ipv4Addr,
+    packets: &[&[u8]],
+) -> io::Result<usize> {
+    let packets = &packets[..packets.len().min(1024)];
+    // SAFETY: sockaddr_in is plain data, for which all-zero is valid.
+    let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    addr.sin_family = libc::AF_INET as libc::sa_family_t;
+    addr.sin_addr.s_addr = u32::from(dst).to_be();
+    let mut iovs: Vec<libc::iovec> = packets
+        .iter()
+        .map(|p| libc::iovec {
+            iov_base: p.as_ptr() as *mut libc::c_void,
+            iov_len: p.len(),
+        })
+        .collect();
+    let mut msgs: Vec<libc::mmsghdr> = iovs
+        .iter_mut()
+        .map(|iov| {
+            // SAFETY: mmsghdr is plain data, for which all-zero is valid.
+            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            m.msg_hdr.msg_name = (&mut addr as *mut libc::sockaddr_in).cast();
+            m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            m.msg_hdr.msg_iov = iov;
+            m.msg_hdr.msg_iovlen = 1;
+            m
+        })
+        .collect();
+    // SAFETY: every mmsghdr points at `addr` and at one iovec of `iovs`, whose
+    // buffers are the caller's live `packets`; the kernel only reads them, and
+    // all of them outlive the call. `msgs.len()` is the vector's length.
+    let rc = unsafe {
+        libc::sendmmsg(
+            sock.as_raw_fd(),
+            msgs.as_mut_ptr(),
+            msgs.len() as libc::c_uint,
+            0,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc as usize)
+    }
+}

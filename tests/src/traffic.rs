@@ -7,7 +7,8 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -542,6 +543,179 @@ pub fn count_echo_client(
             Ok(u64::from_be_bytes(n))
         })
         .join(Duration::from_secs(u64::from(attempts) * 3 + 30))
+}
+
+/// An interactive TCP session, as SSH is: the client writes a few bytes
+/// (1 to 200), the server answers with as many, round after round, a few
+/// milliseconds apart, until [`Chat::finish`]. Both directions carry
+/// [`Pattern`] streams checked byte for byte and in order on arrival.
+#[derive(Debug)]
+pub struct Chat {
+    stop: Arc<AtomicBool>,
+    rounds: Arc<AtomicU64>,
+    client: crate::netns::NsThread<ChatReport>,
+    server: crate::netns::NsThread<Result<u64, String>>,
+}
+
+/// What a [`Chat`] carried.
+#[derive(Debug, Clone)]
+pub struct ChatReport {
+    /// Rounds completed (written, answered, both checked).
+    pub rounds: u64,
+    /// Bytes the client wrote and got answered (the same count each way).
+    pub bytes: u64,
+    /// The longest round, write to last byte of the answer.
+    pub slowest_round: Duration,
+    /// What ended the session early, if anything.
+    pub error: Option<String>,
+    /// Bytes the server read and checked, or its error.
+    pub server: Result<u64, String>,
+}
+
+impl ChatReport {
+    /// True when every round went through and every byte arrived intact,
+    /// in order, both ways.
+    pub fn intact(&self) -> bool {
+        self.error.is_none() && self.rounds > 0 && self.server == Ok(self.bytes)
+    }
+}
+
+const CHAT_UP: u64 = 0x4348_4154_5550; // "CHATUP"
+const CHAT_DOWN: u64 = 0x4348_4154_444e; // "CHATDN"
+
+impl Chat {
+    /// Starts the server on `listen` in `server`'s namespace and the client
+    /// in `client`'s, which connects ([`connect_retrying`]) and chats until
+    /// [`finish`](Self::finish) or `window` passes. Every read and write has
+    /// a 10 s timeout.
+    pub fn start(client: &Host, server: &Host, listen: SocketAddr, window: Duration) -> Chat {
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+        let deadline = Instant::now() + window;
+        let server = server.spawn("chat-srv", move || {
+            let listener = match TcpListener::bind(listen) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(format!("bind {listen}: {e}")));
+                    return Err(format!("bind {listen}: {e}"));
+                }
+            };
+            listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+            let _ = ready_tx.send(Ok(()));
+            let mut stream = loop {
+                match listener.accept() {
+                    Ok((s, _)) => break s,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                        thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(e) => return Err(format!("accept on {listen}: {e}")),
+                }
+            };
+            let io = |e: std::io::Error| e.to_string();
+            stream.set_nonblocking(false).map_err(io)?;
+            stream.set_read_timeout(Some(SOCKET_TIMEOUT)).map_err(io)?;
+            stream.set_write_timeout(Some(SOCKET_TIMEOUT)).map_err(io)?;
+            let mut up = Pattern::new(CHAT_UP);
+            let mut down = Pattern::new(CHAT_DOWN);
+            let (mut buf, mut want) = ([0u8; 256], [0u8; 256]);
+            let mut total = 0u64;
+            loop {
+                let n = match stream.read(&mut buf) {
+                    Ok(0) => return Ok(total),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(format!("read after {total} bytes: {e}")),
+                };
+                up.fill(&mut want[..n]);
+                if let Some(i) = (0..n).find(|&i| buf[i] != want[i]) {
+                    return Err(format!("byte {} differs", total + i as u64));
+                }
+                total += n as u64;
+                down.fill(&mut buf[..n]);
+                stream
+                    .write_all(&buf[..n])
+                    .map_err(|e| format!("answer after {total} bytes: {e}"))?;
+            }
+        });
+        let ready = ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| Err("the chat server did not start in 10 s".into()));
+        if let Err(e) = ready {
+            panic!("{e}");
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let rounds = Arc::new(AtomicU64::new(0));
+        let (stop2, rounds2) = (stop.clone(), rounds.clone());
+        let client = client.spawn("chat-cli", move || {
+            let mut report = ChatReport {
+                rounds: 0,
+                bytes: 0,
+                slowest_round: Duration::ZERO,
+                error: None,
+                server: Ok(0),
+            };
+            let mut stream = match connect_retrying(listen, 50) {
+                Ok(s) => s,
+                Err(e) => {
+                    report.error = Some(e);
+                    return report;
+                }
+            };
+            let _ = stream.set_read_timeout(Some(SOCKET_TIMEOUT));
+            let _ = stream.set_write_timeout(Some(SOCKET_TIMEOUT));
+            let _ = stream.set_nodelay(true);
+            let mut up = Pattern::new(CHAT_UP);
+            let mut down = Pattern::new(CHAT_DOWN);
+            let (mut out, mut buf, mut want) = ([0u8; 200], [0u8; 200], [0u8; 200]);
+            while !stop2.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let len = 1 + (report.rounds as usize * 37) % 200;
+                up.fill(&mut out[..len]);
+                down.fill(&mut want[..len]);
+                let began = Instant::now();
+                if let Err(e) = stream.write_all(&out[..len]) {
+                    report.error = Some(format!("write in round {}: {e}", report.rounds));
+                    return report;
+                }
+                if let Err(e) = stream.read_exact(&mut buf[..len]) {
+                    report.error = Some(format!("answer in round {}: {e}", report.rounds));
+                    return report;
+                }
+                if let Some(i) = (0..len).find(|&i| buf[i] != want[i]) {
+                    report.error = Some(format!("answer byte {} differs", report.bytes + i as u64));
+                    return report;
+                }
+                report.slowest_round = report.slowest_round.max(began.elapsed());
+                report.bytes += len as u64;
+                report.rounds += 1;
+                rounds2.store(report.rounds, Ordering::Relaxed);
+                thread::sleep(Duration::from_millis(5));
+            }
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            // The server's EOF after it answered everything.
+            let _ = stream.read(&mut buf);
+            report
+        });
+        Chat {
+            stop,
+            rounds,
+            client,
+            server,
+        }
+    }
+
+    /// Rounds completed so far.
+    pub fn rounds(&self) -> u64 {
+        self.rounds.load(Ordering::Relaxed)
+    }
+
+    /// Ends the session (the client closes after its current round) and
+    /// reports both sides.
+    #[track_caller]
+    pub fn finish(self) -> ChatReport {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut report = self.client.join(Duration::from_secs(30));
+        report.server = self.server.join(Duration::from_secs(30));
+        report
+    }
 }
 
 #[cfg(test)]
