@@ -592,7 +592,8 @@ fn version_and_bad_input() {
 /// `CNI_ARGS` `IP=` and `MAC=` (how podman passes `--ip` and `--mac-address`)
 /// give the container that address and MAC, in the result, the namespace and
 /// the daemon; a refused one fails ADD with an error naming the field and
-/// leaves nothing behind; unknown keys need `IgnoreUnknown=1`.
+/// leaves nothing behind; unknown keys (but the conventional `K8S_POD_*`)
+/// need `IgnoreUnknown=1`.
 #[test]
 fn cni_args_fix_the_address_and_mac() {
     require_root!();
@@ -633,7 +634,7 @@ fn cni_args_fix_the_address_and_mac() {
         (&*format!("MAC={fixed_mac}"), 7, "already used by port"),
         ("MAC=01:00:5e:00:00:01", 4, "MAC="),
         ("IP=198.18.43.300", 4, "IP="),
-        ("K8S_POD_NAME=b;IP=198.18.43.78", 4, "K8S_POD_NAME"),
+        ("K8S_POD_NAME=b;FOO=1;IP=198.18.43.78", 4, "FOO"),
     ];
     for (args, code, named) in refused {
         let e = run_conf(&add_b.clone().with_args(args), &conf).error(code);

@@ -316,11 +316,12 @@ fn podman_runs_containers_on_a_switchyard_network() {
     );
     let row_w = port_of(&lab, &w);
     let published = lab.ctl_json(&["published"]);
+    let host_port = HOST_PORT.to_string();
     assert!(
         published
             .as_array()
             .is_some_and(|rules| rules.iter().any(|r| r["protocol"] == "tcp"
-                && r["host_port"] == HOST_PORT.to_string()
+                && r["host_port"].as_str() == Some(host_port.as_str())
                 && r["origin"] == "attach"
                 && r["owner"] == row_w.name.as_str())),
         "no rule for -p {port_arg} owned by {}: {published}",

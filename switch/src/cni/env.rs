@@ -7,7 +7,9 @@
 //! `;`, keys case-sensitive, an unknown key an error unless `IgnoreUnknown`
 //! is true (`1`/`true`). We honour `IP` and `MAC`, which is how Podman passes
 //! `--ip` and `--mac-address` (and how the reference `static`/`host-local`
-//! IPAM and `tuning` plugins read them).
+//! IPAM and `tuning` plugins read them), and accept the pod keys the CNI
+//! conventions document (`K8S_POD_NAME`, ...) as known: they ask nothing of
+//! us, and a runtime that forgets `IgnoreUnknown` should not fail over them.
 
 use super::error::CniError;
 use std::ffi::OsString;
@@ -192,7 +194,7 @@ impl CniArgs {
         let mut unknown = Vec::new();
         for (key, value) in pairs {
             let slot = match key {
-                "IgnoreUnknown" => continue,
+                k if k == "IgnoreUnknown" || CONVENTIONAL_KEYS.contains(&k) => continue,
                 "IP" => &mut args.ip,
                 "MAC" => &mut args.mac,
                 other => {
@@ -217,6 +219,15 @@ impl CniArgs {
         Ok(args)
     }
 }
+
+/// The `CNI_ARGS` keys the CNI conventions document for Kubernetes pods:
+/// accepted and ignored.
+const CONVENTIONAL_KEYS: [&str; 4] = [
+    "K8S_POD_NAMESPACE",
+    "K8S_POD_NAME",
+    "K8S_POD_INFRA_CONTAINER_ID",
+    "K8S_POD_UID",
+];
 
 /// `IP=`: an IPv4 address, or one with a prefix length.
 fn parse_ip(value: &str) -> Result<String, String> {
@@ -380,6 +391,9 @@ mod tests {
         assert_eq!(a.mac.as_deref(), Some("aa:bb:cc:00:11:22"));
         let a = CniArgs::parse("IgnoreUnknown=1;K8S_POD_NAME=web").unwrap();
         assert_eq!(a, CniArgs::default());
+        // The conventional pod keys need no IgnoreUnknown.
+        let a = CniArgs::parse("K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;IP=10.0.0.5").unwrap();
+        assert_eq!(a.ip.as_deref(), Some("10.0.0.5"));
         assert_eq!(CniArgs::parse("").unwrap(), CniArgs::default());
         assert_eq!(
             CniArgs::parse("IP=10.0.0.5/16;").unwrap().ip.as_deref(),

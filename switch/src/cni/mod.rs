@@ -24,8 +24,8 @@
 //! with the attach (a refused one fails the ADD, nothing stays), and DEL
 //! removes them with the port, as the standard `portmap` plugin does.
 //! `CNI_ARGS` `IP=` and `MAC=` (how `podman run --ip` and `--mac-address`
-//! arrive) give the container a fixed address and MAC; other keys are an
-//! error unless `IgnoreUnknown=1`, as in libcni.
+//! arrive) give the container a fixed address and MAC; other keys (but the
+//! conventional `K8S_POD_*`) are an error unless `IgnoreUnknown=1`, as in libcni.
 //!
 //! Failures print the spec's error object on stdout (and a line on stderr for
 //! logs) and exit non-zero. Codes: 1 unsupported `cniVersion`, 4 missing or
