@@ -28,6 +28,7 @@ pub mod host;
 pub mod lab;
 pub mod names;
 pub mod netns;
+pub mod podman;
 pub mod privilege;
 pub mod serial;
 pub mod stats;

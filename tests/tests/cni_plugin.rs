@@ -55,6 +55,8 @@ struct Invocation<'a> {
     container_id: Option<&'a str>,
     netns: Option<String>,
     ifname: Option<&'a str>,
+    /// `CNI_ARGS`, e.g. `IgnoreUnknown=1;IP=...;MAC=...` as podman sends it.
+    args: Option<String>,
 }
 
 impl<'a> Invocation<'a> {
@@ -64,6 +66,14 @@ impl<'a> Invocation<'a> {
             container_id: Some(container_id),
             netns: netns.map(|ns| format!("/run/netns/{ns}")),
             ifname: Some("eth0"),
+            args: None,
+        }
+    }
+
+    fn with_args(self, args: &str) -> Self {
+        Invocation {
+            args: Some(args.to_string()),
+            ..self
         }
     }
 }
@@ -150,6 +160,7 @@ fn run_plugin(inv: &Invocation, stdin: &[u8]) -> Outcome {
         ("CNI_CONTAINERID", inv.container_id.map(str::to_string)),
         ("CNI_NETNS", inv.netns.clone()),
         ("CNI_IFNAME", inv.ifname.map(str::to_string)),
+        ("CNI_ARGS", inv.args.clone()),
     ];
     for (k, v) in vars {
         if let Some(v) = v {
@@ -576,4 +587,87 @@ fn version_and_bad_input() {
         wait_until(Duration::from_secs(5), || !link_exists(&ifname)),
         "veth {ifname} still exists after DEL"
     );
+}
+
+/// `CNI_ARGS` `IP=` and `MAC=` (how podman passes `--ip` and `--mac-address`)
+/// give the container that address and MAC, in the result, the namespace and
+/// the daemon; a refused one fails ADD with an error naming the field and
+/// leaves nothing behind; unknown keys (but the conventional `K8S_POD_*`)
+/// need `IgnoreUnknown=1`.
+#[test]
+fn cni_args_fix_the_address_and_mac() {
+    require_root!();
+    let lab = lab();
+    let conf = net_conf(&lab);
+    let (ns_a, ns_b) = (lab.netns_with_ipv6("a"), lab.netns_with_ipv6("b"));
+    let (id_a, id_b) = (container_id(&lab, 0xa), container_id(&lab, 0xb));
+    let fixed_ip = Ipv4Addr::new(198, 18, 43, 77);
+    let fixed_mac = "02:5e:00:43:00:77";
+
+    let add_a = Invocation::new("ADD", &id_a, Some(&ns_a)).with_args(&format!(
+        "IgnoreUnknown=1;K8S_POD_NAMESPACE=ns;K8S_POD_NAME=a;IP={fixed_ip};MAC={}",
+        fixed_mac.to_ascii_uppercase()
+    ));
+    // checked_add compares the result with the namespace.
+    let (res_a, if_a, ip_a, mac_a) = checked_add(&lab, &add_a, &conf);
+    assert_eq!((ip_a, mac_a.as_str()), (fixed_ip, fixed_mac), "{res_a}");
+    let row = lab
+        .ports()
+        .into_iter()
+        .find(|p| p.interface == if_a)
+        .expect("a's port");
+    assert_eq!(row.address.as_deref(), Some("198.18.43.77/24"));
+    assert_eq!(row.mac.as_deref(), Some(fixed_mac));
+    run_conf(
+        &Invocation::new("CHECK", &id_a, Some(&ns_a)),
+        &with_prev(&conf, &res_a),
+    )
+    .ok_silent();
+
+    // Refused: by the daemon (code 7, naming ip or mac) or by the plugin
+    // itself (code 4, naming CNI_ARGS and the key).
+    let add_b = Invocation::new("ADD", &id_b, Some(&ns_b));
+    let refused = [
+        ("IP=198.18.44.5", 7, "ip: 198.18.44.5 is not inside"),
+        (&*format!("IP={fixed_ip}"), 7, "is already in use"),
+        (&*format!("IP={GATEWAY}"), 7, "is reserved"),
+        (&*format!("MAC={fixed_mac}"), 7, "already used by port"),
+        ("MAC=01:00:5e:00:00:01", 4, "MAC="),
+        ("IP=198.18.43.300", 4, "IP="),
+        ("K8S_POD_NAME=b;FOO=1;IP=198.18.43.78", 4, "FOO"),
+    ];
+    for (args, code, named) in refused {
+        let e = run_conf(&add_b.clone().with_args(args), &conf).error(code);
+        let text = format!("{} {}", e["msg"], e["details"]);
+        assert!(
+            text.contains(named),
+            "CNI_ARGS={args}: {named:?} not in {e}"
+        );
+        if code == 4 {
+            assert!(text.contains("CNI_ARGS"), "CNI_ARGS={args}: {e}");
+        }
+    }
+    assert_eq!(lab.ports().len(), 1, "a refused ADD left a port");
+    assert_eq!(
+        links_in(&ns_b),
+        Vec::<String>::new(),
+        "a refused ADD left a link"
+    );
+
+    // Without IP= the pool still hands out addresses, skipping the fixed one.
+    let (_, if_b, ip_b, _) = checked_add(&lab, &add_b.clone().with_args("IgnoreUnknown=1"), &conf);
+    assert_ne!(ip_b, fixed_ip);
+    let r = ping_from(&ns_b, fixed_ip, 3);
+    assert!(r.all_replied(), "b -> a at its fixed address: {}", r.output);
+
+    for (id, ns, ifname) in [(&id_a, &ns_a, &if_a), (&id_b, &ns_b, &if_b)] {
+        // DEL works whatever CNI_ARGS says.
+        let del = Invocation::new("DEL", id, Some(ns)).with_args("BOGUS");
+        run_conf(&del, &conf).ok_silent();
+        assert!(
+            wait_until(Duration::from_secs(5), || !link_exists(ifname)),
+            "veth {ifname} still exists after DEL"
+        );
+    }
+    assert!(lab.ports().is_empty(), "ports left: {:?}", lab.ports());
 }

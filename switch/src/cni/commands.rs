@@ -42,14 +42,17 @@ where
     F: Fn(&Path, &Request, Duration) -> Result<Value, ClientError>,
 {
     let attachment = env.attachment(false)?;
+    let args = env.cni_args()?;
     let conf = NetConf::parse(stdin)?;
     let netns = attachment.netns.clone().unwrap_or_default();
     let request = Request::Attach(AttachRequest {
         netns: netns.clone(),
         network: conf.network.clone(),
         name: Some(port_name(&attachment.container_id, &attachment.ifname)),
-        ip: None,
-        mac: None,
+        // `podman run --ip/--mac-address`: the daemon checks them against the
+        // network (in the subnet, not reserved, not taken; unicast, unused).
+        ip: args.ip,
+        mac: args.mac,
         ifname: Some(attachment.ifname.clone()),
         port_mappings: conf.port_mappings.clone(),
     });
@@ -198,6 +201,34 @@ mod tests {
         );
         assert_eq!(out["ips"][0]["address"], "172.30.0.5/24");
         assert_eq!(out["interfaces"][1]["sandbox"], "/run/netns/c1");
+    }
+
+    #[test]
+    fn add_passes_cni_args_ip_and_mac_and_del_ignores_bad_args() {
+        let seen = RefCell::new(None);
+        let mut e = env("ADD", Some("/run/netns/c1"));
+        e.args = Some("IgnoreUnknown=1;K8S_POD_NAME=p;IP=172.30.0.9;MAC=02:AA:00:00:00:09".into());
+        execute(&e, CONF, |_, req, _| match req {
+            Request::Attach(a) => {
+                *seen.borrow_mut() = Some(a.clone());
+                Ok(attached(a))
+            }
+            _ => Err(daemon_error(ErrorCode::BadRequest)),
+        })
+        .unwrap();
+        let a = seen.borrow().clone().expect("an attach");
+        assert_eq!(a.ip.as_deref(), Some("172.30.0.9"));
+        assert_eq!(a.mac.as_deref(), Some("02:aa:00:00:00:09"));
+        // A bad CNI_ARGS fails ADD before the daemon is asked ...
+        e.args = Some("IP=300.1.1.1".into());
+        let never = |_: &Path, _: &Request, _: Duration| -> Result<Value, ClientError> {
+            panic!("a bad CNI_ARGS must not reach the daemon")
+        };
+        assert_eq!(execute(&e, CONF, never).unwrap_err().code(), 4);
+        // ... but DEL still cleans up.
+        e.command = Some("DEL".into());
+        let ok = |_: &Path, _: &Request, _: Duration| Ok(Value::Null);
+        assert_eq!(execute(&e, CONF, ok).unwrap(), None);
     }
 
     #[test]

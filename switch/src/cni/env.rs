@@ -2,9 +2,19 @@
 //!
 //! Parsing takes a lookup function instead of reading the process environment
 //! so tests can feed any environment without touching global state.
+//!
+//! `CNI_ARGS` is parsed as libcni's `LoadArgs` does: `K=V` pairs separated by
+//! `;`, keys case-sensitive, an unknown key an error unless `IgnoreUnknown`
+//! is true (`1`/`true`). We honour `IP` and `MAC`, which is how Podman passes
+//! `--ip` and `--mac-address` (and how the reference `static`/`host-local`
+//! IPAM and `tuning` plugins read them), and accept the pod keys the CNI
+//! conventions document (`K8S_POD_NAME`, ...) as known: they ask nothing of
+//! us, and a runtime that forgets `IgnoreUnknown` should not fail over them.
 
 use super::error::CniError;
 use std::ffi::OsString;
+use std::net::Ipv4Addr;
+use switchyard_pipeline::MacAddr;
 
 /// The operation the runtime asks for (`CNI_COMMAND`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,7 +59,8 @@ pub struct CniEnv {
     pub netns: Option<String>,
     /// `CNI_IFNAME`.
     pub ifname: Option<String>,
-    /// `CNI_ARGS`, unparsed: we take no per-container arguments (yet).
+    /// `CNI_ARGS` as given; [`CniEnv::cni_args`] parses it (ADD only: DEL
+    /// must succeed whatever the runtime passes).
     pub args: Option<String>,
     /// `CNI_PATH`, unused: we delegate to no other plugin.
     pub path: Option<String>,
@@ -102,6 +113,13 @@ impl CniEnv {
         }
     }
 
+    /// `CNI_ARGS`, parsed (all defaults when unset).
+    pub fn cni_args(&self) -> Result<CniArgs, CniError> {
+        self.args
+            .as_deref()
+            .map_or(Ok(CniArgs::default()), CniArgs::parse)
+    }
+
     /// The attachment for ADD, DEL or CHECK. The namespace is required unless
     /// `netns_optional` (DEL must work after the namespace is gone).
     pub fn attachment(&self, netns_optional: bool) -> Result<Attachment, CniError> {
@@ -121,6 +139,124 @@ impl CniEnv {
             netns: self.netns.clone(),
         })
     }
+}
+
+/// The `CNI_ARGS` keys we honour: a fixed address and MAC for the container,
+/// as `podman run --ip` and `--mac-address` ask for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CniArgs {
+    /// `IP=`: the container's address (IPv4, optionally with `/prefix` for a
+    /// network without a subnet); the daemon checks it against the pool.
+    pub ip: Option<String>,
+    /// `MAC=`: the container interface's MAC, unicast, normalised to
+    /// lower-case `aa:bb:cc:dd:ee:ff`.
+    pub mac: Option<String>,
+}
+
+impl CniArgs {
+    /// Parses a `CNI_ARGS` value. Errors are code 4 naming `CNI_ARGS` and the
+    /// offending key, as the spec wants for a bad environment variable.
+    pub fn parse(text: &str) -> Result<CniArgs, CniError> {
+        let invalid = |reason: String| CniError::InvalidEnv {
+            name: "CNI_ARGS",
+            reason,
+        };
+        let mut pairs = Vec::new();
+        // Empty segments (a trailing `;`) carry nothing; libcni refuses them,
+        // but no runtime means anything by them.
+        for pair in text.split(';').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some((key, value)) if !key.is_empty() && !value.contains('=') => {
+                    pairs.push((key, value))
+                }
+                _ => {
+                    return Err(invalid(format!(
+                        "has {pair:?}, which is not one KEY=VALUE pair"
+                    )))
+                }
+            }
+        }
+        let mut ignore_unknown = false;
+        for (key, value) in &pairs {
+            if *key == "IgnoreUnknown" {
+                ignore_unknown = match value.to_ascii_lowercase().as_str() {
+                    "1" | "true" => true,
+                    "0" | "false" => false,
+                    _ => {
+                        return Err(invalid(format!(
+                            "has IgnoreUnknown={value:?} (expected 1, true, 0 or false)"
+                        )))
+                    }
+                };
+            }
+        }
+        let mut args = CniArgs::default();
+        let mut unknown = Vec::new();
+        for (key, value) in pairs {
+            let slot = match key {
+                k if k == "IgnoreUnknown" || CONVENTIONAL_KEYS.contains(&k) => continue,
+                "IP" => &mut args.ip,
+                "MAC" => &mut args.mac,
+                other => {
+                    unknown.push(other);
+                    continue;
+                }
+            };
+            if slot.is_some() {
+                return Err(invalid(format!("gives {key} twice")));
+            }
+            *slot = Some(match key {
+                "IP" => parse_ip(value).map_err(invalid)?,
+                _ => parse_mac(value).map_err(invalid)?,
+            });
+        }
+        if !unknown.is_empty() && !ignore_unknown {
+            return Err(invalid(format!(
+                "has unknown keys {} (we take IP and MAC; IgnoreUnknown=1 lets others through)",
+                unknown.join(", ")
+            )));
+        }
+        Ok(args)
+    }
+}
+
+/// The `CNI_ARGS` keys the CNI conventions document for Kubernetes pods:
+/// accepted and ignored.
+const CONVENTIONAL_KEYS: [&str; 4] = [
+    "K8S_POD_NAMESPACE",
+    "K8S_POD_NAME",
+    "K8S_POD_INFRA_CONTAINER_ID",
+    "K8S_POD_UID",
+];
+
+/// `IP=`: an IPv4 address, or one with a prefix length.
+fn parse_ip(value: &str) -> Result<String, String> {
+    let (addr, prefix) = match value.split_once('/') {
+        Some((addr, prefix)) => (addr, Some(prefix)),
+        None => (value, None),
+    };
+    let bad = || format!("has IP={value:?}, which is not an IPv4 address");
+    let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
+    match prefix {
+        None => Ok(addr.to_string()),
+        Some(p) => match p.parse::<u8>() {
+            Ok(len) if len <= 32 => Ok(format!("{addr}/{len}")),
+            _ => Err(format!("has IP={value:?}, whose prefix length is not 0-32")),
+        },
+    }
+}
+
+/// `MAC=`: a unicast, non-zero MAC.
+fn parse_mac(value: &str) -> Result<String, String> {
+    let mac: MacAddr = value
+        .parse()
+        .map_err(|e| format!("has MAC={value:?}, which is not a MAC address: {e}"))?;
+    if !mac.is_valid_source() {
+        return Err(format!(
+            "has MAC={value:?}, which is not a unicast address (multicast bit set, or all zero)"
+        ));
+    }
+    Ok(mac.to_string())
 }
 
 fn missing(name: &'static str) -> CniError {
@@ -244,6 +380,60 @@ mod tests {
         assert!(validate_ifname("e th0").is_err());
         assert!(validate_ifname("0123456789abcdef").is_err());
         assert!(validate_ifname("0123456789abcde").is_ok());
+    }
+
+    #[test]
+    fn cni_args_as_podman_sends_them() {
+        let a =
+            CniArgs::parse("IgnoreUnknown=1;K8S_POD_NAME=web;IP=198.18.7.9;MAC=AA:BB:cc:00:11:22")
+                .unwrap();
+        assert_eq!(a.ip.as_deref(), Some("198.18.7.9"));
+        assert_eq!(a.mac.as_deref(), Some("aa:bb:cc:00:11:22"));
+        let a = CniArgs::parse("IgnoreUnknown=1;K8S_POD_NAME=web").unwrap();
+        assert_eq!(a, CniArgs::default());
+        // The conventional pod keys need no IgnoreUnknown.
+        let a = CniArgs::parse("K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;IP=10.0.0.5").unwrap();
+        assert_eq!(a.ip.as_deref(), Some("10.0.0.5"));
+        assert_eq!(CniArgs::parse("").unwrap(), CniArgs::default());
+        assert_eq!(
+            CniArgs::parse("IP=10.0.0.5/16;").unwrap().ip.as_deref(),
+            Some("10.0.0.5/16")
+        );
+        // IgnoreUnknown may come after the unknown key, in any accepted spelling.
+        assert!(CniArgs::parse("FOO=bar;IgnoreUnknown=true").is_ok());
+        assert!(CniArgs::parse("FOO=bar;IgnoreUnknown=TRUE").is_ok());
+        let env = CniEnv {
+            args: Some("IP=198.18.7.9".into()),
+            ..CniEnv::default()
+        };
+        assert_eq!(env.cni_args().unwrap().ip.as_deref(), Some("198.18.7.9"));
+        assert_eq!(CniEnv::default().cni_args().unwrap(), CniArgs::default());
+    }
+
+    #[test]
+    fn bad_cni_args_are_code_4_naming_the_key() {
+        let cases = [
+            ("FOO=bar", "FOO"),
+            ("FOO=bar;IgnoreUnknown=0", "FOO"),
+            ("IgnoreUnknown=maybe;IP=10.0.0.1", "IgnoreUnknown"),
+            ("ip=10.0.0.1", "ip"),
+            ("IP=10.0.0.300", "IP="),
+            ("IP=fd00::5", "IP="),
+            ("IP=10.0.0.1/33", "IP="),
+            ("IP=10.0.0.1;IP=10.0.0.2", "IP twice"),
+            ("MAC=01:00:5e:00:00:01", "MAC="),
+            ("MAC=00:00:00:00:00:00", "MAC="),
+            ("MAC=aa:bb:cc", "MAC="),
+            ("IP", "\"IP\""),
+            ("=x", "\"=x\""),
+            ("A=b=c", "\"A=b=c\""),
+        ];
+        for (text, named) in cases {
+            let err = CniArgs::parse(text).unwrap_err();
+            assert_eq!(err.code(), 4, "{text}");
+            assert!(err.msg().contains("CNI_ARGS"), "{text}: {}", err.msg());
+            assert!(err.to_string().contains(named), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //!
 //! | `CNI_COMMAND` | control request | stdout on success |
 //! |---|---|---|
-//! | `ADD` | `attach` (netns, network, port name, ifname, port mappings) | the CNI result |
+//! | `ADD` | `attach` (netns, network, port name, ifname, port mappings, `CNI_ARGS` IP and MAC) | the CNI result |
 //! | `DEL` | `detach` (`not_found` counts as done) | nothing |
 //! | `CHECK` | `check`, then `prevResult`'s address against the port's | nothing |
 //! | `VERSION` | none | supported versions |
@@ -23,6 +23,9 @@
 //! (what `podman run -p` or a pod's `hostPort` asks for): ADD publishes them
 //! with the attach (a refused one fails the ADD, nothing stays), and DEL
 //! removes them with the port, as the standard `portmap` plugin does.
+//! `CNI_ARGS` `IP=` and `MAC=` (how `podman run --ip` and `--mac-address`
+//! arrive) give the container a fixed address and MAC; other keys (but the
+//! conventional `K8S_POD_*`) are an error unless `IgnoreUnknown=1`, as in libcni.
 //!
 //! Failures print the spec's error object on stdout (and a line on stderr for
 //! logs) and exit non-zero. Codes: 1 unsupported `cniVersion`, 4 missing or

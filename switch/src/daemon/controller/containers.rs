@@ -58,7 +58,7 @@ impl Controller {
                     .map_err(|_| invalid(format!("ip {ip:?} is not an IPv4 address")))?;
                 let ip = AddressPool::new(subnet, network.gateway, &used)
                     .claim(ip)
-                    .map_err(|e| invalid(e.to_string()))?;
+                    .map_err(|e| invalid(format!("ip: {e}")))?;
                 (ip, network.lan.map_or(subnet.prefix_len, |(len, _)| len))
             }
             (None, Some(subnet)) => {
@@ -80,7 +80,7 @@ impl Controller {
                     ))
                 })?;
                 if used.contains(&cidr.addr) {
-                    return Err(invalid(format!("{} is already in use", cidr.addr)));
+                    return Err(invalid(format!("ip: {} is already in use", cidr.addr)));
                 }
                 (cidr.addr, cidr.prefix_len)
             }
@@ -99,6 +99,8 @@ impl Controller {
                 if !mac.is_valid_source() {
                     return Err(invalid(format!("mac {text} is not a unicast address")));
                 }
+                self.check_mac_free(&network.name, mac)
+                    .map_err(|why| invalid(format!("mac {mac}: {why}")))?;
                 mac
             }
             None => self.derive_mac(&network.name, address),
@@ -240,6 +242,28 @@ impl Controller {
             })
             .find(|candidate| self.port_index(candidate).is_none())
             .unwrap_or(base)
+    }
+
+    /// Why an explicitly requested `mac` cannot be used in `network`: two
+    /// stations with one MAC in a bridge domain (or one posing as the
+    /// gateway) would steal each other's frames.
+    fn check_mac_free(&self, network: &str, mac: MacAddr) -> Result<(), String> {
+        let text = mac.to_string();
+        if let Some(port) = self
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.network == network && p.mac.as_deref() == Some(text.as_str()))
+        {
+            return Err(format!(
+                "already used by port {:?} of network {network:?}",
+                port.name
+            ));
+        }
+        if crate::daemon::plan::gateway_mac(network) == mac {
+            return Err(format!("is the gateway's MAC of network {network:?}"));
+        }
+        Ok(())
     }
 
     /// The MAC of a container is derived from its address, as Docker does: a
