@@ -106,7 +106,12 @@ fn run(chain: &mut Chain, frame: Vec<u8>, port: u16) -> (PacketMeta, Vec<u8>) {
 /// Runs `frame` on worker `on` of `chains` as the daemon does: a frame
 /// handed to another worker is run there, marked handed in. Returns the
 /// worker that processed it with its meta and bytes.
-fn deliver(chains: &mut [Chain], on: usize, frame: Vec<u8>, port: u16) -> (usize, PacketMeta, Vec<u8>) {
+fn deliver(
+    chains: &mut [Chain],
+    on: usize,
+    frame: Vec<u8>,
+    port: u16,
+) -> (usize, PacketMeta, Vec<u8>) {
     let (meta, out) = run(&mut chains[on], frame.clone(), port);
     let Verdict::HandOff(owner) = meta.verdict else {
         return (on, meta, out);
@@ -119,7 +124,10 @@ fn deliver(chains: &mut [Chain], on: usize, frame: Vec<u8>, port: u16) -> (usize
     let mut batch = Batch::new(&mut frames, &mut metas, Timestamp::from_secs(1)).handed_in();
     chains[owner].run(&mut batch);
     let meta = batch.metas()[0];
-    assert!(!matches!(meta.verdict, Verdict::HandOff(_)), "never handed on");
+    assert!(
+        !matches!(meta.verdict, Verdict::HandOff(_)),
+        "never handed on"
+    );
     (owner, meta, frames.frame(0).to_vec())
 }
 
@@ -314,9 +322,16 @@ fn two_workers_see_both_directions_of_every_flow_wherever_packets_land() {
     for flow in 0..64u16 {
         let sport = 4000 + flow;
         let out_on = usize::from(flow % 2);
-        let (owner, meta, out) =
-            deliver(&mut chains, out_on, udp(mac(5), GW1.mac.0, C1, sport, FAR, 53), 1);
-        assert!(matches!(meta.verdict, Verdict::Flood | Verdict::Forward(3)), "{meta:?}");
+        let (owner, meta, out) = deliver(
+            &mut chains,
+            out_on,
+            udp(mac(5), GW1.mac.0, C1, sport, FAR, 53),
+            1,
+        );
+        assert!(
+            matches!(meta.verdict, Verdict::Flood | Verdict::Forward(3)),
+            "{meta:?}"
+        );
         owned[owner] += 1;
         let (src, port, dst, _) = endpoints(&out);
         assert_eq!((src, dst), (UP.ip, Ipv4Addr::from(FAR)), "flow {flow}");
@@ -324,16 +339,28 @@ fn two_workers_see_both_directions_of_every_flow_wherever_packets_land() {
         let reply = udp(mac(4), UP.mac.0, FAR, 53, [192, 0, 2, 10], port);
         let (back_owner, meta, back) = deliver(&mut chains, usize::from(flow % 3 == 0), reply, 3);
         assert_eq!(back_owner, owner, "flow {flow}: the reply met its flow");
-        assert!(matches!(meta.verdict, Verdict::Flood | Verdict::Forward(1)), "{meta:?}");
-        assert_eq!(endpoints(&back), (Ipv4Addr::from(FAR), 53, Ipv4Addr::from(C1), sport));
+        assert!(
+            matches!(meta.verdict, Verdict::Flood | Verdict::Forward(1)),
+            "{meta:?}"
+        );
+        assert_eq!(
+            endpoints(&back),
+            (Ipv4Addr::from(FAR), 53, Ipv4Addr::from(C1), sport)
+        );
 
         // A connection to the published port, and the container's answer
         // on the other worker.
         let cport = 30_000 + flow;
         let syn = tcp(mac(4), UP.mac.0, FAR, cport, [192, 0, 2, 10], 8080, true);
         let (owner, meta, inbound) = deliver(&mut chains, out_on, syn, 3);
-        assert!(matches!(meta.verdict, Verdict::Flood | Verdict::Forward(1)), "{meta:?}");
-        assert_eq!(endpoints(&inbound), (Ipv4Addr::from(FAR), cport, Ipv4Addr::from(C1), 80));
+        assert!(
+            matches!(meta.verdict, Verdict::Flood | Verdict::Forward(1)),
+            "{meta:?}"
+        );
+        assert_eq!(
+            endpoints(&inbound),
+            (Ipv4Addr::from(FAR), cport, Ipv4Addr::from(C1), 80)
+        );
         let mut synack = Vec::new();
         PacketBuilder::ethernet2(mac(5), GW1.mac.0)
             .ipv4(C1, FAR, 64)
@@ -344,10 +371,16 @@ fn two_workers_see_both_directions_of_every_flow_wherever_packets_land() {
             .unwrap();
         let (answer_owner, meta, out) = deliver(&mut chains, 1 - out_on, synack, 1);
         assert_eq!(answer_owner, owner, "flow {flow}: the answer met its flow");
-        assert!(matches!(meta.verdict, Verdict::Flood | Verdict::Forward(3)), "{meta:?}");
+        assert!(
+            matches!(meta.verdict, Verdict::Flood | Verdict::Forward(3)),
+            "{meta:?}"
+        );
         assert_eq!(endpoints(&out), (UP.ip, 8080, Ipv4Addr::from(FAR), cport));
     }
-    assert!(owned.iter().all(|&n| n > 8), "flows spread over both: {owned:?}");
+    assert!(
+        owned.iter().all(|&n| n > 8),
+        "flows spread over both: {owned:?}"
+    );
     let total: usize = chains
         .iter()
         .map(|c| c.router.nat().unwrap().stats().conntrack.entries)

@@ -214,7 +214,10 @@ fn nat_on_two_workers_sees_both_directions_of_every_flow() {
         .iter()
         .filter_map(|w| w["handed_out"].as_u64())
         .sum();
-    assert!(handed_out > 0, "frames handed to their flow's owner: {stats}");
+    assert!(
+        handed_out > 0,
+        "frames handed to their flow's owner: {stats}"
+    );
     let ct = lab.ctl_json(&["conntrack"]);
     let per_worker = ct["workers"].as_array().expect("per-worker NAT stats");
     assert_eq!(per_worker.len(), 2, "{ct}");

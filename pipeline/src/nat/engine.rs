@@ -158,11 +158,14 @@ impl Nat {
     /// `from_masquerading`: it came from a masquerading network.
     #[inline]
     pub fn owner(&self, frame: &[u8], meta: &PacketMeta, from_masquerading: bool) -> u16 {
+        let arrival = super::owner::Arrival {
+            worker: self.worker,
+            from_masquerading,
+        };
         self.owners.owner(
             frame,
             meta,
-            self.worker,
-            from_masquerading,
+            arrival,
             self.masquerade_range,
             &self.published,
             &self.node_addresses,

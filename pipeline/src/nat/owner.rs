@@ -63,6 +63,16 @@ use crate::keyed_hash::KeyHasher;
 use crate::wire::ip_proto;
 use std::net::Ipv4Addr;
 
+/// Where a packet is in hand: what the owner rules need to know of its
+/// arrival besides the packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arrival {
+    /// The worker that has it.
+    pub worker: u16,
+    /// It came from a network whose flows out are masqueraded.
+    pub from_masquerading: bool,
+}
+
 /// How flows are spread over the workers (see the module docs): the same
 /// value, keys included, on every worker.
 #[derive(Clone, Copy, Debug)]
@@ -121,14 +131,13 @@ impl FlowOwners {
         }
     }
 
-    /// The worker that owns the flow of `packet` (see the module docs),
-    /// `receiver` being the worker that has it in hand.
+    /// The worker that owns the flow of the packet in `frame` (see the
+    /// module docs), arrived as `arrival` says.
     pub fn owner(
         &self,
         frame: &[u8],
         meta: &PacketMeta,
-        receiver: u16,
-        from_masquerading: bool,
+        arrival: Arrival,
         masquerade: Option<Masquerade>,
         published: &PublishedPorts,
         node_addresses: &[Ipv4Addr],
@@ -140,25 +149,16 @@ impl FlowOwners {
             Ok(Some(Packet::IcmpError { quoted, .. })) => quoted.invert(),
             Ok(Some(packet)) => *packet.tuple(),
             // Fragments, other protocols, malformed: untracked, stays here.
-            Ok(None) | Err(_) => return receiver,
+            Ok(None) | Err(_) => return arrival.worker,
         };
-        self.owner_of(
-            &tuple,
-            receiver,
-            from_masquerading,
-            masquerade,
-            published,
-            node_addresses,
-        )
+        self.owner_of(&tuple, arrival, masquerade, published, node_addresses)
     }
 
-    /// [`owner`](Self::owner) from the packet's tuple. `from_masquerading`:
-    /// it came from a network whose flows out are masqueraded.
+    /// [`owner`](Self::owner) from the packet's tuple.
     pub fn owner_of(
         &self,
         t: &Tuple,
-        receiver: u16,
-        from_masquerading: bool,
+        arrival: Arrival,
         masquerade: Option<Masquerade>,
         published: &PublishedPorts,
         node_addresses: &[Ipv4Addr],
@@ -181,12 +181,12 @@ impl FlowOwners {
                 return self.port_owner(m, port);
             }
         }
-        if from_masquerading
+        if arrival.from_masquerading
             || (t.protocol != ip_proto::ICMP && published.is_target(t.protocol, t.src, t.src_port))
         {
             return self.pair_owner(t.protocol, (t.src, t.src_port), (t.dst, t.dst_port));
         }
-        receiver.min(self.workers - 1)
+        arrival.worker.min(self.workers - 1)
     }
 
     /// The worker whose share of `m` holds `port` (in `m`'s range).
@@ -237,13 +237,22 @@ mod tests {
     #[test]
     fn shares_cover_the_range_once_in_order() {
         for workers in 1..=9u16 {
-            for (first, last) in [(1024, 65_535), (40_000, 40_000), (40_000, 40_006), (1, 65_535)] {
+            for (first, last) in [
+                (1024, 65_535),
+                (40_000, 40_000),
+                (40_000, 40_006),
+                (1, 65_535),
+            ] {
                 let owners = FlowOwners::with_seed(workers, 1);
                 let m = range(first, last);
                 let mut next = u32::from(first);
                 for w in 0..workers {
                     let s = owners.share(m, w);
-                    assert_eq!(u32::from(s.first_port), next.min(65_535), "{workers} {first}");
+                    assert_eq!(
+                        u32::from(s.first_port),
+                        next.min(65_535),
+                        "{workers} {first}"
+                    );
                     if s.first_port <= s.last_port {
                         for port in [s.first_port, s.last_port] {
                             assert_eq!(owners.port_owner(m, port), w, "{workers} {port}");
@@ -273,8 +282,12 @@ mod tests {
         let nodes = [NODE];
         for workers in [2u16, 3, 16] {
             let owners = FlowOwners::with_seed(workers, 7);
-            let owner = |t: Tuple, receiver, masq| {
-                owners.owner_of(&t, receiver, masq, Some(m), &published, &nodes)
+            let owner = |t: Tuple, worker, from_masquerading| {
+                let arrival = Arrival {
+                    worker,
+                    from_masquerading,
+                };
+                owners.owner_of(&t, arrival, Some(m), &published, &nodes)
             };
             let mut seen = vec![false; usize::from(workers)];
             for sport in 1000..1200u16 {

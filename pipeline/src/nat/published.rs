@@ -134,7 +134,8 @@ impl PublishedPorts {
         for p in rule.host_first..=rule.host_last {
             index[usize::from(p)] = n;
             let target = rule.port + (p - rule.host_first);
-            self.targets.insert(target_key(rule.protocol.number(), rule.address, target));
+            self.targets
+                .insert(target_key(rule.protocol.number(), rule.address, target));
         }
         self.rules.push(rule);
         Ok(())

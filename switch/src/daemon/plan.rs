@@ -70,7 +70,6 @@ pub struct SwitchPlan {
     pub node_addresses: Vec<std::net::Ipv4Addr>,
 }
 
-
 /// What each worker's NAT engine starts with. Every worker has its own
 /// engine and conntrack table; a flow belongs to one of them, found from any
 /// of its packets, and the other workers hand its frames there

@@ -381,11 +381,7 @@ fn run(
             }) => {
                 let _ = done.send(worker.set_published(published, &node_addresses));
             }
-            Ok(WorkerCommand::SetNat {
-                nat,
-                uplink,
-                done,
-            }) => {
+            Ok(WorkerCommand::SetNat { nat, uplink, done }) => {
                 let _ = done.send(worker.set_nat(nat, uplink));
             }
             Err(channel::TryRecvError::Empty) => {}

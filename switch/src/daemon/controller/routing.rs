@@ -86,7 +86,10 @@ impl Controller {
             let ask = if subnet.is_some() { 100_000 } else { limit };
             let sent = worker
                 .commands
-                .send(WorkerCommand::Conntrack { limit: ask, done: tx })
+                .send(WorkerCommand::Conntrack {
+                    limit: ask,
+                    done: tx,
+                })
                 .is_ok();
             pending.push((worker.index, sent.then_some(rx)));
         }
