@@ -54,6 +54,13 @@ impl Chain {
         // frames reach it without ARP. Unbinding forgets it.
         if let Some(ip) = self.guard.binding(port).and_then(|b| b.ip) {
             self.router.set_static_neighbour(ip, None);
+            // Its flows and translations go with it (a new container on
+            // the address, or on its published ports, starts afresh).
+            if binding.is_none_or(|b| b.ip != Some(ip)) {
+                if let Some(nat) = self.router.nat_mut() {
+                    nat.forget_address(ip);
+                }
+            }
         }
         if let Some(PortBinding { mac, ip: Some(ip) }) = binding {
             self.router.set_static_neighbour(ip, Some(mac));

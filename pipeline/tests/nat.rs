@@ -95,9 +95,13 @@ fn chain_of(owners: FlowOwners, worker: u16) -> Chain {
 }
 
 fn run(chain: &mut Chain, frame: Vec<u8>, port: u16) -> (PacketMeta, Vec<u8>) {
+    run_at(chain, frame, port, Timestamp::from_secs(1))
+}
+
+fn run_at(chain: &mut Chain, frame: Vec<u8>, port: u16, now: Timestamp) -> (PacketMeta, Vec<u8>) {
     let mut frames = vec![frame];
     let mut metas = vec![PacketMeta::new(port); 4];
-    let mut batch = Batch::new(&mut frames, &mut metas, Timestamp::from_secs(1));
+    let mut batch = Batch::new(&mut frames, &mut metas, now);
     chain.run(&mut batch);
     let meta = batch.metas()[0];
     (meta, frames.frame(0).to_vec())
@@ -386,4 +390,106 @@ fn two_workers_see_both_directions_of_every_flow_wherever_packets_land() {
         .map(|c| c.router.nat().unwrap().stats().conntrack.entries)
         .sum();
     assert_eq!(total, 128, "one entry per flow, on its owner only");
+}
+
+/// A container that is gone takes its flows with it: after its port is
+/// unbound, the reply to its masqueraded flow is no longer translated to it,
+/// and a client's next datagram to the published port is a new connection
+/// (here to the rule's new container) even before the walk of the table is
+/// done; the walk then removes every such entry, and only those.
+#[test]
+fn an_unbound_container_takes_its_flows_with_it() {
+    use switchyard_pipeline::PortBinding;
+    let mut chain = chain();
+    // C2's flow first: port 1 is then bound to C1 alone.
+    let (_, _) = run(&mut chain, udp(mac(6), GW1.mac.0, C2, 4001, FAR, 53), 1);
+    chain.bind_port(
+        1,
+        Some(PortBinding {
+            mac: MacAddr(mac(5)),
+            ip: Some(Ipv4Addr::from(C1)),
+        }),
+    );
+    let (_, out) = run(&mut chain, udp(mac(5), GW1.mac.0, C1, 4000, FAR, 53), 1);
+    let (_, port, _, _) = endpoints(&out);
+    let syn = || tcp(mac(4), UP.mac.0, FAR, 5555, [192, 0, 2, 10], 8080, true);
+    let (_, inbound) = run(&mut chain, syn(), 3);
+    assert_eq!(endpoints(&inbound).2, Ipv4Addr::from(C1));
+    assert_eq!(chain.router.nat().unwrap().stats().conntrack.entries, 3);
+
+    // C1 goes; the published port now leads to C2.
+    let later = Timestamp::from_secs(2);
+    chain.bind_port(1, None);
+    assert!(chain.router.nat().unwrap().forgetting(), "the walk begins");
+    let mut published = PublishedPorts::new();
+    published
+        .add(PublishRule {
+            protocol: Protocol::Tcp,
+            host_first: 8080,
+            host_last: 8080,
+            host_address: None,
+            address: Ipv4Addr::from(C2),
+            port: 80,
+        })
+        .unwrap();
+    chain
+        .router
+        .nat_mut()
+        .unwrap()
+        .set_published(Arc::new(published), &[UP.ip]);
+    // The same client connection again: to C2 at once.
+    let (_, inbound) = run_at(&mut chain, syn(), 3, later);
+    assert_eq!(
+        endpoints(&inbound),
+        (Ipv4Addr::from(FAR), 5555, Ipv4Addr::from(C2), 80),
+        "a new connection, not the dead container's"
+    );
+    // The reply to C1's old flow is not translated to C1 any more.
+    let (meta, _) = run_at(
+        &mut chain,
+        udp(mac(4), UP.mac.0, FAR, 53, [192, 0, 2, 10], port),
+        3,
+        later,
+    );
+    assert!(matches!(meta.verdict, Verdict::Drop(_)), "{meta:?}");
+    // A new container on C1's address, while the walk is under way: its
+    // new flow lives on (made after the address was forgotten).
+    let (_, out) = run_at(
+        &mut chain,
+        udp(mac(7), GW1.mac.0, C1, 4100, FAR, 53),
+        1,
+        later,
+    );
+    let (_, port, _, _) = endpoints(&out);
+    let reply = udp(mac(4), UP.mac.0, FAR, 53, [192, 0, 2, 10], port);
+    let (_, back) = run_at(&mut chain, reply, 3, later);
+    assert_eq!(
+        endpoints(&back),
+        (Ipv4Addr::from(FAR), 53, Ipv4Addr::from(C1), 4100),
+        "the new container's flow is kept"
+    );
+    // Routed batches walk the rest of the table (1,024 slots, 256 per
+    // batch).
+    for _ in 0..8 {
+        let (_, _) = run_at(
+            &mut chain,
+            udp(mac(6), GW1.mac.0, C2, 4001, FAR, 53),
+            1,
+            later,
+        );
+    }
+    let nat = chain.router.nat().unwrap();
+    assert!(!nat.forgetting(), "walked");
+    let left: Vec<_> = nat.table().entries(later).collect();
+    assert!(
+        !left
+            .iter()
+            .any(|e| e.original.src == Ipv4Addr::from(C1) && e.original.src_port == 4000),
+        "the old C1's flow is gone: {left:?}"
+    );
+    assert_eq!(
+        left.len(),
+        3,
+        "C2's flow, the new connection and the new C1's flow stay: {left:?}"
+    );
 }

@@ -407,3 +407,108 @@ fn live_publish_turns_nat_on_across_two_workers() {
     lab.ctl_json(&["unpublish", "tcp", "8084"]);
     assert_refused(lab.outside(), &w.host(), 8084, "after unpublish");
 }
+
+/// A UDP server answering `count` datagrams on its port 53 (echoing them),
+/// for at most `within`.
+fn udp_echo(
+    container: &Host,
+    count: usize,
+    within: Duration,
+) -> switchyard_tests::netns::NsThread<usize> {
+    let ip = container.ip();
+    container.spawn("dns", move || {
+        let s = std::net::UdpSocket::bind(SocketAddr::new(IpAddr::V4(ip), 53)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let deadline = std::time::Instant::now() + within;
+        let mut buf = [0u8; 64];
+        let mut answered = 0;
+        while answered < count && std::time::Instant::now() < deadline {
+            if let Ok((n, peer)) = s.recv_from(&mut buf) {
+                let _ = s.send_to(&buf[..n], peer);
+                answered += 1;
+            }
+        }
+        answered
+    })
+}
+
+/// Stale state: a client that keeps one UDP socket (one source port, as a
+/// resolver does) talks to a published port; its container is detached and
+/// a new one, at another address, takes the port over. The client's next
+/// datagram reaches the new container at once: the old container's flows
+/// went with it (without that, the old translation would send it to the
+/// dead address until the UDP timeout, as the CNI portmap tests check).
+#[test]
+fn a_new_container_on_a_published_udp_port_gets_a_lasting_client_at_once() {
+    require_root!();
+    let lab = ControlLab::builder()
+        .network(Network::with_subnet("web", SUBNET, GATEWAY).masquerade())
+        .uplink(uplink())
+        .start();
+    let id = lab.id().to_string();
+    let old_ip = Ipv4Addr::new(198, 18, 96, 20);
+    let new_ip = Ipv4Addr::new(198, 18, 96, 21);
+    let old = lab
+        .try_attach(
+            &lab.netns("o"),
+            "web",
+            &format!("{id}-o"),
+            &["--ip", &old_ip.to_string(), "-p", "5354:53/udp"],
+        )
+        .unwrap_or_else(|e| panic!("attach: {e}"));
+    let client = lab
+        .outside()
+        .spawn("client", || std::net::UdpSocket::bind("0.0.0.0:0").unwrap())
+        .join(Duration::from_secs(10));
+    // The socket lives in the outside namespace whichever thread uses it.
+    let ask = move |client: &std::net::UdpSocket, tries: usize| -> bool {
+        client
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        (0..tries).any(|_| {
+            let _ = client.send_to(b"query", SocketAddr::new(IpAddr::V4(NODE), 5354));
+            client.recv_from(&mut buf).is_ok()
+        })
+    };
+    let server = udp_echo(&old.host(), 1, Duration::from_secs(10));
+    assert!(ask(&client, 20), "the first container answers");
+    assert_eq!(server.join(Duration::from_secs(20)), 1);
+    let ct = lab.ctl_json(&["conntrack", "--network", "web"]);
+    assert!(
+        ct["entries"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["reply"]["src"] == old_ip.to_string())),
+        "the client's flow to the old container is tracked: {ct}"
+    );
+
+    lab.detach(&format!("{id}-o"));
+    let new = lab
+        .try_attach(
+            &lab.netns("n"),
+            "web",
+            &format!("{id}-n"),
+            &["--ip", &new_ip.to_string(), "-p", "5354:53/udp"],
+        )
+        .unwrap_or_else(|e| panic!("attach: {e}"));
+    let server = udp_echo(&new.host(), 1, Duration::from_secs(10));
+    // Three tries (under a second): the old flow's 120 s would lose them all.
+    assert!(
+        ask(&client, 3),
+        "the same client socket reaches the new container at once"
+    );
+    assert_eq!(server.join(Duration::from_secs(20)), 1);
+    let ct = lab.ctl_json(&["conntrack", "--network", "web"]);
+    let entries = ct["entries"].as_array().expect("entries");
+    assert!(
+        !entries
+            .iter()
+            .any(|e| e["reply"]["src"] == old_ip.to_string()),
+        "no flow of the detached container is left: {ct}"
+    );
+    assert!(
+        ct["stats"]["conntrack"]["removed"].as_u64() >= Some(1),
+        "its flow was removed, not expired: {ct}"
+    );
+}

@@ -92,6 +92,12 @@ impl Tuple {
         }
     }
 
+    /// True when `address` is one of its two addresses.
+    #[inline]
+    pub fn involves(&self, address: Ipv4Addr) -> bool {
+        self.src == address || self.dst == address
+    }
+
     /// The ICMP echo identifier of an ICMP tuple (whichever port holds it).
     pub const fn echo_id(&self) -> u16 {
         if self.src_port != 0 {

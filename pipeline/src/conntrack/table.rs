@@ -482,6 +482,48 @@ impl ConntrackTable {
         Ok(())
     }
 
+    /// Removes the entries with `address` in either of their tuples that
+    /// saw no packet after `seen_by` among the slots from `from` on, looking
+    /// at `budget` slots at most (into `removed`, with
+    /// [`RemoveReason::Removed`]); returns the slot to go on from, or `None`
+    /// once the whole table has been walked. For a container that is gone:
+    /// its flows and translations go with it, a few slots per loop turn,
+    /// never a scan in one go, while flows of a new container on the same
+    /// address (made after `seen_by`) stay.
+    pub fn remove_address_step(
+        &mut self,
+        address: Ipv4Addr,
+        seen_by: Timestamp,
+        from: usize,
+        budget: usize,
+        removed: &mut Vec<Removed>,
+    ) -> Option<usize> {
+        let end = from.saturating_add(budget).min(self.entries.len());
+        for i in from..end {
+            let e = &self.entries[i];
+            if e.used
+                && e.last_seen <= seen_by.0
+                && (e.original.involves(address) || e.reply.involves(address))
+            {
+                self.remove_at(i as u32, RemoveReason::Removed, removed);
+            }
+        }
+        (end < self.entries.len()).then_some(end)
+    }
+
+    /// The latest time any call passed in (the table's clock, which never
+    /// goes back).
+    pub fn clock(&self) -> Timestamp {
+        Timestamp(self.clock)
+    }
+
+    /// When entry `id` last saw a packet (to [`REFRESH_GRANULARITY`]: a
+    /// refresh within it is not recorded), if it is live.
+    pub fn last_seen(&self, id: EntryId) -> Option<Timestamp> {
+        let i = self.resolve(id).ok()?;
+        Some(Timestamp(self.entries[i as usize].last_seen))
+    }
+
     /// Removes up to `budget` entries whose timeout has passed at `now`, most
     /// overdue first, into `out`; returns how many. Looks only at the head of
     /// each expiry list (the next entry to expire in its class), so each call

@@ -48,6 +48,11 @@ use std::sync::Arc;
 const PORT_TRIES: u32 = 64;
 /// Expired entries removed per batch at most.
 const EXPIRE_BUDGET: usize = 32;
+/// Table slots looked at per batch for a forgotten address.
+const PURGE_BUDGET: usize = 256;
+/// Forgotten addresses whose flows are being removed at once (more wait:
+/// the oldest is restarted to cover the newest, see `forget_address`).
+const PURGES: usize = 16;
 
 /// Where masqueraded flows appear to come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +108,23 @@ impl NatStats {
     }
 }
 
+/// A forgotten address whose flows are being removed.
+#[derive(Clone, Copy, Debug)]
+struct Purge {
+    address: Ipv4Addr,
+    /// Flows that saw no packet after this are its old container's.
+    seen_by: Timestamp,
+    /// The next table slot to look at.
+    next: usize,
+}
+
+impl Purge {
+    fn covers(&self, e: &crate::conntrack::ConntrackEntry, last_seen: Timestamp) -> bool {
+        last_seen <= self.seen_by
+            && (e.original.involves(self.address) || e.reply.involves(self.address))
+    }
+}
+
 /// The engine (see the module docs).
 #[derive(Clone, Debug)]
 pub struct Nat {
@@ -117,6 +139,9 @@ pub struct Nat {
     owners: FlowOwners,
     /// This engine's worker.
     worker: u16,
+    /// Addresses whose flows are being removed (see
+    /// [`Nat::forget_address`]).
+    purges: Vec<Purge>,
     removed: Vec<Removed>,
     stats: NatStats,
 }
@@ -132,6 +157,7 @@ impl Nat {
             masquerade: None,
             owners: FlowOwners::single(),
             worker: 0,
+            purges: Vec::with_capacity(PURGES),
             removed: Vec::with_capacity(4 * crate::frame::MAX_BATCH),
             stats: NatStats::default(),
         }
@@ -204,10 +230,77 @@ impl Nat {
         &self.table
     }
 
-    /// Removes expired entries, a bounded number per call (once per batch).
+    /// Removes expired entries, a bounded number per call (once per batch),
+    /// and goes on removing forgotten addresses' flows.
     pub fn expire(&mut self, now: Timestamp) {
         self.table.expire(now, EXPIRE_BUDGET, &mut self.removed);
         self.removed.clear();
+        if let Some(&p) = self.purges.first() {
+            match self.table.remove_address_step(
+                p.address,
+                p.seen_by,
+                p.next,
+                PURGE_BUDGET,
+                &mut self.removed,
+            ) {
+                Some(next) => self.purges[0].next = next,
+                None => {
+                    self.purges.remove(0);
+                }
+            }
+            self.removed.clear();
+        }
+    }
+
+    /// Forgets every flow to or from `address` (its container is gone, so
+    /// a new container there, or a new owner of its published ports, gets
+    /// new connections at once rather than a dead one's translations): the
+    /// table is walked a few slots per batch ([`expire`](Self::expire)), and
+    /// until it is done a packet of such a flow is treated as new. Flows
+    /// made from now on (a new container on the address) are kept. Control
+    /// path.
+    pub fn forget_address(&mut self, address: Ipv4Addr) {
+        let seen_by = self.table.clock();
+        if let Some(p) = self.purges.iter_mut().find(|p| p.address == address) {
+            p.seen_by = seen_by;
+            p.next = 0;
+            return;
+        }
+        if self.purges.len() == PURGES {
+            // Never grown on the worker: the oldest walk starts over for the
+            // newest address. Rare (sixteen detaches within one walk) and
+            // the oldest's remaining flows expire on their own.
+            self.purges.remove(0);
+        }
+        self.purges.push(Purge {
+            address,
+            seen_by,
+            next: 0,
+        });
+    }
+
+    /// True while flows of some forgotten address may still be in the table.
+    pub fn forgetting(&self) -> bool {
+        !self.purges.is_empty()
+    }
+
+    /// Removes entry `id` if it belongs to an address being forgotten;
+    /// true if it did.
+    fn forget_now(&mut self, id: EntryId, now: Timestamp) -> bool {
+        if !self.forgotten(id, now) {
+            return false;
+        }
+        let _ = self.table.remove(id, &mut self.removed);
+        self.removed.clear();
+        true
+    }
+
+    /// True when entry `id` belongs to an address being forgotten.
+    fn forgotten(&self, id: EntryId, now: Timestamp) -> bool {
+        let (Some(e), Some(seen)) = (self.table.get(id, now), self.table.last_seen(id)) else {
+            return false;
+        };
+        self.purges.iter().any(|p| p.covers(&e, seen))
     }
 
     /// Before routing (see the module docs). `from_container`: the packet
@@ -231,7 +324,11 @@ impl Nat {
             };
         }
         let tuple = *packet.tuple();
-        if let Some((id, dir)) = self.table.lookup(&tuple, now) {
+        if let Some((id, dir)) = self
+            .table
+            .lookup(&tuple, now)
+            .filter(|&(id, _)| !self.forgetting() || !self.forget_now(id, now))
+        {
             match self.table.update(id, dir, &packet, now, &mut self.removed) {
                 Ok(Track::Existing { id, dir }) => {
                     self.removed.clear();
