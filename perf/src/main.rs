@@ -96,7 +96,7 @@ struct E2eArgs {
     /// ~1 minute instead of ~5: two paced sweep points, shorter points and tests.
     #[arg(long)]
     quick: bool,
-    /// Scenarios: throughput, latency, macs, routed, tcp, idle [default: all six].
+    /// Scenarios: throughput, latency, macs, routed, nat, tcp, idle [default: all but nat].
     #[arg(long, value_delimiter = ',')]
     scenarios: Option<Vec<Scenario>>,
     /// Dataplanes, in order [default: bridge,switchyard,switchyard-empty].
@@ -179,6 +179,10 @@ struct E2eArgs {
     /// Flow counts (distinct UDP port pairs) of the routed scenario.
     #[arg(long, value_delimiter = ',', default_value = "1,10000")]
     routed_flows: Vec<usize>,
+    /// Flow counts (distinct UDP port pairs) of the nat scenario's masquerade
+    /// and DNAT points (DNAT spreads them over 1,000 published ports).
+    #[arg(long, value_delimiter = ',', default_value = "1,10000")]
+    nat_flows: Vec<usize>,
 }
 
 impl E2eArgs {
@@ -220,6 +224,7 @@ impl E2eArgs {
             mac_pairs_size: self.mac_pairs_size,
             routed_sizes: self.routed_sizes,
             routed_flows: self.routed_flows,
+            nat_flows: self.nat_flows,
             switchyard_binary: daemon_binary(),
         }
     }

@@ -257,7 +257,10 @@ fn warm(nat: &mut Nat, n: usize, flow: &impl Fn(usize) -> Flow, from_container: 
         slots.prepare(&mut next, &|k| flow(k % n));
         for (j, (frame, meta)) in slots.frames.iter_mut().zip(&mut slots.metas).enumerate() {
             if start + j < n {
-                assert!(route(nat, frame, meta, from_container, now), "not translated");
+                assert!(
+                    route(nat, frame, meta, from_container, now),
+                    "not translated"
+                );
             }
         }
     }
