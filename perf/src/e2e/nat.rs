@@ -462,39 +462,6 @@ fn measure_new(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_arp_request_asks_for_the_gateway_from_the_container() {
-        let topology = Topology::for_tests("4242");
-        let frame = arp_request(&topology);
-        assert_eq!(frame.len(), 60);
-        assert_eq!(&frame[12..14], &[0x08, 0x06]);
-        assert_eq!(&frame[28..32], &GEN_IP);
-        assert_eq!(&frame[38..42], &[10, 83, 1, 1]);
-        assert_eq!(&frame[6..12], &topology.gen.mac);
-    }
-
-    #[test]
-    fn dnat_frames_go_from_the_outside_to_the_published_ports() {
-        let t = traffic(NatPath::Dnat, [2; 6], 10_000).unwrap();
-        assert_eq!(t.inbound, Some((SINK_IP, UPLINK_IP)));
-        assert_eq!(
-            t.flows.destination_ports(),
-            (FIRST_PUBLISHED_PORT, PUBLISHED_PORTS)
-        );
-        let one = traffic(NatPath::Dnat, [2; 6], 1).unwrap();
-        assert_eq!(one.flows.destination_ports().1, 1);
-        assert!(NFT_RULESET.contains("60000-60999"));
-        assert!(traffic(NatPath::Masquerade, [2; 6], 1)
-            .unwrap()
-            .inbound
-            .is_none());
-    }
-}
-
 /// Switchyard's established-flow NAT rate over the kernel's that the issue
 /// asks for.
 pub const TARGET_VS_KERNEL: f64 = 3.0;
@@ -648,5 +615,38 @@ fn label(kind: DataplaneKind) -> &'static str {
     match kind {
         DataplaneKind::Bridge => "kernel nft",
         kind => kind.name(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_arp_request_asks_for_the_gateway_from_the_container() {
+        let topology = Topology::for_tests("4242");
+        let frame = arp_request(&topology);
+        assert_eq!(frame.len(), 60);
+        assert_eq!(&frame[12..14], &[0x08, 0x06]);
+        assert_eq!(&frame[28..32], &GEN_IP);
+        assert_eq!(&frame[38..42], &[10, 83, 1, 1]);
+        assert_eq!(&frame[6..12], &topology.gen.mac);
+    }
+
+    #[test]
+    fn dnat_frames_go_from_the_outside_to_the_published_ports() {
+        let t = traffic(NatPath::Dnat, [2; 6], 10_000).unwrap();
+        assert_eq!(t.inbound, Some((SINK_IP, UPLINK_IP)));
+        assert_eq!(
+            t.flows.destination_ports(),
+            (FIRST_PUBLISHED_PORT, PUBLISHED_PORTS)
+        );
+        let one = traffic(NatPath::Dnat, [2; 6], 1).unwrap();
+        assert_eq!(one.flows.destination_ports().1, 1);
+        assert!(NFT_RULESET.contains("60000-60999"));
+        assert!(traffic(NatPath::Masquerade, [2; 6], 1)
+            .unwrap()
+            .inbound
+            .is_none());
     }
 }
