@@ -622,6 +622,26 @@ mod tests {
     }
 
     #[test]
+    fn the_saved_nat_run_loads_and_renders() {
+        let text = include_str!("../results/nat/e2e-latest.json");
+        let saved: SavedDocument = serde_json::from_str(text).unwrap();
+        let e2e = saved.e2e.unwrap();
+        assert_eq!(e2e.options.scenarios, vec![Scenario::Routed, Scenario::Nat]);
+        let nat: Vec<_> = e2e.runs.iter().filter_map(|r| r.nat.as_ref()).collect();
+        assert_eq!(nat.len(), 2, "kernel and switchyard");
+        for run in &nat {
+            assert_eq!(
+                run.points.len(),
+                5,
+                "(masquerade, dnat) x 2 flow counts + new flows"
+            );
+        }
+        let text = e2e::report::render(&e2e);
+        assert!(text.contains("NAT targets"), "{text}");
+        assert!(text.contains("kernel nft"), "{text}");
+    }
+
+    #[test]
     fn the_saved_routed_run_loads_and_renders() {
         let text = include_str!("../results/routed/e2e-latest.json");
         let saved: SavedDocument = serde_json::from_str(text).unwrap();
