@@ -13,6 +13,12 @@
 //!
 //! With `count` = 1 every frame gets the same ports, written all the same,
 //! so 1 and 10,000 flows cost the generator the same.
+//!
+//! Two variants for the `nat` scenario: [`PortFlows::with_destinations`]
+//! cycles the destination ports over fewer values (the published ports), and
+//! [`PortFlows::fresh`] gives every frame a flow of its own (a new
+//! connection per frame, 250 million pairs before any repeats), starting at
+//! a point's own offset so no two points share a flow.
 
 use crate::payload::UDP_CHECKSUM_OFFSET;
 use anyhow::{bail, Result};
@@ -36,7 +42,14 @@ const UDP_PORTS_OFFSET: usize = UDP_CHECKSUM_OFFSET - 6;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PortFlows {
     count: usize,
+    destinations: usize,
+    /// `Some(first)`: every frame a new flow, frame *k* flow `first + k`.
+    fresh: Option<u64>,
 }
+
+/// Distinct pairs of [`PortFlows::fresh`]: every source port with every
+/// destination port.
+pub const FRESH_PAIRS: u64 = (MAX_FLOWS * DESTINATIONS) as u64;
 
 impl PortFlows {
     /// Flows 0..`count`; fails outside 1..=[`MAX_FLOWS`].
@@ -44,7 +57,41 @@ impl PortFlows {
         if !(1..=MAX_FLOWS).contains(&count) {
             bail!("flows must be in 1..={MAX_FLOWS}, not {count}");
         }
-        Ok(PortFlows { count })
+        Ok(PortFlows {
+            count,
+            destinations: DESTINATIONS,
+            fresh: None,
+        })
+    }
+
+    /// Flows 0..`count` whose destination ports cycle over the first
+    /// `destinations` (flow *i* to `60000 + i mod destinations`): `count`
+    /// flows over that many published ports. Fails outside
+    /// 1..=[`MAX_FLOWS`] and 1..=5,000.
+    pub fn with_destinations(count: usize, destinations: usize) -> Result<Self> {
+        if !(1..=DESTINATIONS).contains(&destinations) {
+            bail!("destination ports must be in 1..={DESTINATIONS}, not {destinations}");
+        }
+        Ok(PortFlows {
+            destinations,
+            ..Self::new(count)?
+        })
+    }
+
+    /// A new flow per frame, frame *k* taking pair `first + k` (mod
+    /// [`FRESH_PAIRS`]): source port `10000 + j mod 50000`, destination
+    /// `60000 + (j / 50000) mod 5000`.
+    pub fn fresh(first: u64) -> Self {
+        PortFlows {
+            count: MAX_FLOWS,
+            destinations: DESTINATIONS,
+            fresh: Some(first % FRESH_PAIRS),
+        }
+    }
+
+    /// The first destination port flows go to, and how many there are.
+    pub fn destination_ports(&self) -> (u16, usize) {
+        (FIRST_DESTINATION_PORT, self.destinations)
     }
 
     /// How many flows.
@@ -55,7 +102,10 @@ impl PortFlows {
     /// The flow frame `seq` of a point uses.
     #[inline]
     pub fn index(&self, seq: u64) -> usize {
-        (seq % self.count as u64) as usize
+        match self.fresh {
+            Some(first) => ((first + seq) % FRESH_PAIRS) as usize,
+            None => (seq % self.count as u64) as usize,
+        }
     }
 
     /// Flow `index`'s source and destination ports.
@@ -74,7 +124,16 @@ impl PortFlows {
         let Some(ports) = frame.get_mut(UDP_PORTS_OFFSET..UDP_PORTS_OFFSET + 4) else {
             return false;
         };
-        let (source, destination) = Self::ports(index);
+        let (source, destination) = match self.fresh {
+            Some(_) => (
+                FIRST_SOURCE_PORT + (index % MAX_FLOWS) as u16,
+                FIRST_DESTINATION_PORT + (index / MAX_FLOWS % DESTINATIONS) as u16,
+            ),
+            None => (
+                FIRST_SOURCE_PORT + (index % MAX_FLOWS) as u16,
+                FIRST_DESTINATION_PORT + (index % self.destinations) as u16,
+            ),
+        };
         ports[..2].copy_from_slice(&source.to_be_bytes());
         ports[2..].copy_from_slice(&destination.to_be_bytes());
         true
@@ -123,5 +182,33 @@ mod tests {
         assert_eq!(one.index(12_345), 0);
         assert_eq!(PortFlows::ports(0), (10_000, 60_000));
         assert_eq!(PortFlows::ports(MAX_FLOWS - 1), (59_999, 64_999));
+        assert!(PortFlows::with_destinations(10, 0).is_err());
+        assert!(PortFlows::with_destinations(10, 5_001).is_err());
+    }
+
+    fn ports_of(flows: &PortFlows, seq: u64) -> (u16, u16) {
+        let mut frame = crate::frames::udp_flows([2; 6], [4; 6], 64, 1)
+            .unwrap()
+            .remove(0);
+        assert!(flows.write(&mut frame, flows.index(seq)));
+        let off = UDP_PORTS_OFFSET;
+        (
+            u16::from_be_bytes([frame[off], frame[off + 1]]),
+            u16::from_be_bytes([frame[off + 2], frame[off + 3]]),
+        )
+    }
+
+    #[test]
+    fn published_port_flows_and_fresh_flows() {
+        let flows = PortFlows::with_destinations(10_000, 1_000).unwrap();
+        let dsts: HashSet<u16> = (0..10_000).map(|s| ports_of(&flows, s).1).collect();
+        assert_eq!(dsts.len(), 1_000);
+        assert_eq!(dsts.iter().min(), Some(&60_000));
+        assert_eq!(dsts.iter().max(), Some(&60_999));
+        let fresh = PortFlows::fresh(7);
+        let pairs: HashSet<(u16, u16)> = (0..120_000).map(|s| ports_of(&fresh, s)).collect();
+        assert_eq!(pairs.len(), 120_000, "a new pair per frame");
+        assert_eq!(ports_of(&fresh, 0), (10_007, 60_000));
+        assert_eq!(ports_of(&fresh, 50_000 - 7), (10_000, 60_001));
     }
 }

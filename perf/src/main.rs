@@ -96,7 +96,7 @@ struct E2eArgs {
     /// ~1 minute instead of ~5: two paced sweep points, shorter points and tests.
     #[arg(long)]
     quick: bool,
-    /// Scenarios: throughput, latency, macs, routed, tcp, idle [default: all six].
+    /// Scenarios: throughput, latency, macs, routed, nat, tcp, idle [default: all but nat].
     #[arg(long, value_delimiter = ',')]
     scenarios: Option<Vec<Scenario>>,
     /// Dataplanes, in order [default: bridge,switchyard,switchyard-empty].
@@ -179,6 +179,10 @@ struct E2eArgs {
     /// Flow counts (distinct UDP port pairs) of the routed scenario.
     #[arg(long, value_delimiter = ',', default_value = "1,10000")]
     routed_flows: Vec<usize>,
+    /// Flow counts (distinct UDP port pairs) of the nat scenario's masquerade
+    /// and DNAT points (DNAT spreads them over 1,000 published ports).
+    #[arg(long, value_delimiter = ',', default_value = "1,10000")]
+    nat_flows: Vec<usize>,
 }
 
 impl E2eArgs {
@@ -220,6 +224,7 @@ impl E2eArgs {
             mac_pairs_size: self.mac_pairs_size,
             routed_sizes: self.routed_sizes,
             routed_flows: self.routed_flows,
+            nat_flows: self.nat_flows,
             switchyard_binary: daemon_binary(),
         }
     }
@@ -614,6 +619,26 @@ mod tests {
         assert!(e2e.options.mac_pairs.is_empty());
         assert_eq!(e2e.options.mac_pairs_size, 64);
         assert!(e2e.runs.iter().all(|r| r.mac_scale.is_empty()));
+    }
+
+    #[test]
+    fn the_saved_nat_run_loads_and_renders() {
+        let text = include_str!("../results/nat/e2e-latest.json");
+        let saved: SavedDocument = serde_json::from_str(text).unwrap();
+        let e2e = saved.e2e.unwrap();
+        assert_eq!(e2e.options.scenarios, vec![Scenario::Routed, Scenario::Nat]);
+        let nat: Vec<_> = e2e.runs.iter().filter_map(|r| r.nat.as_ref()).collect();
+        assert_eq!(nat.len(), 2, "kernel and switchyard");
+        for run in &nat {
+            assert_eq!(
+                run.points.len(),
+                5,
+                "(masquerade, dnat) x 2 flow counts + new flows"
+            );
+        }
+        let text = e2e::report::render(&e2e);
+        assert!(text.contains("NAT targets"), "{text}");
+        assert!(text.contains("kernel nft"), "{text}");
     }
 
     #[test]

@@ -115,6 +115,22 @@ pub struct RoutedSettings {
     pub uplink_gateway: String,
     /// `[uplink.neighbours]`: static neighbours on the uplink, (IPv4, MAC).
     pub uplink_neighbours: Vec<(String, String)>,
+    /// NAT (the `nat` scenario): `masquerade = true` on the network,
+    /// `[[publish]]` tables, `[switch] conntrack_size`; `None`: plain routing.
+    #[serde(default)]
+    pub nat: Option<NatSettings>,
+}
+
+/// The NAT keys of the routed layout.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NatSettings {
+    /// `masquerade = true` on the routed network.
+    pub masquerade: bool,
+    /// `[[publish]]` UDP ranges: (first host port, last host port, the
+    /// container's address); each maps one to one onto the same ports.
+    pub publish_udp: Vec<(u16, u16, String)>,
+    /// `[switch] conntrack_size`; `None`: the default.
+    pub conntrack_size: Option<usize>,
 }
 
 /// A network with a subnet and gateway that `attach` takes addresses from.
@@ -595,9 +611,16 @@ fn config_text(topology: &Topology, settings: &DaemonSettings, control_socket: &
             )
         })
         .unwrap_or_default();
+    let conntrack = settings
+        .routed
+        .as_ref()
+        .and_then(|r| r.nat.as_ref())
+        .and_then(|n| n.conntrack_size)
+        .map(|size| format!("conntrack_size = {size}\n"))
+        .unwrap_or_default();
     let switch = format!(
         "[switch]\nworkers = [{workers}]\nstats_interval_secs = 0\npipeline = \"{}\"\nidle = \"{}\"\n\
-         mac_table_size = {}\ncontrol_socket = \"{}\"\n\n",
+         mac_table_size = {}\ncontrol_socket = \"{}\"\n{conntrack}\n",
         settings.pipeline,
         settings.idle,
         settings.mac_table_size,
@@ -624,11 +647,26 @@ fn routed_layout(topology: &Topology, routed: &RoutedSettings) -> String {
         .iter()
         .map(|(ip, mac)| format!("\"{ip}\" = \"{mac}\"\n"))
         .collect();
+    let masquerade = if routed.nat.as_ref().is_some_and(|n| n.masquerade) {
+        "masquerade = true\n"
+    } else {
+        ""
+    };
+    let publish: String = routed
+        .nat
+        .iter()
+        .flat_map(|n| &n.publish_udp)
+        .map(|(first, last, address)| {
+            format!(
+                "\n[[publish]]\nprotocol = \"udp\"\nhost_port = \"{first}-{last}\"\naddress = \"{address}\"\n"
+            )
+        })
+        .collect();
     format!(
-        "[[network]]\nname = \"{}\"\nsubnet = \"{}\"\ngateway = \"{}\"\n\n\
+        "[[network]]\nname = \"{}\"\nsubnet = \"{}\"\ngateway = \"{}\"\n{masquerade}\n\
          [[port]]\nname = \"gen\"\ndriver = \"af_xdp\"\ninterface = \"{}\"\nnetwork = \"{}\"\n\n\
          [uplink]\ninterface = \"{}\"\naddress = \"{}\"\ngateway = \"{}\"\n\n\
-         [uplink.neighbours]\n{neighbours}",
+         [uplink.neighbours]\n{neighbours}{publish}",
         n.name,
         n.subnet,
         n.gateway,
@@ -684,6 +722,7 @@ mod tests {
             uplink_address: "10.83.2.10/24".into(),
             uplink_gateway: "10.83.2.1".into(),
             uplink_neighbours: vec![("10.83.2.1".into(), "02:53:59:02:00:01".into())],
+            nat: None,
         };
         let text = config_text(&topology, &settings(Some(routed)), Path::new("/tmp/x.sock"));
         let config = switchyard_config::parse_str(&text, "routed.toml").unwrap();
@@ -702,6 +741,33 @@ mod tests {
             config.networks[0].gateway,
             Some("10.83.1.1".parse().unwrap())
         );
+        let mut nat = routed_settings_for_tests();
+        nat.nat = Some(NatSettings {
+            masquerade: true,
+            publish_udp: vec![(60_000, 60_999, "10.83.1.2".into())],
+            conntrack_size: Some(300_000),
+        });
+        let text = config_text(&topology, &settings(Some(nat)), Path::new("/tmp/x.sock"));
+        let config = switchyard_config::parse_str(&text, "nat.toml").unwrap();
+        assert!(config.networks[0].masquerade);
+        assert_eq!(config.publish.len(), 1);
+        assert_eq!(config.publish[0].host_port.len(), 1_000);
+        assert_eq!(config.publish[0].port, 60_000);
+        assert_eq!(config.switch.conntrack_size, 300_000);
+    }
+
+    fn routed_settings_for_tests() -> RoutedSettings {
+        RoutedSettings {
+            network: ContainerNetwork {
+                name: "a".into(),
+                subnet: "10.83.1.0/24".into(),
+                gateway: "10.83.1.1".into(),
+            },
+            uplink_address: "10.83.2.10/24".into(),
+            uplink_gateway: "10.83.2.1".into(),
+            uplink_neighbours: vec![("10.83.2.1".into(), "02:53:59:02:00:01".into())],
+            nat: None,
+        }
     }
 
     #[test]

@@ -32,6 +32,14 @@ pub struct KernelRouterConfig {
     /// answers ARP (its AF_XDP socket takes every frame), so the router
     /// knows it statically, as Switchyard's `[uplink.neighbours]` does.
     pub uplink_neighbours: Vec<(String, String)>,
+    /// Static neighbours on the bridge (the generator's side), (IPv4, MAC):
+    /// a container whose AF_XDP sink takes every frame never answers ARP.
+    pub network_neighbours: Vec<(String, String)>,
+    /// An nftables ruleset loaded in the router namespace (`nft -f`), with
+    /// `{bridge}` and `{uplink}` replaced by the interfaces' names: the
+    /// `nat` scenario's masquerade and DNAT rules. `None`: no rules, no
+    /// conntrack.
+    pub nft_ruleset: Option<String>,
     /// Steer the router's work to these cores with RPS on the generator's
     /// host end, as the bridge is with `--bridge-rps`; `None`: softirq on
     /// the sending core, where the kernel puts it.
@@ -129,6 +137,34 @@ impl KernelRouter {
                 "nud",
                 "permanent",
             ])?;
+        }
+        for (address, mac) in &config.network_neighbours {
+            ip(&[
+                "neigh",
+                "replace",
+                address,
+                "lladdr",
+                mac,
+                "dev",
+                &self.bridge,
+                "nud",
+                "permanent",
+            ])?;
+        }
+        if let Some(ruleset) = &config.nft_ruleset {
+            let text = ruleset
+                .replace("{bridge}", &self.bridge)
+                .replace("{uplink}", &sink);
+            let file = std::env::temp_dir().join(format!("{ns}.nft"));
+            std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+            let loaded = cmd::run(
+                "ip",
+                &["netns", "exec", &ns, "nft", "-f", &file.to_string_lossy()],
+            );
+            let _ = std::fs::remove_file(&file);
+            loaded.context(
+                "loading the nftables ruleset (is nftables installed? scripts/install-deps.sh)",
+            )?;
         }
         if let Some(cores) = &config.steer_to {
             let mask = super::dataplane::rps_mask(cores)?;

@@ -15,6 +15,10 @@
 //! - `routed`: container -> gateway -> uplink -> outside with 1 and 10,000
 //!   flows (see [`routed`]): Switchyard's router against the kernel's IP
 //!   forwarding behind a bridge, and against the same dataplane's L2 rate.
+//! - `nat`: masquerade (container -> outside), DNAT over 1,000 published
+//!   ports (outside -> container) and new flows per second (see [`nat`]):
+//!   Switchyard's NAT against the kernel's nftables rules on the `routed`
+//!   topology. Not in a default run (`--scenarios nat`).
 //! - `tcp`: iperf3 with 1 and 4 streams between the namespaces, MTU 1500.
 //! - `idle`: the daemon with no traffic, `idle = "backoff"` and
 //!   `idle = "busy-poll"`: its CPU use from `/proc/<pid>/stat`.
@@ -25,6 +29,7 @@ pub mod kernel_router;
 pub mod learn;
 pub mod mac_report;
 pub mod mac_scale;
+pub mod nat;
 pub mod netns;
 pub mod node_scale;
 pub mod node_scale_report;
@@ -67,6 +72,9 @@ pub enum Scenario {
     /// Container -> gateway -> uplink -> outside, against the kernel's
     /// forwarding and the L2 path.
     Routed,
+    /// Masquerade, published ports and new flows, against the kernel's
+    /// nftables NAT (only when asked for).
+    Nat,
     /// iperf3 TCP streams.
     Tcp,
     /// The idle daemon's CPU use per idle mode.
@@ -74,7 +82,7 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    /// Every scenario, in the order a run measures them.
+    /// The scenarios of a default run, in the order it measures them.
     pub const ALL: [Scenario; 6] = [
         Scenario::Throughput,
         Scenario::Latency,
@@ -90,6 +98,7 @@ impl Scenario {
             Scenario::Latency => "latency",
             Scenario::Macs => "macs",
             Scenario::Routed => "routed",
+            Scenario::Nat => "nat",
             Scenario::Tcp => "tcp",
             Scenario::Idle => "idle",
         }
@@ -106,14 +115,15 @@ impl FromStr for Scenario {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Self> {
         if s == "all" {
-            bail!("use the scenario names: throughput,latency,macs,routed,tcp,idle");
+            bail!("use the scenario names: throughput,latency,macs,routed,nat,tcp,idle");
         }
         Scenario::ALL
             .into_iter()
+            .chain([Scenario::Nat])
             .find(|x| x.name() == s)
             .ok_or_else(|| {
                 anyhow::anyhow!(
-                    "unknown scenario {s:?} (throughput, latency, macs, routed, tcp or idle)"
+                    "unknown scenario {s:?} (throughput, latency, macs, routed, nat, tcp or idle)"
                 )
             })
     }
@@ -176,6 +186,9 @@ pub struct E2eOptions {
     /// Flow counts (UDP port pairs) of the `routed` scenario.
     #[serde(default = "routed::default_flows")]
     pub routed_flows: Vec<usize>,
+    /// Flow counts (UDP port pairs) of the `nat` scenario.
+    #[serde(default = "nat::default_flows")]
+    pub nat_flows: Vec<usize>,
     /// The daemon binary.
     pub switchyard_binary: PathBuf,
 }
@@ -252,6 +265,12 @@ impl E2eOptions {
         {
             bail!("the routed scenario needs at least one --routed-sizes and one --routed-flows value");
         }
+        for &n in &self.nat_flows {
+            crate::flows::PortFlows::new(n).map_err(|e| anyhow::anyhow!("--nat-flows: {e}"))?;
+        }
+        if self.runs(Scenario::Nat) && self.nat_flows.is_empty() {
+            bail!("the nat scenario needs at least one --nat-flows value");
+        }
         for mode in self.idle_modes.iter().chain([&self.switch_idle]) {
             if mode != "backoff" && mode != "busy-poll" {
                 bail!("idle mode {mode:?} is not backoff or busy-poll");
@@ -271,6 +290,7 @@ impl E2eOptions {
             Scenario::Latency,
             Scenario::Macs,
             Scenario::Routed,
+            Scenario::Nat,
         ]
         .iter()
         .any(|s| self.runs(*s))
@@ -314,6 +334,14 @@ impl E2eOptions {
                 .filter(|d| routed::routes(**d))
                 .count();
             total += routing as f64 * routed::planned_seconds(self);
+        }
+        if self.runs(Scenario::Nat) {
+            let routing = self
+                .dataplanes
+                .iter()
+                .filter(|d| routed::routes(**d))
+                .count();
+            total += routing as f64 * nat::planned_seconds(self);
         }
         if self.runs(Scenario::Idle) {
             total += self.idle_modes.len() as f64
@@ -440,6 +468,9 @@ pub struct DataplaneRun {
     /// The `routed` scenario: the L2 reference and the routed points.
     #[serde(default)]
     pub routed: Option<routed::RoutedRun>,
+    /// The `nat` scenario: masquerade, DNAT and new-flow points.
+    #[serde(default)]
+    pub nat: Option<nat::NatRun>,
     /// iperf3 results.
     pub tcp: Vec<tcp::TcpResult>,
     /// Whether the dataplane had learned the sink's MAC on the sink port
@@ -704,6 +735,7 @@ fn run_dataplane(
         latency: Vec::new(),
         mac_scale: Vec::new(),
         routed: None,
+        nat: None,
         tcp: Vec::new(),
         sink_mac_learned: None,
         sink_xdp_mode: None,
@@ -779,6 +811,9 @@ fn run_dataplane(
                     .to_string(),
             );
         }
+    }
+    if options.runs(Scenario::Nat) && routed::routes(kind) && !stop.load(Ordering::Relaxed) {
+        nat::measure_nat(&mut run, topology, options, stop, progress, ids);
     }
     run
 }
@@ -919,7 +954,16 @@ impl PointContext<'_> {
             bail!("interrupted");
         }
         let templates = match &self.routed {
-            Some(r) => routed::templates(self.topology.gen.mac, r.dst_mac, size)?,
+            Some(r) => match r.inbound {
+                Some((src_ip, dst_ip)) => routed::templates_between(
+                    self.topology.sink.mac,
+                    r.dst_mac,
+                    src_ip,
+                    dst_ip,
+                    size,
+                )?,
+                None => routed::templates(self.topology.gen.mac, r.dst_mac, size)?,
+            },
             None => traffic::templates(
                 self.topology.gen.mac,
                 self.topology.sink.mac,

@@ -193,6 +193,7 @@ impl ScaleOptions {
             mac_pairs_size: FRAME_SIZE,
             routed_sizes: Vec::new(),
             routed_flows: Vec::new(),
+            nat_flows: Vec::new(),
             switchyard_binary: self.switchyard_binary.clone(),
         }
     }

@@ -300,6 +300,7 @@ pub fn render(report: &E2eReport) -> String {
     }
     out.push_str(&super::mac_report::render(runs));
     out.push_str(&super::routed_report::render(runs));
+    out.push_str(&super::nat::render(runs));
     if runs.iter().any(|r| !r.tcp.is_empty()) {
         let _ = writeln!(
             out,
@@ -764,6 +765,7 @@ mod tests {
                     0.95
                 },
             ),
+            nat: None,
             tcp: vec![TcpResult {
                 streams: 1,
                 seconds: 3.0,
@@ -820,6 +822,7 @@ mod tests {
                 mac_pairs_size: 64,
                 routed_sizes: Vec::new(),
                 routed_flows: Vec::new(),
+                nat_flows: Vec::new(),
                 switchyard_binary: "/x".into(),
             },
             ratios: ratios(&runs),

@@ -62,10 +62,10 @@ pub const UPLINK_ADDRESS: &str = "10.83.2.10/24";
 pub const SINK_IP: [u8; 4] = [10, 83, 2, 1];
 
 /// Prefix length of both subnets.
-const PREFIX_LEN: u8 = 24;
+pub(super) const PREFIX_LEN: u8 = 24;
 
 /// Switchyard's name for network A.
-const NETWORK_NAME: &str = "a";
+pub(super) const NETWORK_NAME: &str = "a";
 
 /// The daemon's CPU share below which an unpaced point that lost frames
 /// was disturbed (see [`RoutedPoint::disturbed`]).
@@ -85,7 +85,7 @@ pub fn default_flows() -> Vec<usize> {
 }
 
 /// `a.b.c.d` of an address.
-fn dotted(ip: [u8; 4]) -> String {
+pub(super) fn dotted(ip: [u8; 4]) -> String {
     std::net::Ipv4Addr::from(ip).to_string()
 }
 
@@ -230,19 +230,46 @@ pub(super) struct RoutedTraffic {
     pub dst_mac: [u8; 6],
     /// The UDP port pairs.
     pub flows: PortFlows,
+    /// `Some((src_ip, dst_ip))`: frames from the sink's side (the outside)
+    /// with these addresses, sent by a rig whose generator is the sink's
+    /// namespace (the `nat` scenario's published ports); `None`: from the
+    /// generator's address to the sink's.
+    pub inbound: Option<([u8; 4], [u8; 4])>,
+}
+
+impl RoutedTraffic {
+    /// Frames from the generator (a container) to the sink (the outside).
+    pub fn outbound(dst_mac: [u8; 6], flows: PortFlows) -> Self {
+        RoutedTraffic {
+            dst_mac,
+            flows,
+            inbound: None,
+        }
+    }
 }
 
 /// The templates of one point: UDP from the generator's address to the
 /// sink's, `size` bytes, from `src` to `dst`, checksum cleared for the probe
 /// (the ports are written per frame, see [`PortFlows`]).
 pub(super) fn templates(src: [u8; 6], dst: [u8; 6], size: usize) -> Result<Vec<Vec<u8>>> {
+    templates_between(src, dst, GEN_IP, SINK_IP, size)
+}
+
+/// [`templates`] between any two addresses.
+pub(super) fn templates_between(
+    src: [u8; 6],
+    dst: [u8; 6],
+    src_ip: [u8; 4],
+    dst_ip: [u8; 4],
+    size: usize,
+) -> Result<Vec<Vec<u8>>> {
     let (src_port, dst_port) = PortFlows::ports(0);
     let mut frame = frames::udp_frame(
         &Flow {
             src_mac: src,
             dst_mac: dst,
-            src_ip: GEN_IP,
-            dst_ip: SINK_IP,
+            src_ip,
+            dst_ip,
             src_port,
             dst_port,
         },
@@ -346,6 +373,8 @@ fn routed_phase(
                 gateway: format!("{GATEWAY_IP}/{PREFIX_LEN}"),
                 uplink_address: UPLINK_ADDRESS.to_string(),
                 uplink_neighbours: neighbours,
+                network_neighbours: Vec::new(),
+                nft_ruleset: None,
                 steer_to: options.bridge_rps.then(|| options.switch_cores.clone()),
             },
         )?),
@@ -436,7 +465,7 @@ fn routed_phase(
 /// Switchyard's routed layout: network `a` with its gateway on the
 /// generator's side, the uplink on the sink's with the sink as its gateway
 /// and static neighbour.
-fn routed_settings(neighbours: Vec<(String, String)>) -> RoutedSettings {
+pub(super) fn routed_settings(neighbours: Vec<(String, String)>) -> RoutedSettings {
     RoutedSettings {
         network: ContainerNetwork {
             name: NETWORK_NAME.to_string(),
@@ -446,6 +475,7 @@ fn routed_settings(neighbours: Vec<(String, String)>) -> RoutedSettings {
         uplink_address: UPLINK_ADDRESS.to_string(),
         uplink_gateway: dotted(SINK_IP),
         uplink_neighbours: neighbours,
+        nat: None,
     }
 }
 
@@ -500,10 +530,7 @@ fn measure_size(
     let options = ctx.options;
     let most = options.routed_flows.iter().copied().max().unwrap_or(1);
     if options.warmup_seconds > 0.0 {
-        ctx.routed = Some(RoutedTraffic {
-            dst_mac,
-            flows: PortFlows::new(most)?,
-        });
+        ctx.routed = Some(RoutedTraffic::outbound(dst_mac, PortFlows::new(most)?));
         progress.step(
             &format!("{kind} {path} {size} B: warm-up"),
             options.warmup_seconds + POINT_OVERHEAD_S,
@@ -514,10 +541,7 @@ fn measure_size(
         if ctx.stop.load(Ordering::Relaxed) {
             bail!("interrupted");
         }
-        ctx.routed = Some(RoutedTraffic {
-            dst_mac,
-            flows: PortFlows::new(flows)?,
-        });
+        ctx.routed = Some(RoutedTraffic::outbound(dst_mac, PortFlows::new(flows)?));
         progress.step(
             &format!("{kind} {path} {size} B, {flows} flows: unpaced"),
             options.step_seconds + POINT_OVERHEAD_S,
@@ -558,14 +582,14 @@ fn measure_size(
 
 /// The generator's and the sink's addresses and routes for the routed
 /// layout; removed again (with the neighbours they learned) on drop.
-struct Hosts<'a> {
+pub(super) struct Hosts<'a> {
     topology: &'a Topology,
 }
 
 impl<'a> Hosts<'a> {
     /// Generator `10.83.1.2/24` with a default route via the gateway; sink
     /// `10.83.2.1/24` with a route to network A via the uplink address.
-    fn configure(topology: &'a Topology) -> Result<Self> {
+    pub(super) fn configure(topology: &'a Topology) -> Result<Self> {
         let hosts = Hosts { topology };
         let uplink_ip = UPLINK_ADDRESS.split('/').next().unwrap_or(UPLINK_ADDRESS);
         let gen_address = format!("{}/{PREFIX_LEN}", dotted(GEN_IP));
@@ -614,7 +638,7 @@ impl<'a> Hosts<'a> {
 
     /// Has the generator's kernel resolve the gateway by ARP (a short ping
     /// to it) and returns the MAC it learned.
-    fn resolve_gateway(&self) -> Result<[u8; 6]> {
+    pub(super) fn resolve_gateway(&self) -> Result<[u8; 6]> {
         let netns = &self.topology.gen.netns;
         // A ping that goes unanswered still resolves the MAC; the neighbour
         // entry decides.
