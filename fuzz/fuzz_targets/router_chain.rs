@@ -7,6 +7,11 @@
 //! answer back out of its port (ARP reply, echo, time exceeded) or a flooded
 //! ARP request of at most a minimum frame.
 //!
+//! Two workers, each with its own chain and NAT engine (one ownership rule
+//! for both): bursts land on them in turn, and a frame handed to its flow's
+//! owner is unchanged and run there as a handed-in batch, which hands
+//! nothing on.
+//!
 //! Input format, repeated: `[n_frames]` then per frame `[port, len, bytes..]`.
 #![no_main]
 
@@ -17,11 +22,12 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use switchyard_pipeline::conntrack::ConntrackConfig;
 use switchyard_pipeline::nat::engine::{Masquerade, Nat};
+use switchyard_pipeline::nat::owner::FlowOwners;
 use switchyard_pipeline::nat::published::{Protocol, PublishRule, PublishedPorts};
 use switchyard_pipeline::router::RoutedNetwork;
 use switchyard_pipeline::{
-    Batch, Chain, FrameStore, Gateway, L2Config, L2Switch, MacAddr, PacketMeta, PortBinding,
-    Timestamp, Verdict, MAX_BURST,
+    Batch, Chain, Gateway, L2Config, L2Switch, MacAddr, PacketMeta, PortBinding, Timestamp,
+    Verdict, MAX_BURST,
 };
 
 fn gateway(n: u8) -> Gateway {
@@ -31,7 +37,8 @@ fn gateway(n: u8) -> Gateway {
     }
 }
 
-fuzz_target!(|data: &[u8]| {
+/// Worker `worker`'s chain.
+fn chain_of(owners: FlowOwners, worker: u16) -> Chain {
     let mut l2 = L2Switch::new(L2Config {
         max_entries: 16,
         aging_ns: 1_000,
@@ -57,6 +64,7 @@ fuzz_target!(|data: &[u8]| {
         max_entries: 64,
         ..ConntrackConfig::default()
     });
+    nat.set_owners(owners, worker);
     nat.set_masquerade(Some(Masquerade {
         address: gateway(1).ip,
         first_port: 1024,
@@ -89,32 +97,74 @@ fuzz_target!(|data: &[u8]| {
         Ipv4Addr::new(10, 0, 1, 7),
         Some(MacAddr([2, 0, 0, 1, 0, 7])),
     );
+    chain
+}
+
+/// Checks a run batch's verdicts (see the module docs).
+fn check(batch_metas: &[PacketMeta], frames: &[Vec<u8>], received: usize, lens: &[usize]) {
+    for (k, meta) in batch_metas.iter().enumerate() {
+        assert!(!meta.verdict.is_pending(), "undecided frame");
+        let len = frames[k].len();
+        if k < received {
+            if matches!(meta.verdict, Verdict::Forward(_) | Verdict::Flood) {
+                assert_eq!(len, lens[k], "a forwarded frame changed length");
+            }
+        } else {
+            match meta.verdict {
+                Verdict::Forward(p) => assert_eq!(p, meta.in_port),
+                Verdict::Flood => assert!(len <= 60),
+                Verdict::Local => {}
+                v => panic!("originated frame with verdict {v:?}"),
+            }
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let owners = FlowOwners::with_seed(2, 7);
+    let mut chains = [chain_of(owners, 0), chain_of(owners, 1)];
     let mut rest = data;
     let mut frames: Vec<Vec<u8>> = Vec::with_capacity(2 * MAX_BURST);
     let mut metas = vec![PacketMeta::new(0); 64];
     let mut now = 0;
+    let mut turn = 0usize;
     while common::next_burst(&mut rest, &mut frames, &mut metas, 4) {
         now += 1_000_000_000;
+        turn += 1;
+        let on = turn % 2;
         let received = frames.len();
+        let sent: Vec<Vec<u8>> = frames.clone();
         let lens: Vec<usize> = frames.iter().map(Vec::len).collect();
         let mut batch = Batch::new(&mut frames, &mut metas, Timestamp(now));
-        chain.run(&mut batch);
+        chains[on].run(&mut batch);
         let decided: Vec<PacketMeta> = batch.metas().to_vec();
-        for (k, meta) in decided.iter().enumerate() {
-            assert!(!meta.verdict.is_pending(), "undecided frame");
-            let len = frames.frame(k).len();
-            if k < received {
-                if matches!(meta.verdict, Verdict::Forward(_) | Verdict::Flood) {
-                    assert_eq!(len, lens[k], "a forwarded frame changed length");
-                }
-            } else {
-                match meta.verdict {
-                    Verdict::Forward(p) => assert_eq!(p, meta.in_port),
-                    Verdict::Flood => assert!(len <= 60),
-                    Verdict::Local => {}
-                    v => panic!("originated frame with verdict {v:?}"),
-                }
+        check(&decided, &frames, received, &lens);
+        // Frames handed to the other worker: untouched, run there once.
+        let mut handed: Vec<Vec<u8>> = Vec::new();
+        let mut handed_metas = Vec::new();
+        for (k, meta) in decided.iter().enumerate().take(received) {
+            if let Verdict::HandOff(owner) = meta.verdict {
+                assert_eq!(usize::from(owner), 1 - on, "handed to the other worker");
+                assert_eq!(frames[k], sent[k], "a handed frame was changed");
+                handed.push(sent[k].clone());
+                handed_metas.push(PacketMeta::new(meta.in_port));
             }
         }
+        if handed.is_empty() {
+            continue;
+        }
+        let received = handed.len();
+        let lens: Vec<usize> = handed.iter().map(Vec::len).collect();
+        handed_metas.resize(received + 64, PacketMeta::new(0));
+        let mut batch = Batch::new(&mut handed, &mut handed_metas, Timestamp(now)).handed_in();
+        chains[1 - on].run(&mut batch);
+        let decided: Vec<PacketMeta> = batch.metas().to_vec();
+        assert!(
+            !decided
+                .iter()
+                .any(|m| matches!(m.verdict, Verdict::HandOff(_))),
+            "a handed-in frame was handed on"
+        );
+        check(&decided, &handed, received, &lens);
     }
 });
