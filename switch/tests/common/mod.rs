@@ -1,25 +1,36 @@
 //! A global allocator that counts allocations, for the tests that show a path
-//! allocates nothing. Each such test is its own binary (the counter is global)
-//! and includes this module with `mod common;`.
+//! allocates nothing. Each such test is its own binary (the allocator is
+//! global) and includes this module with `mod common;`. Counts are per
+//! thread: the test harness's own threads allocate when they please (a
+//! process-wide count made these tests fail now and then under load), and a
+//! worker's path runs on one thread.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
 
 /// The system allocator, counting every allocation and reallocation.
 struct CountingAllocator;
 
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    // Const-initialised, no destructor: reading it never allocates.
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
 
-/// Allocations (and reallocations) made by this process so far.
+fn count() {
+    // `try_with`: a thread being torn down has no counter left; not ours.
+    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+}
+
+/// Allocations (and reallocations) made by the calling thread so far.
 pub fn allocations() -> u64 {
-    ALLOCATIONS.load(Ordering::Relaxed)
+    ALLOCATIONS.with(Cell::get)
 }
 
 // SAFETY: defers every call to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for CountingAllocator {
     // SAFETY: the trait's own signature; callers keep GlobalAlloc's contract.
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as our caller's.
         unsafe { System.alloc(layout) }
     }
@@ -30,7 +41,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
     }
     // SAFETY: the trait's own signature; callers keep GlobalAlloc's contract.
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as our caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
