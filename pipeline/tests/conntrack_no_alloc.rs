@@ -4,44 +4,19 @@
 //! inserts and reply changes, and budgeted expiry run under a counting
 //! global allocator without one allocation, as long as the caller's
 //! `removed` vector has room for what one round reports (own test binary:
-//! the counter is global). The NAT engineer's worker-level test
+//! the allocator is global). The NAT engineer's worker-level test
 //! (`switch/tests/no_alloc*.rs`) covers the same once the stage is wired.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use switchyard_pipeline::conntrack::{
     ConntrackConfig, ConntrackTable, Packet, TcpFlags, TcpSegment, Track, Tuple,
 };
 use switchyard_pipeline::Timestamp;
 
-struct CountingAllocator;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: defers every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for CountingAllocator {
-    // SAFETY: the trait's own signature; callers keep GlobalAlloc's contract.
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    // SAFETY: the trait's own signature; callers keep GlobalAlloc's contract.
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    // SAFETY: the trait's own signature; callers keep GlobalAlloc's contract.
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
+/// The counting allocator the switch's no-allocation tests use (one copy:
+/// counts per thread).
+#[path = "../../switch/tests/common/mod.rs"]
+mod counting;
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 5);
 const SERVER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 22);
@@ -69,7 +44,7 @@ fn tracking_allocates_nothing() {
         ct.track(&Packet::Tcp(t, seg), now, &mut removed);
     }
 
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = counting::allocations();
     let (mut cseq, mut sseq) = (101u32, 7001u32);
     let mut state = 99u64;
     for round in 0..200u32 {
@@ -126,7 +101,7 @@ fn tracking_allocates_nothing() {
         let _ = ct.stats();
         now = Timestamp(now.0 + 2_000_000_000);
     }
-    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    let after = counting::allocations();
     assert_eq!(
         after - before,
         0,
