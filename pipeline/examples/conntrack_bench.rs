@@ -138,7 +138,7 @@ fn established(n: usize, now: Timestamp) -> (ConntrackTable, Vec<(u32, u32)>) {
         ];
         for p in steps {
             assert!(!matches!(
-                ct.track(&p, now, &mut removed),
+                ct.track(&p, 64, now, &mut removed),
                 Track::Invalid(_) | Track::Full
             ));
         }
@@ -186,7 +186,7 @@ fn bench_tcp(n: usize) -> Timing {
             );
             seqs[i] = (c.wrapping_add(100), s);
             for p in [data, reply] {
-                if !matches!(ct.track(&p, now, &mut removed), Track::Existing { .. }) {
+                if !matches!(ct.track(&p, 64, now, &mut removed), Track::Existing { .. }) {
                     bad += 1;
                 }
             }
@@ -208,8 +208,8 @@ fn bench_udp(n: usize, step: u64) -> Timing {
         ..client(i)
     };
     for i in 0..n {
-        ct.track(&Packet::Udp(udp(i)), now, &mut removed);
-        ct.track(&Packet::Udp(udp(i).invert()), now, &mut removed);
+        ct.track(&Packet::Udp(udp(i)), 64, now, &mut removed);
+        ct.track(&Packet::Udp(udp(i).invert()), 64, now, &mut removed);
     }
     let mut k = 0usize;
     let mut bad = 0usize;
@@ -219,7 +219,7 @@ fn bench_udp(n: usize, step: u64) -> Timing {
             k += 1;
             let t = if k & 1 == 0 { udp(i) } else { udp(i).invert() };
             if !matches!(
-                ct.track(&Packet::Udp(t), now, &mut removed),
+                ct.track(&Packet::Udp(t), 64, now, &mut removed),
                 Track::Existing { .. }
             ) {
                 bad += 1;
@@ -249,7 +249,7 @@ fn bench_new_full() -> Timing {
         )
     };
     for _ in 0..max {
-        ct.track(&Packet::Udp(fresh()), now, &mut removed);
+        ct.track(&Packet::Udp(fresh()), 64, now, &mut removed);
         removed.clear();
     }
     assert_eq!(ct.len(), max);
@@ -257,7 +257,7 @@ fn bench_new_full() -> Timing {
     let timing = time_case(|| {
         for _ in 0..BATCH {
             if !matches!(
-                ct.track(&Packet::Udp(fresh()), now, &mut removed),
+                ct.track(&Packet::Udp(fresh()), 64, now, &mut removed),
                 Track::New(_)
             ) {
                 bad += 1;

@@ -307,6 +307,18 @@ pub struct PacketMeta {
 }
 
 impl PacketMeta {
+    /// The IP packet's length, header included (the IPv4 total length as
+    /// parsing bounded it, padding excluded), 0 without IP: what
+    /// conntrack's byte counters count, read from the offsets without
+    /// touching the frame.
+    #[inline]
+    pub const fn ip_len(&self) -> u32 {
+        if self.l4_offset < self.l3_offset {
+            return 0;
+        }
+        (self.l4_offset - self.l3_offset) as u32 + self.l4_len as u32
+    }
+
     /// A fresh meta for a frame received on `in_port`.
     pub const fn new(in_port: PortId) -> Self {
         PacketMeta {

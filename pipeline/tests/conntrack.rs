@@ -3,13 +3,15 @@
 //! reopened by a new SYN, RST; out-of-window and bad-flag segments INVALID;
 //! UDP unreplied then assured with their timeouts; ICMP echo; ICMP errors
 //! matched to the UDP or TCP flow they quote; a NAT-style entry with its own
-//! reply tuple found from both sides; expiry with a budget.
+//! reply tuple found from both sides; expiry with a budget; packets and
+//! bytes counted each way, and the age.
 
 use etherparse::PacketBuilder;
 use std::net::Ipv4Addr;
 use switchyard_pipeline::conntrack::{
-    quoted_tuple, ConntrackConfig, ConntrackError, ConntrackTable, Direction, FlowState, Invalid,
-    Packet, RemoveReason, Removed, TcpFlags, TcpState, TimeoutClass, Track, Tuple,
+    quoted_tuple, ConntrackConfig, ConntrackError, ConntrackTable, Direction, DirectionCounters,
+    FlowState, Invalid, Packet, RemoveReason, Removed, TcpFlags, TcpState, TimeoutClass, Track,
+    Tuple,
 };
 use switchyard_pipeline::parse::parse_stage;
 use switchyard_pipeline::{DropReason, PacketMeta, Timestamp, Verdict};
@@ -124,6 +126,14 @@ fn packet(frame: &[u8]) -> Packet {
     classify(frame).expect("readable").expect("tracked")
 }
 
+/// The IP length of the packet in `frame` (what the byte counters count).
+fn ip_len(frame: &[u8]) -> u32 {
+    let mut frames = vec![frame.to_vec()];
+    let mut metas = vec![PacketMeta::new(0)];
+    parse_stage(&mut frames, &mut metas);
+    metas[0].ip_len()
+}
+
 struct Ct {
     table: ConntrackTable,
     removed: Vec<Removed>,
@@ -151,7 +161,8 @@ impl Ct {
 
     fn track(&mut self, frame: &[u8]) -> Track {
         let p = packet(frame);
-        self.table.track(&p, self.now, &mut self.removed)
+        self.table
+            .track(&p, ip_len(frame), self.now, &mut self.removed)
     }
 
     fn wait(&mut self, secs: u64) {
@@ -430,6 +441,95 @@ fn out_of_window_and_bad_flags_are_invalid() {
     ));
 }
 
+/// Accounting: each tracked packet's IP length counted its way, the first
+/// packet included; INVALID segments and ICMP errors about the flow not
+/// counted; the age from creation on the table's (here: the test's) clock,
+/// however often the entry is refreshed.
+#[test]
+fn counters_and_age_follow_each_direction() {
+    let mut ct = Ct::new();
+    let created = ct.now;
+    let syn = handshake(&mut ct);
+    let id = syn.entry().unwrap().0;
+    let e = ct.entry(syn);
+    // SYN and SYN-ACK with 12 bytes of options (52 each), the ACK bare (40).
+    assert_eq!((e.created, e.age_secs), (created, 0));
+    assert_eq!(
+        (e.counters.original.packets, e.counters.original.bytes),
+        (2, 52 + 40)
+    );
+    assert_eq!((e.counters.reply.packets, e.counters.reply.bytes), (1, 52));
+
+    ct.wait(7);
+    let data = tcp_frame(SERVER, CLIENT, F_ACK | F_PSH, 9001, 1001, 509, 1400, &[]);
+    assert_eq!(ip_len(&data), 1440);
+    assert!(matches!(ct.track(&data), Track::Existing { .. }));
+    ct.wait(3);
+    let ack = tcp_frame(CLIENT, SERVER, F_ACK, 1001, 10_401, 502, 0, &[]);
+    assert!(matches!(ct.track(&ack), Track::Existing { .. }));
+    // Not the flow's: an INVALID segment, an ICMP error about it.
+    let far = tcp_frame(CLIENT, SERVER, F_ACK, 1001 + 200_000, 9001, 502, 100, &[]);
+    assert!(matches!(ct.track(&far), Track::Invalid(_)));
+    let frag_needed = icmp_error(R, B, 3, 4, [0, 0, 0x05, 0x78], &data);
+    assert!(matches!(ct.track(&frag_needed), Track::Related { .. }));
+
+    let e = ct.table.get(id, ct.now).expect("live");
+    assert_eq!((e.created, e.age_secs), (created, 10), "age since the SYN");
+    assert_eq!(e.counters.get(Direction::Original).packets, 3);
+    assert_eq!(e.counters.original.bytes, 52 + 40 + 40);
+    assert_eq!(e.counters.get(Direction::Reply).packets, 2);
+    assert_eq!(e.counters.reply.bytes, 52 + 1440);
+    // A dump shows them (what `ctl conntrack --json` prints).
+    let json = serde_json::to_value(e).unwrap();
+    assert_eq!(json["age_secs"], 10);
+    assert_eq!(json["counters"]["reply"]["bytes"], 52 + 1440);
+    assert_eq!(json["counters"]["original"]["packets"], 3);
+
+    // A NAT entry counts its first packet from insert, replies by update.
+    let dns = udp_frame((A, 5353), (B, 53));
+    let reply = Tuple::udp(ip(B), 53, ip(N), 1024);
+    let Ok(Track::New(dns_id)) =
+        ct.table
+            .insert(&packet(&dns), reply, ip_len(&dns), ct.now, &mut ct.removed)
+    else {
+        panic!()
+    };
+    let back = udp_frame((B, 53), (N, 1024));
+    for _ in 0..2 {
+        assert_eq!(
+            ct.table.update(
+                dns_id,
+                Direction::Reply,
+                &packet(&back),
+                ip_len(&back),
+                ct.now,
+                &mut ct.removed
+            ),
+            Ok(Track::Existing {
+                id: dns_id,
+                dir: Direction::Reply
+            })
+        );
+    }
+    let e = ct.table.get(dns_id, ct.now).unwrap();
+    let udp_len = u64::from(ip_len(&dns));
+    assert_eq!(
+        e.counters.original,
+        DirectionCounters {
+            packets: 1,
+            bytes: udp_len
+        }
+    );
+    assert_eq!(
+        e.counters.reply,
+        DirectionCounters {
+            packets: 2,
+            bytes: 2 * udp_len
+        }
+    );
+    assert_eq!((e.created, e.age_secs), (ct.now, 0));
+}
+
 #[test]
 fn udp_is_unreplied_then_assured_with_their_timeouts() {
     let mut ct = Ct::new();
@@ -598,7 +698,7 @@ fn a_nat_entry_is_found_from_both_sides() {
     ));
     let Ok(Track::New(id)) = ct
         .table
-        .insert(&syn, outside_reply, ct.now, &mut ct.removed)
+        .insert(&syn, outside_reply, 60, ct.now, &mut ct.removed)
     else {
         panic!()
     };
@@ -643,7 +743,7 @@ fn a_nat_entry_is_found_from_both_sides() {
     let other = packet(&tcp_frame((A, 40001), (B, 80), F_SYN, 1, 0, 100, 0, &[]));
     assert_eq!(
         ct.table
-            .insert(&other, outside_reply, ct.now, &mut ct.removed),
+            .insert(&other, outside_reply, 60, ct.now, &mut ct.removed),
         Err(ConntrackError::TupleInUse(outside_reply))
     );
     assert_eq!(ct.table.len(), 1);
@@ -652,7 +752,7 @@ fn a_nat_entry_is_found_from_both_sides() {
     let dns = packet(&udp_frame((A, 5353), (B, 53)));
     let first = Tuple::udp(ip(B), 53, ip(N), 1024);
     let second = Tuple::udp(ip(B), 53, ip(N), 1025);
-    let Ok(Track::New(dns_id)) = ct.table.insert(&dns, first, ct.now, &mut ct.removed) else {
+    let Ok(Track::New(dns_id)) = ct.table.insert(&dns, first, 28, ct.now, &mut ct.removed) else {
         panic!()
     };
     ct.table
@@ -703,7 +803,7 @@ fn removed_handles_are_refused() {
     let p = packet(&udp);
     assert_eq!(
         ct.table
-            .update(id, Direction::Original, &p, ct.now, &mut ct.removed),
+            .update(id, Direction::Original, &p, 28, ct.now, &mut ct.removed),
         Err(ConntrackError::NoSuchEntry)
     );
     // The slot is reused with a new generation: the old handle stays refused.

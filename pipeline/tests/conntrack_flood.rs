@@ -55,7 +55,7 @@ impl Ssh {
             ),
         ];
         for (p, existing) in steps {
-            let verdict = ct.track(&p, now, removed);
+            let verdict = ct.track(&p, 60, now, removed);
             assert_eq!(
                 matches!(verdict, Track::Existing { .. }),
                 existing,
@@ -87,7 +87,7 @@ impl Ssh {
             36,
         );
         self.server_seq += 36;
-        let verdict = ct.track(&Packet::Tcp(self.tuple, key), now, removed);
+        let verdict = ct.track(&Packet::Tcp(self.tuple, key), 60, now, removed);
         assert!(
             matches!(
                 verdict,
@@ -98,7 +98,7 @@ impl Ssh {
             ),
             "keystroke: {verdict:?}"
         );
-        let verdict = ct.track(&Packet::Tcp(self.tuple.invert(), echo), now, removed);
+        let verdict = ct.track(&Packet::Tcp(self.tuple.invert(), echo), 60, now, removed);
         assert!(
             matches!(
                 verdict,
@@ -134,11 +134,11 @@ fn a_flood_of_new_flows_does_not_cut_established_ones() {
         .collect();
     for t in &dns {
         assert!(matches!(
-            ct.track(&Packet::Udp(*t), now, &mut removed),
+            ct.track(&Packet::Udp(*t), 60, now, &mut removed),
             Track::New(_)
         ));
         assert!(matches!(
-            ct.track(&Packet::Udp(t.invert()), now, &mut removed),
+            ct.track(&Packet::Udp(t.invert()), 60, now, &mut removed),
             Track::Existing {
                 dir: Direction::Reply,
                 ..
@@ -161,7 +161,7 @@ fn a_flood_of_new_flows_does_not_cut_established_ones() {
         } else {
             Packet::Udp(Tuple::udp(src, port, SERVER, 53))
         };
-        match ct.track(&p, now, &mut removed) {
+        match ct.track(&p, 60, now, &mut removed) {
             Track::New(_) => new_flows += 1,
             // A random tuple may repeat one still tracked.
             Track::Existing { .. } => {}
@@ -172,7 +172,7 @@ fn a_flood_of_new_flows_does_not_cut_established_ones() {
             ssh.exchange(&mut ct, now, &mut removed);
             if n % 10_000 == 0 {
                 for t in &dns {
-                    let verdict = ct.track(&Packet::Udp(*t), now, &mut removed);
+                    let verdict = ct.track(&Packet::Udp(*t), 60, now, &mut removed);
                     assert!(matches!(verdict, Track::Existing { .. }), "{verdict:?}");
                 }
             }
@@ -209,10 +209,10 @@ fn a_table_of_assured_flows_refuses_new_ones_and_keeps_working() {
     for i in 0..MAX - 1 {
         let t = Tuple::udp(CLIENT, 10_000 + i as u16, SERVER, 53);
         assert!(matches!(
-            ct.track(&Packet::Udp(t), now, &mut removed),
+            ct.track(&Packet::Udp(t), 60, now, &mut removed),
             Track::New(_)
         ));
-        ct.track(&Packet::Udp(t.invert()), now, &mut removed);
+        ct.track(&Packet::Udp(t.invert()), 60, now, &mut removed);
     }
     assert_eq!(ct.stats().evictable, 0);
     let mut rng = Rng(7);
@@ -222,7 +222,7 @@ fn a_table_of_assured_flows_refuses_new_ones_and_keeps_working() {
             Tuple::tcp(Ipv4Addr::from(r as u32), (r >> 32) as u16, SERVER, 80),
             TcpSegment::new(SYN, 1, 0, 1024, 0),
         );
-        assert_eq!(ct.track(&syn, now, &mut removed), Track::Full);
+        assert_eq!(ct.track(&syn, 60, now, &mut removed), Track::Full);
     }
     ssh.exchange(&mut ct, now, &mut removed);
     assert!(removed.is_empty());

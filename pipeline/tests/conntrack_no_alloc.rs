@@ -41,7 +41,7 @@ fn tracking_allocates_nothing() {
         ),
         (ssh, TcpSegment::new(ack, 101, 7001, 64240, 0)),
     ] {
-        ct.track(&Packet::Tcp(t, seg), now, &mut removed);
+        ct.track(&Packet::Tcp(t, seg), 60, now, &mut removed);
     }
 
     let before = counting::allocations();
@@ -59,11 +59,13 @@ fn tracking_allocates_nothing() {
                     Tuple::tcp(src, port, SERVER, 80),
                     TcpSegment::new(TcpFlags::SYN, 1, 0, 512, 0),
                 ),
+                60,
                 now,
                 &mut removed,
             );
             ct.track(
                 &Packet::Udp(Tuple::udp(src, port, SERVER, 53)),
+                60,
                 now,
                 &mut removed,
             );
@@ -71,28 +73,28 @@ fn tracking_allocates_nothing() {
         let key = TcpSegment::new(ack, cseq, sseq, 64240, 36);
         cseq += 36;
         assert!(matches!(
-            ct.track(&Packet::Tcp(ssh, key), now, &mut removed),
+            ct.track(&Packet::Tcp(ssh, key), 60, now, &mut removed),
             Track::Existing { .. }
         ));
         let echo = TcpSegment::new(ack, sseq, cseq, 65160, 36);
         sseq += 36;
-        ct.track(&Packet::Tcp(ssh.invert(), echo), now, &mut removed);
+        ct.track(&Packet::Tcp(ssh.invert(), echo), 60, now, &mut removed);
         // ICMP echo both ways, and an error about the SSH flow.
         let ping = Tuple::echo_request(CLIENT, SERVER, round as u16);
-        ct.track(&Packet::EchoRequest(ping), now, &mut removed);
-        ct.track(&Packet::EchoReply(ping.invert()), now, &mut removed);
+        ct.track(&Packet::EchoRequest(ping), 60, now, &mut removed);
+        ct.track(&Packet::EchoReply(ping.invert()), 60, now, &mut removed);
         let error = Packet::IcmpError {
             outer_dst: CLIENT,
             quoted: ssh,
         };
         assert!(matches!(
-            ct.track(&error, now, &mut removed),
+            ct.track(&error, 60, now, &mut removed),
             Track::Related { .. }
         ));
         // A NAT entry, retranslated before its reply.
         let inside = Tuple::udp(CLIENT, 20_000 + round as u16, SERVER, 123);
         let reply = Tuple::udp(SERVER, 123, NAT, 30_000 + round as u16);
-        if let Ok(Track::New(id)) = ct.insert(&Packet::Udp(inside), reply, now, &mut removed) {
+        if let Ok(Track::New(id)) = ct.insert(&Packet::Udp(inside), reply, 60, now, &mut removed) {
             let moved = Tuple::udp(SERVER, 123, NAT, 40_000 + round as u16);
             let _ = ct.set_reply(id, moved, now, &mut removed);
             let _ = ct.lookup(&moved, now);

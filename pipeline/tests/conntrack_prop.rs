@@ -5,7 +5,7 @@
 //! reply tuples, reply changes, removals, time passing and budgeted expiry,
 //! in a table small enough to be full most of the time: every verdict, every
 //! removal reported (and its order), every lookup, the counters and the dump
-//! agree.
+//! (with each entry's age and its packets and bytes each way) agree.
 //!
 //! The rules: an entry lives until `last packet + its class's timeout`; a
 //! packet for an entry past that finds it gone (removed as expired); a new
@@ -132,6 +132,10 @@ struct RefEntry {
     last_seen: u64,
     seq: u64,
     seen_reply: bool,
+    /// When it was created.
+    created: u64,
+    /// (packets, bytes), original then reply.
+    counters: [(u64, u64); 2],
 }
 
 #[derive(Default, Debug)]
@@ -234,6 +238,7 @@ impl Model {
         kind: Kind,
         original: Tuple,
         reply: Tuple,
+        bytes: u32,
     ) -> Result<Option<Track>, ConntrackError> {
         let class = match kind {
             Kind::Udp => TimeoutClass::UdpUnreplied,
@@ -268,14 +273,24 @@ impl Model {
             last_seen: self.now,
             seq: self.seq,
             seen_reply: false,
+            created: self.now,
+            counters: [(1, u64::from(bytes)), (0, 0)],
         });
         self.inserted += 1;
         Ok(None)
     }
 
-    fn track(&mut self, kind: Kind, tuple: Tuple) -> Option<Track> {
+    /// Counts a packet of `bytes` going `dir` on entry `i`.
+    fn count(&mut self, i: usize, dir: Direction, bytes: u32) {
+        let c = &mut self.entries[i].counters[usize::from(dir == Direction::Reply)];
+        c.0 += 1;
+        c.1 += u64::from(bytes);
+    }
+
+    fn track(&mut self, kind: Kind, tuple: Tuple, bytes: u32) -> Option<Track> {
         if let Some((i, dir)) = self.find(&tuple) {
             if self.live(&self.entries[i]) {
+                self.count(i, dir, bytes);
                 let e = &mut self.entries[i];
                 let id = e.id.unwrap();
                 if dir == Direction::Reply {
@@ -292,7 +307,7 @@ impl Model {
             }
             self.remove(i, RemoveReason::Expired);
         }
-        match self.create(kind, tuple, tuple.invert()) {
+        match self.create(kind, tuple, tuple.invert(), bytes) {
             Ok(t) => t,
             Err(_) => Some(self.invalid(Invalid::TupleClash)),
         }
@@ -309,11 +324,19 @@ struct Harness {
     table: ConntrackTable,
     model: Model,
     removed: Vec<Removed>,
+    /// Packets sent so far (each gets its own length).
+    sent: u32,
 }
 
 impl Harness {
     fn now(&self) -> Timestamp {
         Timestamp(self.model.now)
+    }
+
+    /// The next packet's IP length: 20 to 1500, varying.
+    fn bytes(&mut self) -> u32 {
+        self.sent += 1;
+        20 + self.sent.wrapping_mul(2_654_435_761) % 1481
     }
 
     /// Compares a verdict; on New, teaches the model the table's id.
@@ -334,8 +357,9 @@ impl Harness {
     }
 
     fn track(&mut self, kind: Kind, tuple: Tuple, p: Packet) -> Result<Track, TestCaseError> {
-        let got = self.table.track(&p, self.now(), &mut self.removed);
-        let want = self.model.track(kind, tuple);
+        let bytes = self.bytes();
+        let got = self.table.track(&p, bytes, self.now(), &mut self.removed);
+        let want = self.model.track(kind, tuple, bytes);
         self.agree(got, want)?;
         Ok(got)
     }
@@ -384,7 +408,10 @@ impl Harness {
                         t.invert(),
                         TcpSegment::new(TcpFlags::SYN | ack, 900, 101, 1000, 0),
                     );
-                    let got = self.table.track(&synack, now, &mut self.removed);
+                    let synack_bytes = self.bytes();
+                    let got = self
+                        .table
+                        .track(&synack, synack_bytes, now, &mut self.removed);
                     prop_assert_eq!(
                         got,
                         Track::Existing {
@@ -393,7 +420,10 @@ impl Harness {
                         }
                     );
                     let third = Packet::Tcp(t, TcpSegment::new(ack, 101, 901, 1000, 0));
-                    let got = self.table.track(&third, now, &mut self.removed);
+                    let third_bytes = self.bytes();
+                    let got = self
+                        .table
+                        .track(&third, third_bytes, now, &mut self.removed);
                     prop_assert_eq!(
                         got,
                         Track::Existing {
@@ -402,6 +432,8 @@ impl Harness {
                         }
                     );
                     let i = self.model.find(&t).unwrap().0;
+                    self.model.count(i, Direction::Reply, synack_bytes);
+                    self.model.count(i, Direction::Original, third_bytes);
                     self.model.entries[i].seen_reply = true;
                     self.model.touch(i, TimeoutClass::TcpEstablished);
                 }
@@ -409,10 +441,11 @@ impl Harness {
             Op::Nat { flow, nat_port } => {
                 let t = flow.udp();
                 let reply = nat_reply(&t, nat_port);
+                let bytes = self.bytes();
                 let got = self
                     .table
-                    .insert(&Packet::Udp(t), reply, now, &mut self.removed);
-                let want = self.model.create(Kind::Udp, t, reply);
+                    .insert(&Packet::Udp(t), reply, bytes, now, &mut self.removed);
+                let want = self.model.create(Kind::Udp, t, reply, bytes);
                 match (got, want) {
                     (Ok(got), Ok(want)) => self.agree(got, want)?,
                     (got, want) => prop_assert_eq!(got.map(Some), want),
@@ -532,6 +565,11 @@ impl Harness {
                     e.class,
                     e.deadline.0,
                     e.seen_reply,
+                    (e.created.0, e.age_secs),
+                    [
+                        (e.counters.original.packets, e.counters.original.bytes),
+                        (e.counters.reply.packets, e.counters.reply.bytes),
+                    ],
                 )
             })
             .collect();
@@ -548,6 +586,8 @@ impl Harness {
                     e.class,
                     Model::deadline(e),
                     e.seen_reply,
+                    (e.created, (m.now - e.created) / SEC),
+                    e.counters,
                 )
             })
             .collect();
@@ -569,6 +609,7 @@ proptest! {
             ),
             model: Model { now: 1000 * SEC, ..Model::default() },
             removed: Vec::new(),
+            sent: 0,
         };
         for op in &ops {
             h.run(op)?;
@@ -597,7 +638,7 @@ fn established(now: Timestamp) -> (ConntrackTable, Tuple) {
         ),
         Packet::Tcp(t, TcpSegment::new(ack, 101, 5001, 1000, 0)),
     ] {
-        ct.track(&p, now, &mut Vec::new());
+        ct.track(&p, 60, now, &mut Vec::new());
     }
     (ct, t)
 }
@@ -631,11 +672,24 @@ proptest! {
             };
             let segment = TcpSegment::new(flags, seq, ack, window, len);
             let before: Vec<_> = ct.entries(now).collect();
-            let verdict = ct.track(&Packet::Tcp(tuple, segment), now, &mut removed);
+            let bytes = 40 + len;
+            let verdict = ct.track(&Packet::Tcp(tuple, segment), bytes, now, &mut removed);
             if let Track::Invalid(_) = verdict {
                 let after: Vec<_> = ct.entries(now).collect();
                 prop_assert_eq!(before, after);
-            } else if in_step {
+            } else if let Track::Existing { id, dir } = verdict {
+                // Counted once, its way only.
+                let was = before.iter().find(|e| e.id == id).expect("it was there");
+                let is = ct.get(id, now).expect("still there");
+                let (c, w) = (is.counters.get(dir), was.counters.get(dir));
+                prop_assert_eq!((c.packets, c.bytes), (w.packets + 1, w.bytes + u64::from(bytes)));
+                prop_assert_eq!(
+                    is.counters.get(dir.opposite()),
+                    was.counters.get(dir.opposite())
+                );
+                prop_assert_eq!(is.created, was.created);
+            }
+            if !matches!(verdict, Track::Invalid(_)) && in_step {
                 let end = segment.end();
                 if reply { sseq = end } else { cseq = end }
             }
@@ -686,8 +740,8 @@ proptest! {
         if let Ok(Some(p)) = Packet::classify(&frames[0], &metas[0]) {
             let now = Timestamp::from_secs(1);
             let mut removed = Vec::new();
-            let _ = ct.track(&p, now, &mut removed);
-            let _ = ct.track(&p, now, &mut removed);
+            let _ = ct.track(&p, 60, now, &mut removed);
+            let _ = ct.track(&p, 60, now, &mut removed);
         }
     }
 }

@@ -13,7 +13,7 @@ use common::mac;
 use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use switchyard_pipeline::conntrack::ConntrackConfig;
+use switchyard_pipeline::conntrack::{ConntrackConfig, Direction};
 use switchyard_pipeline::nat::engine::{Masquerade, Nat};
 use switchyard_pipeline::nat::owner::FlowOwners;
 use switchyard_pipeline::nat::published::{Protocol, PublishRule, PublishedPorts};
@@ -227,6 +227,18 @@ fn masquerade_translates_out_and_back() {
     assert_eq!(&back[0..6], &mac(5));
     let stats = chain.router.nat().unwrap().stats();
     assert_eq!((stats.masqueraded, stats.conntrack.entries), (2, 2));
+    // The first flow counted its packet each way, IP length (20 + 8 + 7
+    // bytes of payload) each, whichever side of the translation it was on.
+    let nat = chain.router.nat().unwrap();
+    let first = nat
+        .table()
+        .entries(Timestamp::from_secs(1))
+        .find(|e| e.original.src == Ipv4Addr::from(C1))
+        .expect("C1's flow");
+    for dir in [Direction::Original, Direction::Reply] {
+        let c = first.counters.get(dir);
+        assert_eq!((c.packets, c.bytes), (1, 35), "{dir:?}: {first:?}");
+    }
 }
 
 #[test]

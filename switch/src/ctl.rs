@@ -29,7 +29,8 @@ pub enum CtlCommand {
     Routes,
     /// The neighbour (ARP) tables of the workers.
     Neighbours,
-    /// NAT's connection table (as JSON).
+    /// NAT's connection table: counters, then one line per connection
+    /// (translation, state, age, packets and bytes each way).
     Conntrack {
         /// Most connections listed (per worker).
         #[arg(long, default_value_t = 1000)]
@@ -212,7 +213,7 @@ pub fn run(socket: &Path, json: bool, command: CtlCommand) -> Result<()> {
     };
     let result =
         client::call(socket, &request, Duration::from_secs(60)).context("switchyard ctl")?;
-    if json || matches!(command, CtlCommand::Stats | CtlCommand::Conntrack { .. }) {
+    if json || matches!(command, CtlCommand::Stats) {
         println!("{}", serde_json::to_string_pretty(&result)?);
         return Ok(());
     }
@@ -239,6 +240,11 @@ pub fn run(socket: &Path, json: bool, command: CtlCommand) -> Result<()> {
         ),
         CtlCommand::Neighbours => print_table(&result, &["worker", "ip", "mac", "state"]),
         CtlCommand::Published => print_table(&result, PUBLISHED_COLUMNS),
+        CtlCommand::Conntrack { .. } => {
+            for line in conntrack_lines(&result) {
+                println!("{line}");
+            }
+        }
         CtlCommand::Publish { .. } => {
             println!("published {}", rule_line(&result));
         }
@@ -314,7 +320,15 @@ fn print_table(rows: &Value, columns: &[&str]) {
                 .collect()
         })
         .unwrap_or_default();
-    let widths: Vec<usize> = columns
+    let headers: Vec<String> = columns.iter().map(|c| c.to_uppercase()).collect();
+    for line in table_lines(&headers, rows) {
+        println!("{line}");
+    }
+}
+
+/// `rows` under `headers`, columns padded to their widest cell.
+fn table_lines(headers: &[String], rows: Vec<Vec<String>>) -> Vec<String> {
+    let widths: Vec<usize> = headers
         .iter()
         .enumerate()
         .map(|(i, c)| {
@@ -325,7 +339,7 @@ fn print_table(rows: &Value, columns: &[&str]) {
                 .unwrap_or(0)
         })
         .collect();
-    let line = |cells: Vec<String>| {
+    let line = |cells: &[String]| {
         cells
             .iter()
             .zip(&widths)
@@ -335,12 +349,148 @@ fn print_table(rows: &Value, columns: &[&str]) {
             .trim_end()
             .to_string()
     };
-    println!(
-        "{}",
-        line(columns.iter().map(|c| c.to_uppercase()).collect())
-    );
-    for row in rows {
-        println!("{}", line(row));
+    std::iter::once(line(headers))
+        .chain(rows.iter().map(|r| line(r)))
+        .collect()
+}
+
+/// The columns of `ctl conntrack`: packets and bytes are `original/reply`.
+const CONNTRACK_COLUMNS: &[&str] = &[
+    "WORKER", "PROTO", "ORIGINAL", "REPLY", "STATE", "ASSURED", "AGE", "EXPIRES", "PACKETS",
+    "BYTES",
+];
+
+/// `ctl conntrack` as text: a line of totals, then one line per connection
+/// (its original tuple as the client sent it, its reply tuple as replies
+/// carry it, which shows the translation), or a line saying NAT is off.
+fn conntrack_lines(result: &Value) -> Vec<String> {
+    if result.is_null() {
+        return vec!["no NAT configured: no connection table".to_string()];
+    }
+    let stats = &result["stats"];
+    let ct = &stats["conntrack"];
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    let entries = result["entries"].as_array().map_or(&[][..], Vec::as_slice);
+    let mut lines = vec![format!(
+        "{} of {} connections ({} listed); masqueraded {}, published {}, hairpin {}, \
+         early drops {}, full {}, invalid {}, ports exhausted {}",
+        n(&ct["entries"]),
+        n(&ct["max_entries"]),
+        entries.len(),
+        n(&stats["masqueraded"]),
+        n(&stats["published"]),
+        n(&stats["hairpin"]),
+        n(&ct["early_dropped"]),
+        n(&ct["full"]),
+        ct["invalid"]
+            .as_object()
+            .map_or(0, |m| m.values().filter_map(Value::as_u64).sum::<u64>()),
+        n(&stats["ports_exhausted"]),
+    )];
+    if entries.is_empty() {
+        return lines;
+    }
+    let rows = entries
+        .iter()
+        .map(|e| {
+            let counters = &e["counters"];
+            let each_way = |field: &str, show: fn(u64) -> String| {
+                format!(
+                    "{}/{}",
+                    show(n(&counters["original"][field])),
+                    show(n(&counters["reply"][field]))
+                )
+            };
+            vec![
+                cell(e.get("worker")),
+                protocol_name(&e["original"]),
+                tuple_text(&e["original"]),
+                tuple_text(&e["reply"]),
+                state_text(&e["state"]),
+                if e["assured"].as_bool() == Some(true) {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .to_string(),
+                e["age_secs"].as_u64().map_or("-".into(), duration_text),
+                e["expires_in_secs"]
+                    .as_u64()
+                    .map_or("-".into(), duration_text),
+                each_way("packets", |p| p.to_string()),
+                each_way("bytes", bytes_text),
+            ]
+        })
+        .collect();
+    let headers: Vec<String> = CONNTRACK_COLUMNS.iter().map(|c| c.to_string()).collect();
+    lines.extend(table_lines(&headers, rows));
+    lines
+}
+
+fn protocol_name(tuple: &Value) -> String {
+    match tuple["protocol"].as_u64() {
+        Some(6) => "tcp".into(),
+        Some(17) => "udp".into(),
+        Some(1) => "icmp".into(),
+        Some(other) => other.to_string(),
+        None => "-".into(),
+    }
+}
+
+/// `src:port -> dst:port`; ICMP echo as `src -> dst id N`.
+fn tuple_text(tuple: &Value) -> String {
+    let (src, dst) = (cell(tuple.get("src")), cell(tuple.get("dst")));
+    let port = |k: &str| tuple[k].as_u64().unwrap_or(0);
+    if tuple["protocol"].as_u64() == Some(1) {
+        let id = port("src_port").max(port("dst_port"));
+        return format!("{src} -> {dst} id {id}");
+    }
+    format!("{src}:{} -> {dst}:{}", port("src_port"), port("dst_port"))
+}
+
+/// TCP's state as Linux names it; UDP replied or not; ICMP echo.
+fn state_text(state: &Value) -> String {
+    match state {
+        Value::Object(m) => m
+            .get("tcp")
+            .map_or_else(|| state.to_string(), |s| cell(Some(s))),
+        Value::String(s) => match s.as_str() {
+            "udp_unreplied" => "UNREPLIED".into(),
+            "udp_replied" => "REPLIED".into(),
+            "icmp" => "ECHO".into(),
+            other => other.to_string(),
+        },
+        other => cell(Some(other)),
+    }
+}
+
+/// `45s`, `12m03s`, `3h07m`, `5d02h`: the two largest units.
+fn duration_text(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
+        3600..86_400 => format!("{}h{:02}m", secs / 3600, secs % 3600 / 60),
+        _ => format!("{}d{:02}h", secs / 86_400, secs % 86_400 / 3600),
+    }
+}
+
+/// Bytes in binary units to three significant digits or so (`812`, `1.5K`,
+/// `2.0M`, `14G`).
+fn bytes_text(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["K", "M", "G", "T", "P"];
+    if bytes < 1024 {
+        return bytes.to_string();
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value < 10.0 {
+        format!("{value:.1}{}", UNITS[unit])
+    } else {
+        format!("{value:.0}{}", UNITS[unit])
     }
 }
 
@@ -382,6 +532,97 @@ mod tests {
         for bad in ["8080", "0:80", "8080:x", "a:b:c:d", "8080:70000"] {
             assert!(parse_mapping(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn conntrack_prints_a_line_per_connection() {
+        let result = serde_json::json!({
+            "stats": {
+                "masqueraded": 1, "published": 0, "hairpin": 0, "ports_exhausted": 0,
+                "conntrack": {
+                    "entries": 2, "max_entries": 262144, "early_dropped": 0, "full": 0,
+                    "invalid": { "tcp_flags": 2, "malformed": 1 }
+                }
+            },
+            "entries": [
+                {
+                    "worker": 1,
+                    "original": { "protocol": 6, "src": "10.1.0.5", "dst": "203.0.113.9",
+                                  "src_port": 40000, "dst_port": 80 },
+                    "reply": { "protocol": 6, "src": "203.0.113.9", "dst": "192.0.2.10",
+                               "src_port": 80, "dst_port": 1024 },
+                    "state": { "tcp": "ESTABLISHED" }, "assured": true,
+                    "age_secs": 3725, "expires_in_secs": 431_999,
+                    "counters": { "original": { "packets": 12, "bytes": 2_200_000 },
+                                  "reply": { "packets": 10, "bytes": 800 } }
+                },
+                {
+                    "worker": 0,
+                    "original": { "protocol": 1, "src": "10.1.0.6", "dst": "203.0.113.9",
+                                  "src_port": 7, "dst_port": 0 },
+                    "reply": { "protocol": 1, "src": "203.0.113.9", "dst": "192.0.2.10",
+                               "src_port": 0, "dst_port": 1025 },
+                    "state": "icmp", "assured": false,
+                    "age_secs": 4, "expires_in_secs": 26,
+                    "counters": { "original": { "packets": 1, "bytes": 84 },
+                                  "reply": { "packets": 0, "bytes": 0 } }
+                }
+            ]
+        });
+        let lines = conntrack_lines(&result);
+        assert_eq!(lines.len(), 4, "{lines:#?}");
+        assert!(
+            lines[0].starts_with("2 of 262144 connections (2 listed)"),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[0].contains("invalid 3"), "{}", lines[0]);
+        assert!(
+            lines[1].starts_with("WORKER  PROTO  ORIGINAL"),
+            "{}",
+            lines[1]
+        );
+        let tcp: Vec<&str> = lines[2]
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        assert_eq!(
+            tcp,
+            [
+                "1",
+                "tcp",
+                "10.1.0.5:40000 -> 203.0.113.9:80",
+                "203.0.113.9:80 -> 192.0.2.10:1024",
+                "ESTABLISHED",
+                "yes",
+                "1h02m",
+                "4d23h",
+                "12/10",
+                "2.1M/800"
+            ]
+        );
+        assert!(
+            lines[3].contains("10.1.0.6 -> 203.0.113.9 id 7"),
+            "{}",
+            lines[3]
+        );
+        assert!(lines[3].contains("ECHO"), "{}", lines[3]);
+        assert_eq!(
+            conntrack_lines(&Value::Null),
+            ["no NAT configured: no connection table"]
+        );
+    }
+
+    #[test]
+    fn durations_and_sizes_read_at_a_glance() {
+        assert_eq!(duration_text(0), "0s");
+        assert_eq!(duration_text(59), "59s");
+        assert_eq!(duration_text(60), "1m00s");
+        assert_eq!(duration_text(86_400 + 7200), "1d02h");
+        assert_eq!(bytes_text(1023), "1023");
+        assert_eq!(bytes_text(1536), "1.5K");
+        assert_eq!(bytes_text(20 << 20), "20M");
     }
 
     #[test]

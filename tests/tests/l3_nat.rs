@@ -142,6 +142,53 @@ fn masquerade_published_ports_and_hairpin() {
                 && e["reply"]["dst"] == NODE.to_string()),
         "a masqueraded connection of web: {ct}"
     );
+    // The masqueraded TCP transfer: counted both ways (its 2 MiB went the
+    // original way, IP headers included), with its age.
+    let transfer = entries
+        .iter()
+        .find(|e| {
+            e["original"]["protocol"] == 6
+                && e["original"]["src"] == WEB.to_string()
+                && e["original"]["dst"] == outside.ip().to_string()
+                && e["original"]["dst_port"] == 5601
+        })
+        .unwrap_or_else(|| panic!("the masqueraded TCP connection: {ct}"));
+    assert_eq!(transfer["reply"]["dst"], NODE.to_string(), "{transfer}");
+    let count = |dir: &str, field: &str| transfer["counters"][dir][field].as_u64().unwrap_or(0);
+    for dir in ["original", "reply"] {
+        assert!(
+            count(dir, "packets") > 0 && count(dir, "bytes") > 0,
+            "{dir} counted: {transfer}"
+        );
+    }
+    assert!(
+        count("original", "bytes") >= 2 << 20,
+        "the transfer's bytes: {transfer}"
+    );
+    assert!(
+        transfer["age_secs"].as_u64().is_some_and(|a| a < 600)
+            && transfer["created"].as_u64().is_some(),
+        "its age: {transfer}"
+    );
+    // Without --json: a line of totals, a header, a line per connection.
+    let mut text = std::process::Command::new(switchyard_tests::switchyard_bin());
+    text.arg("ctl")
+        .arg("--socket")
+        .arg(lab.socket())
+        .arg("conntrack");
+    let out = switchyard_tests::cmd::run_timeout(&mut text, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success(), "{out}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines.len() >= 3
+            && lines[1].starts_with("WORKER")
+            && lines.iter().any(|l| l.contains("tcp")
+                && l.contains(&format!("{WEB}:"))
+                && l.contains(":5601")),
+        "ctl conntrack as a table:\n{}",
+        out.stdout
+    );
 }
 
 /// Two workers, each with its own NAT engine and share of the ports: a

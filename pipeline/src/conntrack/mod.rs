@@ -56,6 +56,11 @@
 //!   never evicted for new flows, so a flood of SYNs or UDP from random ports
 //!   only churns the evictable share while established flows keep working.
 //!
+//! Each entry also keeps when it was created and, per direction, the packets
+//! and bytes (IP total length) tracked as the flow's, as Linux's
+//! `nf_conntrack_acct` does ([`FlowCounters`], shown by dumps with the age):
+//! two adds per packet in the entry the lookup already touched.
+//!
 //! Time is the caller's [`Timestamp`](crate::frame::Timestamp) (one clock
 //! read per batch); the table's clock never goes back.
 //!
@@ -76,8 +81,8 @@ mod verdict;
 pub use key::{Direction, EntryId, Tuple};
 pub use packet::{quoted_tuple, Packet, QuoteError};
 pub use table::{
-    ConntrackConfig, ConntrackEntry, ConntrackError, ConntrackStats, ConntrackTable, FlowState,
-    REFRESH_GRANULARITY,
+    ConntrackConfig, ConntrackEntry, ConntrackError, ConntrackStats, ConntrackTable,
+    DirectionCounters, FlowCounters, FlowState, REFRESH_GRANULARITY,
 };
 pub use tcp::{TcpFlags, TcpParseError, TcpSegment, MAX_WSCALE};
 pub use tcp_conn::TcpState;

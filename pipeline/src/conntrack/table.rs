@@ -26,10 +26,10 @@ pub struct ConntrackConfig {
 
 impl ConntrackConfig {
     /// The default size: Linux's `nf_conntrack_max` on a machine with 4 GiB
-    /// or more (about 41 MiB here: some 164 bytes per entry, index
-    /// and expiry links included).
+    /// or more (50 MiB here: 200 bytes per entry, index and expiry links
+    /// included; the entry itself is 152 of them, 40 for accounting).
     pub const DEFAULT_ENTRIES: usize = 262_144;
-    /// The largest size honoured (about 656 MiB): larger requests are
+    /// The largest size honoured (800 MiB): larger requests are
     /// clamped. Indices are 31-bit, so the bound is the memory, not the
     /// format.
     pub const MAX_ENTRIES: usize = 1 << 22;
@@ -85,7 +85,51 @@ pub enum FlowState {
     Icmp,
 }
 
-/// One entry as a dump (a future `ctl conntrack`) shows it.
+/// Packets and bytes one direction of a flow carried, as Linux's conntrack
+/// accounting (`nf_conntrack_acct`) counts them: what an operator looks at
+/// to tell a busy flow from an idle one, or a one-way flow from a replied one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DirectionCounters {
+    /// Packets tracked as this flow's (INVALID ones and ICMP errors about
+    /// it not included).
+    pub packets: u64,
+    /// Their bytes: each packet's IP total length (header included, link
+    /// layer not), as Linux counts.
+    pub bytes: u64,
+}
+
+/// A flow's counters both ways.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FlowCounters {
+    /// Packets carrying the original tuple (the side that opened the flow).
+    pub original: DirectionCounters,
+    /// Packets carrying the reply tuple.
+    pub reply: DirectionCounters,
+}
+
+impl FlowCounters {
+    /// The counters of direction `dir`.
+    pub fn get(&self, dir: Direction) -> DirectionCounters {
+        match dir {
+            Direction::Original => self.original,
+            Direction::Reply => self.reply,
+        }
+    }
+
+    /// Counts one packet of `bytes` going `dir` (the hot path: two adds, no
+    /// branch beyond the direction).
+    #[inline]
+    fn count(&mut self, dir: Direction, bytes: u32) {
+        let c = match dir {
+            Direction::Original => &mut self.original,
+            Direction::Reply => &mut self.reply,
+        };
+        c.packets = c.packets.wrapping_add(1);
+        c.bytes = c.bytes.wrapping_add(u64::from(bytes));
+    }
+}
+
+/// One entry as a dump (`ctl conntrack`) shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ConntrackEntry {
     /// Its handle.
@@ -107,6 +151,12 @@ pub struct ConntrackEntry {
     pub deadline: Timestamp,
     /// Whole seconds left until then.
     pub expires_in_secs: u64,
+    /// When its first packet was tracked (the table's clock then).
+    pub created: Timestamp,
+    /// Whole seconds since then (how long the connection has lasted).
+    pub age_secs: u64,
+    /// Packets and bytes each way, its first packet included.
+    pub counters: FlowCounters,
 }
 
 /// Counters of one table.
@@ -154,12 +204,20 @@ impl ConntrackStats {
     }
 }
 
+/// One slot of the slab. Accounting (`created` and `counters`) grew it by
+/// 40 bytes, from 112 to 152 (u64 counters: a busy flow would wrap u32
+/// packets within the hour); the hot path adds to two of them per packet,
+/// in the entry it already touches, and allocates nothing.
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     original: Tuple,
     reply: Tuple,
     /// Last refresh, nanoseconds of the table's clock.
     last_seen: u64,
+    /// The table's clock when the entry was created (its age in dumps).
+    created: u64,
+    /// Packets and bytes each way.
+    counters: FlowCounters,
     generation: u32,
     used: bool,
     seen_reply: bool,
@@ -183,6 +241,8 @@ impl Entry {
             original: NO_TUPLE,
             reply: NO_TUPLE,
             last_seen: 0,
+            created: 0,
+            counters: FlowCounters::default(),
             generation: 0,
             used: false,
             seen_reply: false,
@@ -334,7 +394,17 @@ impl ConntrackTable {
     /// by the lookup, one evicted or reclaimed for the new flow, a closed one
     /// reopened) are pushed to `removed`: at most two per call, so a vector
     /// with room for two per packet of a batch never grows.
-    pub fn track(&mut self, packet: &Packet, now: Timestamp, removed: &mut Vec<Removed>) -> Track {
+    ///
+    /// `bytes` is the packet's IP total length, counted in the entry's
+    /// [`FlowCounters`] when the packet is the flow's (a new or existing
+    /// entry; not an INVALID packet, not an ICMP error).
+    pub fn track(
+        &mut self,
+        packet: &Packet,
+        bytes: u32,
+        now: Timestamp,
+        removed: &mut Vec<Removed>,
+    ) -> Track {
         let tuple = match *packet {
             Packet::IcmpError { outer_dst, quoted } => {
                 return self.related(outer_dst, &quoted, now)
@@ -346,12 +416,12 @@ impl ConntrackTable {
         }
         let now = self.advance(now);
         if let Some((i, dir)) = self.find_live(&tuple, now, removed) {
-            match self.apply(i, dir, packet, now, removed) {
+            match self.apply(i, dir, packet, bytes, now, removed) {
                 Track::Restart => {}
                 verdict => return verdict,
             }
         }
-        match self.create(packet, tuple.invert(), now, removed) {
+        match self.create(packet, tuple.invert(), bytes, now, removed) {
             Ok(verdict) => verdict,
             Err(ConntrackError::TupleInUse(_)) => self.invalid(Invalid::TupleClash),
             Err(_) => self.invalid(Invalid::Malformed),
@@ -366,11 +436,14 @@ impl ConntrackTable {
     /// creates nothing: it is matched as [`related`](Self::related) would.
     ///
     /// `Err(TupleInUse)` when a live entry holds either tuple already: nothing
-    /// changed, the caller may pick another reply tuple.
+    /// changed, the caller may pick another reply tuple. `bytes` (the IP
+    /// total length) is the new entry's first count, as in
+    /// [`track`](Self::track).
     pub fn insert(
         &mut self,
         packet: &Packet,
         reply: Tuple,
+        bytes: u32,
         now: Timestamp,
         removed: &mut Vec<Removed>,
     ) -> Result<Track, ConntrackError> {
@@ -378,19 +451,21 @@ impl ConntrackTable {
             return Ok(self.related(outer_dst, &quoted, now));
         }
         let now = self.advance(now);
-        self.create(packet, reply, now, removed)
+        self.create(packet, reply, bytes, now, removed)
     }
 
     /// Tracks `packet` as part of entry `id` going `dir` (what
     /// [`lookup`](Self::lookup) found for it): updates protocol state and
     /// timeout. [`Track::Restart`] when the packet reopens a closed TCP
     /// connection: the entry is gone (into `removed`) and the packet is a new
-    /// flow.
+    /// flow. `bytes` (the IP total length) is counted to `dir` as in
+    /// [`track`](Self::track).
     pub fn update(
         &mut self,
         id: EntryId,
         dir: Direction,
         packet: &Packet,
+        bytes: u32,
         now: Timestamp,
         removed: &mut Vec<Removed>,
     ) -> Result<Track, ConntrackError> {
@@ -400,7 +475,7 @@ impl ConntrackTable {
             self.remove_at(i, RemoveReason::Expired, removed);
             return Err(ConntrackError::NoSuchEntry);
         }
-        Ok(self.apply(i, dir, packet, now, removed))
+        Ok(self.apply(i, dir, packet, bytes, now, removed))
     }
 
     /// Matches an ICMP error to the flow of the packet it quotes (`quoted`,
@@ -592,6 +667,9 @@ impl ConntrackTable {
             seen_reply: e.seen_reply,
             deadline: Timestamp(deadline),
             expires_in_secs: deadline.saturating_sub(now) / 1_000_000_000,
+            created: Timestamp(e.created),
+            age_secs: now.saturating_sub(e.created) / 1_000_000_000,
+            counters: e.counters,
         }
     }
 
@@ -731,6 +809,7 @@ impl ConntrackTable {
         &mut self,
         packet: &Packet,
         reply: Tuple,
+        bytes: u32,
         now: u64,
         removed: &mut Vec<Removed>,
     ) -> Result<Track, ConntrackError> {
@@ -780,10 +859,14 @@ impl ConntrackTable {
             },
         };
         let generation = self.entries[i as usize].generation;
+        let mut counters = FlowCounters::default();
+        counters.count(Direction::Original, bytes);
         self.entries[i as usize] = Entry {
             original,
             reply,
             last_seen: now,
+            created: now,
+            counters,
             generation,
             used: true,
             seen_reply: false,
@@ -803,12 +886,14 @@ impl ConntrackTable {
         Ok(Track::New(EntryId::new(i, generation)))
     }
 
-    /// Tracks `packet` on live entry `i` going `dir`.
+    /// Tracks `packet` (`bytes` long) on live entry `i` going `dir`; counts
+    /// it unless INVALID or reopening.
     fn apply(
         &mut self,
         i: u32,
         dir: Direction,
         packet: &Packet,
+        bytes: u32,
         now: u64,
         removed: &mut Vec<Removed>,
     ) -> Track {
@@ -818,6 +903,7 @@ impl ConntrackTable {
         match (e.kind, packet) {
             (Kind::Udp, Packet::Udp(_))
             | (Kind::Icmp, Packet::EchoRequest(_) | Packet::EchoReply(_)) => {
+                e.counters.count(dir, bytes);
                 if dir == Direction::Reply {
                     e.seen_reply = true;
                     e.assured |= e.kind == Kind::Udp;
@@ -842,6 +928,7 @@ impl ConntrackTable {
                         refresh,
                         assure,
                     } => {
+                        e.counters.count(dir, bytes);
                         e.seen_reply |= dir == Direction::Reply;
                         e.assured |= assure;
                         // Not refreshed: the entry keeps its deadline, hence
@@ -852,6 +939,9 @@ impl ConntrackTable {
                         existing
                     }
                     TcpOutcome::Ignore => {
+                        // Let through as the flow's, so counted (Linux
+                        // skips its accounting for these rare segments).
+                        e.counters.count(dir, bytes);
                         e.seen_reply |= dir == Direction::Reply;
                         existing
                     }
@@ -891,13 +981,17 @@ mod tests {
     fn memory_is_as_documented() {
         let default = ConntrackTable::memory_for(ConntrackConfig::DEFAULT_ENTRIES);
         let max = ConntrackTable::memory_for(ConntrackConfig::MAX_ENTRIES);
+        let per_entry = default / ConntrackConfig::DEFAULT_ENTRIES;
         eprintln!(
-            "entry {} bytes; default {} MiB, max {} MiB",
+            "entry {} bytes, {per_entry} per entry in all; default {:.1} MiB, max {:.1} MiB",
             std::mem::size_of::<Entry>(),
-            default >> 20,
-            max >> 20
+            default as f64 / f64::from(1 << 20),
+            max as f64 / f64::from(1 << 20),
         );
-        assert!(default < 48 << 20, "{default}");
-        assert!(max < 660 << 20, "{max}");
+        // The figures in `ConntrackConfig`'s and `Entry`'s docs, README and
+        // config docs.
+        assert_eq!(std::mem::size_of::<Entry>(), 152);
+        assert!(default < 52 << 20, "{default}");
+        assert!(max < 820 << 20, "{max}");
     }
 }

@@ -317,8 +317,9 @@ impl Nat {
             // Untracked kinds, and malformed ones that no flow of ours owns.
             Ok(None) | Err(_) => return Before::Untouched,
         };
+        let bytes = meta.ip_len();
         if let Packet::IcmpError { .. } = packet {
-            return match self.table.track(&packet, now, &mut self.removed) {
+            return match self.table.track(&packet, bytes, now, &mut self.removed) {
                 Track::Related { id, dir } => self.translate_error(frame, meta, id, dir, now),
                 _ => Before::Untouched,
             };
@@ -329,7 +330,10 @@ impl Nat {
             .lookup(&tuple, now)
             .filter(|&(id, _)| !self.forgetting() || !self.forget_now(id, now))
         {
-            match self.table.update(id, dir, &packet, now, &mut self.removed) {
+            match self
+                .table
+                .update(id, dir, &packet, bytes, now, &mut self.removed)
+            {
                 Ok(Track::Existing { id, dir }) => {
                     self.removed.clear();
                     return self.translate(frame, meta, id, dir, now);
@@ -363,9 +367,10 @@ impl Nat {
         let verdict = match hairpin {
             Some(m) => {
                 reply.dst = m.address;
-                self.insert_with_port(&packet, reply, m, tuple.src_port, meta.flow_hash, now)
+                let own = tuple.src_port;
+                self.insert_with_port(&packet, bytes, reply, m, own, meta.flow_hash, now)
             }
-            None => self.insert(&packet, reply, now),
+            None => self.insert(&packet, bytes, reply, now),
         };
         match verdict {
             Ok(id) => {
@@ -415,7 +420,7 @@ impl Nat {
         } else {
             tuple.src_port
         };
-        match self.insert_with_port(&packet, reply, m, own, meta.flow_hash, now) {
+        match self.insert_with_port(&packet, meta.ip_len(), reply, m, own, meta.flow_hash, now) {
             Ok(id) => {
                 self.stats.masqueraded += 1;
                 self.translate(frame, meta, id, Direction::Original, now)
@@ -426,10 +431,13 @@ impl Nat {
 
     /// Inserts `packet`'s flow with `reply`, whose port on the masquerade
     /// side (`dst_port`, or the echo identifier) is chosen here: `own` if it
-    /// is in the range and free, else candidates spread by `hash`.
+    /// is in the range and free, else candidates spread by `hash`. `bytes`:
+    /// the packet's IP length, its entry's first count.
+    #[allow(clippy::too_many_arguments)]
     fn insert_with_port(
         &mut self,
         packet: &Packet,
+        bytes: u32,
         mut reply: Tuple,
         m: Masquerade,
         own: u16,
@@ -463,7 +471,10 @@ impl Nat {
             } else {
                 reply.dst_port = port;
             }
-            match self.table.insert(packet, reply, now, &mut self.removed) {
+            match self
+                .table
+                .insert(packet, reply, bytes, now, &mut self.removed)
+            {
                 Ok(track) => {
                     self.removed.clear();
                     return self.created(track);
@@ -476,14 +487,17 @@ impl Nat {
         Err(DropReason::NatPortsExhausted)
     }
 
-    /// Inserts `packet`'s flow with `reply` as it is.
+    /// Inserts `packet`'s flow (`bytes` its IP length) with `reply` as it is.
     fn insert(
         &mut self,
         packet: &Packet,
+        bytes: u32,
         reply: Tuple,
         now: Timestamp,
     ) -> Result<EntryId, DropReason> {
-        let result = self.table.insert(packet, reply, now, &mut self.removed);
+        let result = self
+            .table
+            .insert(packet, reply, bytes, now, &mut self.removed);
         self.removed.clear();
         match result {
             Ok(track) => self.created(track),
