@@ -291,6 +291,19 @@ fn uplink(cfg: &NodeConfig, r: &mut Report) {
     if let Some(gw) = up.gateway {
         on_link(r, "uplink.gateway", gw, "next hop");
     }
+    // Each worker translates from its own share of the range.
+    let workers = cfg.switch.workers.len();
+    if up.nat_ports.len() < workers as u32 && cfg.networks.iter().any(|n| n.masquerade) {
+        r.check_failed(
+            "uplink.nat_ports",
+            fallback,
+            format!(
+                "{} port(s) for {workers} workers: the range is split among the workers \
+                 and each needs at least one; widen it",
+                up.nat_ports.len()
+            ),
+        );
+    }
     for n in &up.neighbours {
         on_link(r, &format!("uplink.neighbours.{}", n.ip), n.ip, "neighbour");
     }
