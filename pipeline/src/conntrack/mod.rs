@@ -77,7 +77,7 @@ pub use key::{Direction, EntryId, Tuple};
 pub use packet::{quoted_tuple, Packet, QuoteError};
 pub use table::{
     ConntrackConfig, ConntrackEntry, ConntrackError, ConntrackStats, ConntrackTable, FlowState,
-    REFRESH_GRANULARITY,
+    PREFETCH_AHEAD, REFRESH_GRANULARITY,
 };
 pub use tcp::{TcpFlags, TcpParseError, TcpSegment, MAX_WSCALE};
 pub use tcp_conn::TcpState;
