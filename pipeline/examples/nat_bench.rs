@@ -5,7 +5,9 @@
 //!
 //! An example, not a test: `cargo run --release -p switchyard-pipeline
 //! --example nat_bench` (`NAT_BENCH_SECS` sets the seconds per case,
-//! default 1; `NAT_BENCH_FLOWS=1,1000` the flow counts).
+//! default 1; `NAT_BENCH_FLOWS=1,1000` the flow counts; `NAT_BENCH_PREFETCH=0`
+//! skips the batch prefetch the router does, `NAT_BENCH_HUGEPAGES=0` leaves the
+//! table on plain pages).
 //!
 //! Each packet is a 64-byte Ethernet/IPv4/UDP frame with a correct UDP
 //! checksum, built into a batch slot, parsed by the parse stage (which fills
@@ -36,6 +38,16 @@ use switchyard_pipeline::conntrack::{ConntrackConfig, Timeouts};
 use switchyard_pipeline::nat::engine::{Before, Masquerade, Nat};
 use switchyard_pipeline::nat::published::{Protocol, PublishRule, PublishedPorts};
 use switchyard_pipeline::{parse_stage, PacketMeta, Timestamp};
+
+/// Large allocations (the conntrack table) on transparent huge pages, as in
+/// the daemon; `NAT_BENCH_HUGEPAGES=0` leaves them on plain pages.
+#[global_allocator]
+static ALLOC: switchyard_mem::HugePageAlloc = switchyard_mem::HugePageAlloc::new();
+
+/// False with `NAT_BENCH_PREFETCH=0`: the batch's lookups not prefetched.
+fn prefetching() -> bool {
+    std::env::var("NAT_BENCH_PREFETCH").map_or(true, |v| v != "0")
+}
 
 const BATCH: usize = 256;
 const CHUNK: Duration = Duration::from_millis(1);
@@ -266,6 +278,13 @@ fn warm(nat: &mut Nat, n: usize, flow: &impl Fn(usize) -> Flow, from_container: 
     }
 }
 
+/// The process's anonymous memory on huge pages, KiB (Linux).
+fn huge_kib() -> Option<u64> {
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").ok()?;
+    let line = rollup.lines().find(|l| l.starts_with("AnonHugePages:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Build + parse only, over `n` flows.
 fn bench_prepare(n: usize) -> Timing {
     let mut slots = Slots::new();
@@ -279,15 +298,22 @@ fn bench_prepare(n: usize) -> Timing {
 
 /// Established flows of `flow` over `n`, through the engine.
 fn bench_established(n: usize, flow: impl Fn(usize) -> Flow, from_container: bool) -> Timing {
+    let prefetch = prefetching();
     let mut nat = engine(n);
     warm(&mut nat, n, &flow, from_container);
     let created = nat.stats();
+    if let Some(kib) = huge_kib() {
+        println!("  ({} MiB of the process on huge pages)", kib >> 10);
+    }
     let now = Timestamp::from_secs(11);
     let mut slots = Slots::new();
     let mut k = 0usize;
     let mut bad = 0usize;
     let timing = time_case(|| {
         slots.prepare(&mut k, &|k| flow(scattered(k, n)));
+        if prefetch {
+            nat.prefetch(&slots.metas);
+        }
         for (frame, meta) in slots.frames.iter_mut().zip(&mut slots.metas) {
             if !route(&mut nat, frame, meta, from_container, now) {
                 bad += 1;
@@ -308,6 +334,7 @@ fn bench_established(n: usize, flow: impl Fn(usize) -> Flow, from_container: boo
 
 /// A new masqueraded flow per packet into a full table.
 fn bench_masq_new() -> Timing {
+    let prefetch = prefetching();
     let mut nat = engine(0);
     let max = nat.table().config().max_entries;
     warm(&mut nat, max, &masq_flow, true);
@@ -318,6 +345,9 @@ fn bench_masq_new() -> Timing {
     let mut bad = 0usize;
     let timing = time_case(|| {
         slots.prepare(&mut next, &masq_flow);
+        if prefetch {
+            nat.prefetch(&slots.metas);
+        }
         for (frame, meta) in slots.frames.iter_mut().zip(&mut slots.metas) {
             if !route(&mut nat, frame, meta, true, now) {
                 bad += 1;
@@ -334,6 +364,13 @@ fn main() {
     if cfg!(debug_assertions) {
         println!("(debug build: numbers are not meaningful; use --release)");
     }
+    let huge = std::env::var("NAT_BENCH_HUGEPAGES").map_or(true, |v| v != "0");
+    ALLOC.set_huge_pages(huge);
+    println!(
+        "huge pages: {}, prefetch: {}",
+        if huge { "asked" } else { "off" },
+        if prefetching() { "on" } else { "off" }
+    );
     let counts: Vec<usize> = std::env::var("NAT_BENCH_FLOWS")
         .ok()
         .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())

@@ -444,6 +444,11 @@ impl Router {
     pub fn route<F: FrameStore + ?Sized>(&mut self, l2: &L2Switch, batch: &mut Batch<'_, F>) {
         let now = batch.now();
         let received = batch.len();
+        if let Some(nat) = self.nat.as_deref().filter(|n| n.active()) {
+            // The batch's conntrack lookups' misses, started together.
+            let metas = batch.metas()[..received].iter();
+            nat.prefetch(metas.filter(|m| m.verdict == Verdict::ToGateway));
+        }
         for i in 0..received {
             let meta = batch.metas()[i];
             if meta.verdict != Verdict::ToGateway {

@@ -11,6 +11,12 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Large allocations (each worker's conntrack table, hundreds of MiB at the
+/// bound) on transparent huge pages: a TLB entry per 2 MiB of the table
+/// instead of per 4 KiB (see `switchyard_mem`).
+#[global_allocator]
+static ALLOC: switchyard_mem::HugePageAlloc = switchyard_mem::HugePageAlloc::new();
+
 /// Command line of the switchyard binary.
 #[derive(Parser)]
 #[command(

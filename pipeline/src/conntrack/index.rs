@@ -85,6 +85,20 @@ impl Index {
         }
     }
 
+    /// Hints the CPU to fetch the slot `hash`'s probe starts at (a batch's
+    /// lookups prefetch their slots before any of them reads one).
+    #[inline]
+    pub(crate) fn prefetch(&self, hash: u32) {
+        switchyard_mem::prefetch(&self.slots[hash as usize & self.mask]);
+    }
+
+    /// The first value under `hash` (its tuple not compared): the entry a
+    /// lookup of a tuple with this hash most likely ends at, to prefetch.
+    #[inline]
+    pub(crate) fn candidate(&self, hash: u32) -> Option<u32> {
+        self.find(hash, |_| true)
+    }
+
     /// Adds `value` under `hash` (the caller checked the tuple is absent).
     /// False, and nothing added, when the index holds `max_keys` already.
     pub(crate) fn insert(&mut self, hash: u32, value: u32) -> bool {

@@ -82,7 +82,7 @@ pub use key::{Direction, EntryId, Tuple};
 pub use packet::{quoted_tuple, Packet, QuoteError};
 pub use table::{
     ConntrackConfig, ConntrackEntry, ConntrackError, ConntrackStats, ConntrackTable,
-    DirectionCounters, FlowCounters, FlowState, REFRESH_GRANULARITY,
+    DirectionCounters, FlowCounters, FlowState, PREFETCH_AHEAD, REFRESH_GRANULARITY,
 };
 pub use tcp::{TcpFlags, TcpParseError, TcpSegment, MAX_WSCALE};
 pub use tcp_conn::TcpState;

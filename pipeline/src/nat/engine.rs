@@ -303,6 +303,17 @@ impl Nat {
         self.purges.iter().any(|p| p.covers(&e, seen))
     }
 
+    /// Prefetch hints for the conntrack lookups of a batch's packets (TCP and
+    /// UDP; see [`ConntrackTable::prefetch`]): the router calls it with the
+    /// batch's routed packets before handing them over one by one, so their
+    /// table misses overlap. Changes nothing.
+    pub fn prefetch<'a>(&self, metas: impl IntoIterator<Item = &'a PacketMeta>) {
+        if !self.table.is_empty() {
+            self.table
+                .prefetch(metas.into_iter().filter_map(Tuple::from_meta));
+        }
+    }
+
     /// Before routing (see the module docs). `from_container`: the packet
     /// came from a network that is not open (hairpin applies to it).
     pub fn before_routing(
