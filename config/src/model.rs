@@ -342,8 +342,10 @@ pub struct UplinkConfig {
     /// node's own address; never aged, never asked for.
     pub neighbours: Vec<StaticNeighbour>,
     /// Source ports masquerade translates to (`nat_ports = "1024-65535"`,
-    /// the default, as Linux's MASQUERADE uses). A flow keeps its own port
-    /// when it is free.
+    /// the default, as Linux's MASQUERADE uses). Split evenly among the
+    /// workers (each translates its flows from its own share); a flow keeps
+    /// its own port when it is free and in its worker's share (with one
+    /// worker: whenever it is free).
     pub nat_ports: crate::PortRange,
 }
 

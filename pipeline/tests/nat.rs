@@ -505,3 +505,40 @@ fn an_unbound_container_takes_its_flows_with_it() {
         "C2's flow, the new connection and the new C1's flow stay: {left:?}"
     );
 }
+
+/// Many containers gone at once share one walk of the table: every one's
+/// flows are removed after a single turn of it, and the others' stay.
+#[test]
+fn many_forgotten_addresses_share_one_walk() {
+    let mut chain = chain();
+    let gone: Vec<[u8; 4]> = (10..40).map(|h| [10, 1, 0, h]).collect();
+    for (k, c) in gone.iter().enumerate() {
+        let _ = run(
+            &mut chain,
+            udp(mac(9), GW1.mac.0, *c, 5000 + k as u16, FAR, 53),
+            1,
+        );
+    }
+    let _ = run(&mut chain, udp(mac(6), GW1.mac.0, C2, 4001, FAR, 53), 1);
+    let nat = chain.router.nat_mut().unwrap();
+    assert_eq!(nat.stats().conntrack.entries, gone.len() + 1);
+    for c in &gone {
+        nat.forget_address(Ipv4Addr::from(*c));
+    }
+    let later = Timestamp::from_secs(2);
+    // 1,024 slots, 256 per routed batch: four batches walk them all.
+    for _ in 0..4 {
+        let _ = run_at(
+            &mut chain,
+            udp(mac(6), GW1.mac.0, C2, 4001, FAR, 53),
+            1,
+            later,
+        );
+    }
+    let nat = chain.router.nat().unwrap();
+    assert!(!nat.forgetting(), "one turn of the walk retired them all");
+    let left: Vec<_> = nat.table().entries(later).collect();
+    assert_eq!(left.len(), 1, "only C2's flow stays: {left:?}");
+    assert_eq!(left[0].original.src, Ipv4Addr::from(C2));
+    assert_eq!(nat.stats().forgets_cut_short, 0);
+}

@@ -285,15 +285,30 @@ impl<P: Port> Worker<P> {
 
     /// The NAT engine's counters and up to `limit` of its connections, if
     /// this worker runs NAT (control requests only).
+    /// With `subnet`, only connections with an address in it are copied
+    /// (filtered here, so the copy never exceeds `limit`).
     pub fn conntrack_dump(
         &self,
         limit: usize,
+        subnet: Option<switchyard_config::Ipv4Cidr>,
         now: Timestamp,
     ) -> Option<crate::stats::ConntrackDump> {
         let nat = self.chain.router.nat()?;
+        let wanted = |e: &switchyard_pipeline::conntrack::ConntrackEntry| {
+            subnet.is_none_or(|net| {
+                [e.original.src, e.original.dst, e.reply.src, e.reply.dst]
+                    .into_iter()
+                    .any(|ip| net.contains(ip))
+            })
+        };
         Some(crate::stats::ConntrackDump {
             stats: nat.stats(),
-            entries: nat.table().entries(now).take(limit).collect(),
+            entries: nat
+                .table()
+                .entries(now)
+                .filter(wanted)
+                .take(limit)
+                .collect(),
         })
     }
 

@@ -593,33 +593,36 @@ impl ConntrackTable {
         Ok(())
     }
 
-    /// Removes the entries with `address` in either of their tuples that
-    /// saw no packet after `seen_by` among the slots from `from` on, looking
-    /// at `budget` slots at most (into `removed`, with
-    /// [`RemoveReason::Removed`]); returns the slot to go on from, or `None`
-    /// once the whole table has been walked. For a container that is gone:
-    /// its flows and translations go with it, a few slots per loop turn,
-    /// never a scan in one go, while flows of a new container on the same
-    /// address (made after `seen_by`) stay.
-    pub fn remove_address_step(
+    /// Removes the entries for which `doomed(original, reply, last_seen)`
+    /// holds among `budget` slots from `from` on (wrapping round the end),
+    /// into `removed` with [`RemoveReason::Removed`]; returns the slot to go
+    /// on from and how many slots it looked at. A walk a few slots per loop
+    /// turn, never a scan in one go: the NAT engine removes a gone
+    /// container's flows with it (its address, flows that saw no packet
+    /// since it went), while a new container's on the same address stay.
+    pub fn remove_where_step(
         &mut self,
-        address: Ipv4Addr,
-        seen_by: Timestamp,
         from: usize,
         budget: usize,
         removed: &mut Vec<Removed>,
-    ) -> Option<usize> {
-        let end = from.saturating_add(budget).min(self.entries.len());
-        for i in from..end {
+        mut doomed: impl FnMut(&Tuple, &Tuple, Timestamp) -> bool,
+    ) -> (usize, usize) {
+        let slots = self.entries.len();
+        let looked = budget.min(slots);
+        let mut i = from % slots.max(1);
+        for _ in 0..looked {
             let e = &self.entries[i];
-            if e.used
-                && e.last_seen <= seen_by.0
-                && (e.original.involves(address) || e.reply.involves(address))
-            {
+            if e.used && doomed(&e.original, &e.reply, Timestamp(e.last_seen)) {
                 self.remove_at(i as u32, RemoveReason::Removed, removed);
             }
+            i = (i + 1) % slots;
         }
-        (end < self.entries.len()).then_some(end)
+        (i, looked)
+    }
+
+    /// Slots in the table (its bound): a walk of them all visits every entry.
+    pub fn slots(&self) -> usize {
+        self.entries.len()
     }
 
     /// The latest time any call passed in (the table's clock, which never

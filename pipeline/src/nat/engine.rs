@@ -48,11 +48,12 @@ use std::sync::Arc;
 const PORT_TRIES: u32 = 64;
 /// Expired entries removed per batch at most.
 const EXPIRE_BUDGET: usize = 32;
-/// Table slots looked at per batch for a forgotten address.
+/// Table slots looked at per batch while addresses are being forgotten.
 const PURGE_BUDGET: usize = 256;
-/// Forgotten addresses whose flows are being removed at once (more wait:
-/// the oldest is restarted to cover the newest, see `forget_address`).
-const PURGES: usize = 16;
+/// Forgotten addresses whose flows are being removed at once: one walk of
+/// the table checks every slot against all of them (see `forget_address`
+/// for what happens beyond).
+const PURGES: usize = 64;
 
 /// Where masqueraded flows appear to come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +92,9 @@ pub struct NatStats {
     pub related: u64,
     /// New flows dropped: no free source port.
     pub ports_exhausted: u64,
+    /// Forgotten addresses whose walk was cut short (more than
+    /// `PURGES` at once).
+    pub forgets_cut_short: u64,
     /// The conntrack table's own counters.
     pub conntrack: ConntrackStats,
 }
@@ -104,6 +108,7 @@ impl NatStats {
         self.translated += other.translated;
         self.related += other.related;
         self.ports_exhausted += other.ports_exhausted;
+        self.forgets_cut_short += other.forgets_cut_short;
         self.conntrack.add(&other.conntrack);
     }
 }
@@ -114,8 +119,8 @@ struct Purge {
     address: Ipv4Addr,
     /// Flows that saw no packet after this are its old container's.
     seen_by: Timestamp,
-    /// The next table slot to look at.
-    next: usize,
+    /// Table slots the shared walk has yet to look at for it.
+    remaining: usize,
 }
 
 impl Purge {
@@ -142,6 +147,8 @@ pub struct Nat {
     /// Addresses whose flows are being removed (see
     /// [`Nat::forget_address`]).
     purges: Vec<Purge>,
+    /// The next slot of the walk all purges share.
+    purge_cursor: usize,
     removed: Vec<Removed>,
     stats: NatStats,
 }
@@ -158,6 +165,7 @@ impl Nat {
             owners: FlowOwners::single(),
             worker: 0,
             purges: Vec::with_capacity(PURGES),
+            purge_cursor: 0,
             removed: Vec::with_capacity(4 * crate::frame::MAX_BATCH),
             stats: NatStats::default(),
         }
@@ -235,21 +243,27 @@ impl Nat {
     pub fn expire(&mut self, now: Timestamp) {
         self.table.expire(now, EXPIRE_BUDGET, &mut self.removed);
         self.removed.clear();
-        if let Some(&p) = self.purges.first() {
-            match self.table.remove_address_step(
-                p.address,
-                p.seen_by,
-                p.next,
-                PURGE_BUDGET,
-                &mut self.removed,
-            ) {
-                Some(next) => self.purges[0].next = next,
-                None => {
-                    self.purges.remove(0);
-                }
-            }
-            self.removed.clear();
+        if self.purges.is_empty() {
+            return;
         }
+        let purges = &self.purges;
+        let (next, looked) = self.table.remove_where_step(
+            self.purge_cursor,
+            PURGE_BUDGET,
+            &mut self.removed,
+            |original, reply, last_seen| {
+                purges.iter().any(|p| {
+                    last_seen <= p.seen_by
+                        && (original.involves(p.address) || reply.involves(p.address))
+                })
+            },
+        );
+        self.removed.clear();
+        self.purge_cursor = next;
+        for p in &mut self.purges {
+            p.remaining = p.remaining.saturating_sub(looked);
+        }
+        self.purges.retain(|p| p.remaining > 0);
     }
 
     /// Forgets every flow to or from `address` (its container is gone, so
@@ -259,23 +273,30 @@ impl Nat {
     /// until it is done a packet of such a flow is treated as new. Flows
     /// made from now on (a new container on the address) are kept. Control
     /// path.
+    ///
+    /// All forgotten addresses share one walk, each retired after a whole
+    /// turn of it from where it joined. The list is bounded ([`PURGES`],
+    /// never grown on the worker): beyond it, the address whose walk is
+    /// furthest along is retired early (counted in `forgets_cut_short`), and
+    /// its remaining flows only expire on their own.
     pub fn forget_address(&mut self, address: Ipv4Addr) {
         let seen_by = self.table.clock();
+        let remaining = self.table.slots();
         if let Some(p) = self.purges.iter_mut().find(|p| p.address == address) {
             p.seen_by = seen_by;
-            p.next = 0;
+            p.remaining = remaining;
             return;
         }
         if self.purges.len() == PURGES {
-            // Never grown on the worker: the oldest walk starts over for the
-            // newest address. Rare (sixteen detaches within one walk) and
-            // the oldest's remaining flows expire on their own.
-            self.purges.remove(0);
+            if let Some(k) = (0..self.purges.len()).min_by_key(|&k| self.purges[k].remaining) {
+                self.purges.swap_remove(k);
+                self.stats.forgets_cut_short += 1;
+            }
         }
         self.purges.push(Purge {
             address,
             seen_by,
-            next: 0,
+            remaining,
         });
     }
 
@@ -331,6 +352,10 @@ impl Nat {
         let bytes = meta.ip_len();
         if let Packet::IcmpError { .. } = packet {
             return match self.table.track(&packet, bytes, now, &mut self.removed) {
+                // About a gone container's flow: not translated to it.
+                Track::Related { id, .. } if self.forgetting() && self.forget_now(id, now) => {
+                    Before::Untouched
+                }
                 Track::Related { id, dir } => self.translate_error(frame, meta, id, dir, now),
                 _ => Before::Untouched,
             };

@@ -117,7 +117,7 @@ impl FlowOwners {
     /// as exhausted.
     pub fn share(&self, m: Masquerade, worker: u16) -> Masquerade {
         let span = span(m);
-        let w = u64::from(worker.min(self.workers));
+        let w = u64::from(worker.min(self.workers - 1));
         let n = u64::from(self.workers);
         let start = |w: u64| u32::from(m.first_port) + (span * w / n) as u32;
         let first = start(w);

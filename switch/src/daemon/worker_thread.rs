@@ -99,6 +99,8 @@ pub enum WorkerCommand {
     Conntrack {
         /// Most entries copied.
         limit: usize,
+        /// Only entries with an address in this subnet (`--network`).
+        subnet: Option<switchyard_config::Ipv4Cidr>,
         /// Answered with the copy.
         done: Sender<Option<crate::stats::ConntrackDump>>,
     },
@@ -368,8 +370,12 @@ fn run(
                 let reclaimed = worker.remove_port(port);
                 let _ = done.send(reclaimed);
             }
-            Ok(WorkerCommand::Conntrack { limit, done }) => {
-                let _ = done.send(worker.conntrack_dump(limit, now()));
+            Ok(WorkerCommand::Conntrack {
+                limit,
+                subnet,
+                done,
+            }) => {
+                let _ = done.send(worker.conntrack_dump(limit, subnet, now()));
             }
             Ok(WorkerCommand::Neighbours(done)) => {
                 let _ = done.send(worker.neighbours());

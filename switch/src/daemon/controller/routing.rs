@@ -80,14 +80,11 @@ impl Controller {
         let mut pending = Vec::with_capacity(self.workers.len());
         for worker in &self.workers {
             let (tx, rx) = channel::bounded(1);
-            // Filtered here: when filtering, each worker is asked for up to
-            // 100,000 (a copy that size is the most a worker makes between
-            // two bursts).
-            let ask = if subnet.is_some() { 100_000 } else { limit };
             let sent = worker
                 .commands
                 .send(WorkerCommand::Conntrack {
-                    limit: ask,
+                    limit,
+                    subnet,
                     done: tx,
                 })
                 .is_ok();
@@ -111,14 +108,7 @@ impl Controller {
             any = true;
             total.add(&dump.stats);
             per_worker.push(json!({ "worker": index, "stats": dump.stats }));
-            let wanted = dump.entries.into_iter().filter(|e| {
-                subnet.is_none_or(|net| {
-                    [e.original.src, e.original.dst, e.reply.src, e.reply.dst]
-                        .into_iter()
-                        .any(|ip| net.contains(ip))
-                })
-            });
-            for entry in wanted.take(limit) {
+            for entry in dump.entries {
                 let mut row = serde_json::to_value(entry).unwrap_or(Value::Null);
                 if let Some(map) = row.as_object_mut() {
                     map.insert("worker".into(), json!(index));
