@@ -79,9 +79,16 @@ pub const HUGE_THRESHOLD: usize = 4 << 20;
 /// growing one copies it (large buffers here are allocated once at their
 /// bound). Install it in a binary:
 ///
-/// ```ignore
+/// ```
 /// #[global_allocator]
 /// static ALLOC: switchyard_mem::HugePageAlloc = switchyard_mem::HugePageAlloc::new();
+///
+/// fn main() {
+///     // A table-sized allocation: its own huge-page-aligned mapping.
+///     let table = vec![0u64; 1 << 20];
+///     assert_eq!(table.as_ptr() as usize % (2 << 20), 0);
+///     assert!(table.iter().all(|&x| x == 0));
+/// }
 /// ```
 #[derive(Debug)]
 pub struct HugePageAlloc {
