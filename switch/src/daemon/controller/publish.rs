@@ -457,9 +457,14 @@ impl Controller {
                     .map(|_| wait)
             })
             .collect();
-        waits
+        // Every reply is waited for (to the one deadline) before deciding, so
+        // a worker answering after a slow one still gets its reply taken
+        // (what it hands back, e.g. a replaced engine, is freed here, not on
+        // the worker).
+        let replies: Vec<Option<T>> = waits
             .into_iter()
-            .map(|wait| wait?.recv_deadline(deadline).ok())
-            .collect()
+            .map(|wait| wait.and_then(|w| w.recv_deadline(deadline).ok()))
+            .collect();
+        replies.into_iter().collect()
     }
 }
