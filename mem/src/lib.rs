@@ -184,6 +184,7 @@ impl Default for HugePageAlloc {
 // through `realloc`'s allocate-copy-free.
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for HugePageAlloc {
+    // SAFETY: the trait's own signature; callers keep GlobalAlloc's contract.
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if Self::is_large(&layout) {
             self.map(layout.size())
@@ -193,6 +194,7 @@ unsafe impl GlobalAlloc for HugePageAlloc {
         }
     }
 
+    // SAFETY: the trait's own signature; callers keep GlobalAlloc's contract.
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if Self::is_large(&layout) {
             // Fresh anonymous mappings are zeroed.
@@ -203,6 +205,7 @@ unsafe impl GlobalAlloc for HugePageAlloc {
         }
     }
 
+    // SAFETY: the trait's own signature; callers keep GlobalAlloc's contract.
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if Self::is_large(&layout) {
             // SAFETY: `ptr` came from `map` for this layout (the caller's
@@ -216,6 +219,7 @@ unsafe impl GlobalAlloc for HugePageAlloc {
         }
     }
 
+    // SAFETY: the trait's own signature; callers keep GlobalAlloc's contract.
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: the caller guarantees `new_size` with `layout.align()` is a
         // valid layout.
